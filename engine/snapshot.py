@@ -1,0 +1,45 @@
+"""The engine's whole state as one msgpack document, written at a known in_seq.
+
+Orders are stored in ascending order id. That is also their time priority within each level (ids grow with
+acceptance time and an order that loses priority gets a new id), so appending them in that order rebuilds every
+FIFO, every index and therefore every future event exactly.
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+from wire.enums import OrderType, Side, TimeInForce
+
+FORMAT_VERSION = 1
+
+
+class OrderState(msgspec.Struct, array_like=True, frozen=True, gc=False):
+    order_id: int
+    account: int
+    side: Side
+    price: int
+    leaves: int
+    client_oid: str
+    type: OrderType
+    tif: TimeInForce
+
+
+class SymbolState(msgspec.Struct, array_like=True, frozen=True):
+    symbol: str
+    update_id: int
+    trade_id: int
+    last_price: int
+    orders: list[OrderState]
+
+
+class EngineState(msgspec.Struct, array_like=True, frozen=True):
+    version: int
+    in_seq: int
+    out_seq: int
+    next_order_id: int
+    symbols: list[SymbolState]
+
+
+encode_state = msgspec.msgpack.Encoder().encode
+decode_state = msgspec.msgpack.Decoder(EngineState).decode

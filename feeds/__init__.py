@@ -1,0 +1,1 @@
+"""Market-data feeds built from the engine's events. Built by a later issue."""

@@ -1,0 +1,44 @@
+"""Process settings from ``MERCURY_*`` environment variables, read once at process start into a frozen dataclass.
+
+The engine core never reads the environment: its service reads Settings and passes values in.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from wire.errors import ConfigError
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    venue_file: str = ""  # empty: config/venue.toml in the repository
+    sequencer_endpoint: str = "tcp://127.0.0.1:7001"  # ROUTER: gateways submit commands here
+    journal_pub_endpoint: str = "tcp://127.0.0.1:7002"  # PUB: journaled batches to the engine
+    events_pub_endpoint: str = "tcp://127.0.0.1:7003"  # PUB: events and heartbeats from the engine
+    engine_core: int = -1  # CPU the matching thread is pinned to; -1: the last one
+    snapshot_every: int = 200_000  # the engine snapshots after this many commands (and on clean shutdown)
+    busy_lag: int = 100_000  # the sequencer refuses new orders when the engine is this many commands behind
+    max_batch: int = 4096  # most commands the sequencer journals in one stream entry
+    dedupe_window: int = 1_000_000  # request ids the sequencer remembers to refuse duplicates
+    metrics_port: int = 0  # Prometheus exporter port of the process (0: none)
+
+
+_CASTS = {"str": str, "int": int}
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    env = os.environ if environ is None else environ
+    values: dict[str, object] = {}
+    for name, field in Settings.__dataclass_fields__.items():
+        key = "MERCURY_" + name.upper()
+        if key in env:
+            cast = _CASTS[str(field.type)]
+            try:
+                values[name] = cast(env[key])
+            except ValueError:
+                raise ConfigError(f"{key}={env[key]!r} is not a valid {field.type}") from None
+    return Settings(**values)  # type: ignore[arg-type]

@@ -1,0 +1,41 @@
+"""Enumerations with explicit, stable wire numbers. A retired number is never reused."""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class Side(IntEnum):
+    BUY = 1
+    SELL = 2
+
+
+class OrderType(IntEnum):
+    LIMIT = 1
+    MARKET = 2
+    LIMIT_MAKER = 3  # post-only: rejected if it would take liquidity
+
+
+class TimeInForce(IntEnum):
+    GTC = 1
+    IOC = 2
+    FOK = 3
+
+
+class CancelReason(IntEnum):
+    """Why an order left the book (or never rested) without filling completely."""
+
+    USER = 1  # CancelOrder / CancelAll from the owner
+    IOC_REMAINDER = 2  # the unfilled rest of an IOC or market order
+    FOK_NOT_FILLABLE = 3  # a FOK order that could not fill completely at once
+    SELF_TRADE = 4  # self-trade prevention removed it
+
+
+class AckStatus(IntEnum):
+    """The sequencer's answer to a submitted command."""
+
+    JOURNALED = 1  # durable in the journal with the returned in_seq (see docs/operations.md)
+    DUPLICATE = 2  # this request id was journaled before; in_seq is the original one
+    MALFORMED = 3  # could not be decoded; nothing was journaled
+    BUSY = 4  # the engine is too far behind; new orders are refused, retry later
+    UNAVAILABLE = 5  # the journal could not be written; nothing was journaled, retry later

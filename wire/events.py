@@ -1,0 +1,125 @@
+"""Events: what the engine did. ``Order`` + past participle, frozen, encoded as msgpack arrays.
+
+Every event starts with ``out_seq`` (the engine's gap-free event number), ``in_seq`` (the journaled command that
+caused it) and ``ts`` (that command's sequencer stamp, ns since the epoch). The engine emits, per command, the
+order events first, then the trades in execution order, then one ``BookDelta`` per price level the command
+changed (its final total), each with that symbol's own gap-free ``update_id``.
+"""
+
+from __future__ import annotations
+
+from wire.enums import CancelReason, OrderType, Side, TimeInForce
+from wire.message import Message
+from wire.reasons import RejectReason
+
+
+class OrderAccepted(Message, tag=101, frozen=True):
+    out_seq: int
+    in_seq: int
+    ts: int
+    symbol: str
+    order_id: int
+    account: int
+    client_oid: str
+    side: Side
+    type: OrderType
+    tif: TimeInForce
+    price: int
+    qty: int
+
+
+class OrderRejected(Message, tag=102, frozen=True):
+    """A PlaceOrder (or the new half of a ReplaceOrder) refused; nothing changed."""
+
+    out_seq: int
+    in_seq: int
+    ts: int
+    symbol: str
+    account: int
+    client_oid: str
+    reason: RejectReason
+    detail: str
+
+
+class TradeExecuted(Message, tag=103, frozen=True):
+    """One fill between a resting (maker) order and an incoming (taker) order, at the maker's price.
+
+    ``maker_leaves`` / ``taker_leaves`` are each order's open quantity after this fill (0: fully filled).
+    """
+
+    out_seq: int
+    in_seq: int
+    ts: int
+    symbol: str
+    trade_id: int
+    price: int
+    qty: int
+    taker_side: Side
+    maker_order_id: int
+    maker_account: int
+    maker_leaves: int
+    taker_order_id: int
+    taker_account: int
+    taker_leaves: int
+
+
+class OrderCanceled(Message, tag=104, frozen=True):
+    """An order's open quantity ``leaves`` was removed (it is no longer open)."""
+
+    out_seq: int
+    in_seq: int
+    ts: int
+    symbol: str
+    order_id: int
+    account: int
+    client_oid: str
+    leaves: int
+    reason: CancelReason
+
+
+class OrderReplaced(Message, tag=105, frozen=True):
+    """A cancel-replace took effect: ``order_id`` now lives on as ``new_order_id`` (the same id when it kept its
+    queue priority) with ``price`` and open quantity ``qty``. Trades of the new order, if it crossed, follow."""
+
+    out_seq: int
+    in_seq: int
+    ts: int
+    symbol: str
+    order_id: int
+    new_order_id: int
+    account: int
+    client_oid: str
+    price: int
+    qty: int
+    kept_priority: bool
+
+
+class CancelRejected(Message, tag=106, frozen=True):
+    """A CancelOrder, CancelAll or ReplaceOrder refused (unknown order, ...); nothing changed."""
+
+    out_seq: int
+    in_seq: int
+    ts: int
+    symbol: str
+    account: int
+    order_id: int
+    client_oid: str
+    reason: RejectReason
+    detail: str
+
+
+class BookDelta(Message, tag=107, frozen=True):
+    """The new total open quantity at one price level of one side (0: the level is gone)."""
+
+    out_seq: int
+    in_seq: int
+    ts: int
+    symbol: str
+    update_id: int
+    side: Side
+    price: int
+    qty: int
+
+
+Event = OrderAccepted | OrderRejected | TradeExecuted | OrderCanceled | OrderReplaced | CancelRejected | BookDelta
+MARKET_EVENTS = (TradeExecuted, BookDelta)

@@ -1,0 +1,16 @@
+"""Redis key names. Each carries the engine shard as a hash tag (``{e0}``) so that a Redis Cluster keeps one
+engine's journal, events and snapshot on one node (multi-key operations stay legal)."""
+
+from __future__ import annotations
+
+
+def journal(shard: str) -> str:
+    return f"mercury:{{{shard}}}:journal"
+
+
+def events(shard: str) -> str:
+    return f"mercury:{{{shard}}}:events"
+
+
+def snapshot(shard: str) -> str:
+    return f"mercury:{{{shard}}}:snapshot"

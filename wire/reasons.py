@@ -1,0 +1,41 @@
+"""Every reason the engine or the sequencer refuses a command: one enum, grouped by the stage that refuses.
+
+| range | stage |
+| --- | --- |
+| 1xxx | shape and validation (symbol, grid, limits) |
+| 2xxx | risk (balances; the accounts issue fills this range) |
+| 3xxx | matching (unknown order, post-only, FOK, ...) |
+| 9xxx | system |
+
+Gateways translate these codes in one table per protocol; the numbers are stable and never reused.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class RejectReason(IntEnum):
+    # 1xxx: validation
+    UNKNOWN_SYMBOL = 1001
+    PRICE_NOT_POSITIVE = 1002
+    PRICE_OFF_TICK = 1003  # kept for gateways that see decimals: the engine's prices are ticks already
+    QTY_NOT_POSITIVE = 1004
+    QTY_BELOW_MIN = 1005
+    QTY_ABOVE_MAX = 1006
+    NOTIONAL_BELOW_MIN = 1007
+    PRICE_OUT_OF_BAND = 1008
+    INVALID_ORDER_TYPE = 1009  # e.g. a market order with GTC, a post-only with IOC
+    DUPLICATE_CLIENT_ORDER_ID = 1010
+    PRICE_TOO_HIGH = 1011  # above the venue's absolute price bound
+    INVALID_FIELD = 1012  # a field with a value outside its domain (empty client order id, ...)
+    # 2xxx: risk (accounts)
+    INSUFFICIENT_BALANCE = 2001
+    # 3xxx: matching
+    UNKNOWN_ORDER = 3001
+    POST_ONLY_WOULD_TAKE = 3002
+    FOK_NOT_FILLABLE = 3003
+    REPLACE_NO_CHANGE = 3004
+    # 9xxx: system
+    MALFORMED = 9001  # not a command: undecodable bytes or wrong field types
+    UNKNOWN_COMMAND = 9002

@@ -1,0 +1,143 @@
+"""Symbol and venue configuration: decimal specs from a TOML file turned into the engine's integer units.
+
+Inside the engine a price is an integer number of ticks and a quantity an integer number of lots. Notional
+(price x quantity) is therefore counted in units of ``tick_size * lot_size`` quote; the minimum notional is
+converted once, rounded up, so that an order is refused exactly when its decimal notional is below the minimum.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+
+from wire.errors import ConfigError
+
+DEFAULT_VENUE = Path(__file__).resolve().parent.parent / "config" / "venue.toml"
+
+
+@dataclass(frozen=True, slots=True)
+class SymbolSpec:
+    symbol: str
+    base: str
+    quote: str
+    tick_size: Decimal
+    lot_size: Decimal
+    min_qty: int  # lots
+    max_qty: int  # lots
+    min_notional: int  # units of tick_size * lot_size quote, rounded up
+    max_price: int  # ticks: the highest price the venue accepts at all
+    band_bps: int  # orders must be within this many basis points of the last trade price (0: no band)
+
+    def price_to_ticks(self, text: str) -> int:
+        """Exact conversion of a decimal string; raises ValueError if it is not on the tick grid."""
+        return _to_units(text, self.tick_size, "price", "tick size")
+
+    def qty_to_lots(self, text: str) -> int:
+        return _to_units(text, self.lot_size, "quantity", "lot size")
+
+    def ticks_to_price(self, ticks: int) -> Decimal:
+        return (self.tick_size * ticks).normalize()
+
+    def lots_to_qty(self, lots: int) -> Decimal:
+        return (self.lot_size * lots).normalize()
+
+
+def _to_units(text: str, step: Decimal, what: str, step_name: str) -> int:
+    try:
+        value = Decimal(text)
+    except InvalidOperation:
+        raise ValueError(f"{what} {text!r} is not a decimal number") from None
+    if not value.is_finite():
+        raise ValueError(f"{what} {text!r} is not a finite number")
+    units, rest = divmod(value, step)
+    if rest != 0:
+        raise ValueError(f"{what} {text} is not a multiple of the {step_name} {step}")
+    return int(units)
+
+
+@dataclass(frozen=True, slots=True)
+class Venue:
+    shard: str
+    symbols: tuple[SymbolSpec, ...]
+
+    def spec(self, symbol: str) -> SymbolSpec:
+        for s in self.symbols:
+            if s.symbol == symbol:
+                return s
+        raise KeyError(symbol)
+
+
+def _decimal(table: dict[str, object], key: str, where: str) -> Decimal:
+    raw = table.get(key)
+    if not isinstance(raw, str | int):
+        raise ConfigError(f"{where}: {key} must be a decimal string")
+    try:
+        value = Decimal(str(raw))
+    except InvalidOperation:
+        raise ConfigError(f"{where}: {key}={raw!r} is not a decimal") from None
+    if not value.is_finite() or value < 0:
+        raise ConfigError(f"{where}: {key}={raw!r} must be a finite number >= 0")
+    return value
+
+
+def symbol_from_table(t: dict[str, object]) -> SymbolSpec:
+    name = t.get("symbol")
+    if not isinstance(name, str) or not name.isalnum() or not name.isupper():
+        raise ConfigError(f"symbol name {name!r} must be upper-case letters and digits")
+    where = f"symbol {name}"
+    tick, lot = _decimal(t, "tick_size", where), _decimal(t, "lot_size", where)
+    if tick <= 0 or lot <= 0:
+        raise ConfigError(f"{where}: tick_size and lot_size must be > 0")
+
+    def in_units(key: str, step: Decimal) -> int:
+        value = _decimal(t, key, where)
+        units, rest = divmod(value, step)
+        if rest:
+            raise ConfigError(f"{where}: {key} {value} is not a multiple of {step}")
+        return int(units)
+
+    min_notional = _decimal(t, "min_notional", where)
+    notional_units = -(-min_notional // (tick * lot))  # ceil: the venue never lets a smaller order through
+    band = t.get("price_band_bps", 0)
+    base, quote = t.get("base"), t.get("quote")
+    if not isinstance(band, int) or band < 0 or band >= 10_000:
+        raise ConfigError(f"{where}: price_band_bps must be an integer in [0, 10000)")
+    if not isinstance(base, str) or not isinstance(quote, str) or not base or not quote:
+        raise ConfigError(f"{where}: base and quote assets must be named")
+    spec = SymbolSpec(
+        symbol=name,
+        base=base,
+        quote=quote,
+        tick_size=tick,
+        lot_size=lot,
+        min_qty=in_units("min_qty", lot),
+        max_qty=in_units("max_qty", lot),
+        min_notional=int(notional_units),
+        max_price=in_units("max_price", tick),
+        band_bps=band,
+    )
+    if not 0 < spec.min_qty <= spec.max_qty:
+        raise ConfigError(f"{where}: need 0 < min_qty <= max_qty")
+    if spec.max_price <= 0:
+        raise ConfigError(f"{where}: max_price must be > 0")
+    return spec
+
+
+def load_venue(path: Path | str = DEFAULT_VENUE) -> Venue:
+    try:
+        with open(path, "rb") as f:
+            data = tomllib.load(f)
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"cannot read venue file {path}: {exc}") from None
+    shard = data.get("venue", {}).get("shard", "e0")
+    tables = data.get("symbols", [])
+    if not isinstance(shard, str) or not shard.isidentifier():
+        raise ConfigError("venue.shard must be a short identifier")
+    if not tables:
+        raise ConfigError(f"{path}: no [[symbols]]")
+    symbols = tuple(symbol_from_table(t) for t in tables)
+    if len({s.symbol for s in symbols}) != len(symbols):
+        raise ConfigError(f"{path}: a symbol is listed twice")
+    return Venue(shard=shard, symbols=symbols)
