@@ -58,7 +58,7 @@ class Heartbeat(msgspec.Struct, array_like=True, frozen=True, gc=False):
 _encoder = msgspec.msgpack.Encoder()
 encode = _encoder.encode
 
-_command_decoder: msgspec.msgpack.Decoder[Command] = msgspec.msgpack.Decoder(Command)  # type: ignore[arg-type]
+_command_decoder: msgspec.msgpack.Decoder[Command] = msgspec.msgpack.Decoder(Command)
 _batch_decoder = msgspec.msgpack.Decoder(JournalBatch)
 _events_decoder = msgspec.msgpack.Decoder(list[Event])
 _ack_decoder = msgspec.msgpack.Decoder(Ack)
