@@ -1,0 +1,215 @@
+"""Submitting commands to the sequencer and reading its acknowledgements.
+
+Request ids
+    Every command carries ``src`` (this client's id: a name, the pid and a random suffix, unless given) and
+    ``req`` (a counter). The sequencer never journals a request id twice, so re-sending the *same* command
+    object after a timeout is safe: it is journaled once and the retry is answered DUPLICATE with the original
+    in_seq. Building a new command instead would be a new order.
+
+Errors
+    ``SequencerUnavailable``: no answer within the timeout (or no connection at all). The outcome is unknown: the
+    command may or may not be journaled (Binance -1007). ``CommandRefused``: the sequencer answered MALFORMED,
+    BUSY or UNAVAILABLE; nothing was journaled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import os
+import secrets
+import time
+
+import zmq
+import zmq.asyncio
+
+from wire.codec import Ack, decode_ack, encode
+from wire.commands import CancelAll, CancelOrder, Command, PlaceOrder, ReplaceOrder, TakeSnapshot
+from wire.config import Settings, load_settings
+from wire.enums import AckStatus, OrderType, Side, TimeInForce
+from wire.errors import CommandRefused, MalformedMessage, SequencerUnavailable
+
+OK = (AckStatus.JOURNALED, AckStatus.DUPLICATE)
+
+
+def new_source(name: str) -> str:
+    return f"{name}-{os.getpid()}-{secrets.token_hex(3)}"
+
+
+class CommandBuilder:
+    """Builds commands stamped with this client's request ids."""
+
+    def __init__(self, src: str) -> None:
+        self.src = src
+        self._reqs = itertools.count(1)
+
+    def next_req(self) -> int:
+        return next(self._reqs)
+
+    def place(
+        self,
+        account: int,
+        symbol: str,
+        side: Side,
+        qty: int,
+        price: int = 0,
+        type: OrderType = OrderType.LIMIT,
+        tif: TimeInForce = TimeInForce.GTC,
+        client_oid: str = "",
+    ) -> PlaceOrder:
+        return PlaceOrder(self.src, self.next_req(), account, symbol, side, type, tif, price, qty, client_oid)
+
+    def cancel(self, account: int, symbol: str, order_id: int = 0, client_oid: str = "") -> CancelOrder:
+        return CancelOrder(self.src, self.next_req(), account, symbol, order_id, client_oid)
+
+    def replace(
+        self,
+        account: int,
+        symbol: str,
+        price: int,
+        qty: int,
+        order_id: int = 0,
+        client_oid: str = "",
+        new_client_oid: str = "",
+    ) -> ReplaceOrder:
+        return ReplaceOrder(
+            self.src, self.next_req(), account, symbol, order_id, client_oid, new_client_oid, price, qty
+        )
+
+    def cancel_all(self, account: int, symbol: str) -> CancelAll:
+        return CancelAll(self.src, self.next_req(), account, symbol)
+
+    def take_snapshot(self) -> TakeSnapshot:
+        return TakeSnapshot(self.src, self.next_req())
+
+
+def _dealer(socket: zmq.Socket[bytes] | zmq.asyncio.Socket, endpoint: str) -> None:
+    socket.setsockopt(zmq.LINGER, 0)
+    socket.setsockopt(zmq.IMMEDIATE, 1)  # queue nothing while disconnected: "sequencer down" is then certain
+    socket.setsockopt(zmq.RECONNECT_IVL, 50)
+    socket.setsockopt(zmq.RECONNECT_IVL_MAX, 1000)
+    socket.connect(endpoint)
+
+
+def _check(ack: Ack) -> Ack:
+    if ack.status not in OK:
+        raise CommandRefused(ack.status, ack.detail)
+    return ack
+
+
+class SequencerClient(CommandBuilder):
+    """Blocking client: one command in flight per ``submit``; ``send``/``recv_ack`` pipeline many."""
+
+    def __init__(
+        self, settings: Settings | None = None, name: str = "client", src: str | None = None, timeout: float = 2.0
+    ) -> None:
+        super().__init__(src or new_source(name))
+        self.settings = settings or load_settings()
+        self.timeout = timeout
+        self._ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
+        self.socket = self._ctx.socket(zmq.DEALER)
+        _dealer(self.socket, self.settings.sequencer_endpoint)
+
+    def close(self) -> None:
+        self.socket.close(0)
+        self._ctx.term()
+
+    def __enter__(self) -> SequencerClient:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    def send(self, cmd: Command) -> None:
+        self.send_raw(encode(cmd))
+
+    def send_raw(self, frame: bytes) -> None:
+        """Send bytes as they are (tests use it to send garbage). Raises SequencerUnavailable if not connected."""
+        deadline = time.monotonic() + self.timeout
+        while True:
+            try:
+                self.socket.send(frame, zmq.NOBLOCK)
+                return
+            except zmq.Again:
+                if time.monotonic() > deadline:
+                    raise SequencerUnavailable(
+                        f"not connected to the sequencer at {self.settings.sequencer_endpoint}"
+                    ) from None
+                time.sleep(0.005)
+
+    def recv_ack(self, timeout: float | None = None) -> Ack:
+        wait = self.timeout if timeout is None else timeout
+        if not self.socket.poll(int(wait * 1000)):
+            raise SequencerUnavailable(f"no acknowledgement within {wait} s: the outcome is unknown")
+        return decode_ack(self.socket.recv())
+
+    def submit(self, cmd: Command) -> Ack:
+        """Send one command and wait for its acknowledgement (answers to earlier timed-out commands are skipped)."""
+        self.send(cmd)
+        deadline = time.monotonic() + self.timeout
+        while True:
+            ack = self.recv_ack(max(0.0, deadline - time.monotonic()))
+            if ack.req == cmd.req or (ack.req == 0 and ack.status is AckStatus.MALFORMED):
+                return _check(ack)
+
+    def submit_raw(self, frame: bytes) -> Ack:
+        """Send arbitrary bytes and return the sequencer's answer, whatever it is (no exception for refusals)."""
+        self.send_raw(frame)
+        return self.recv_ack()
+
+
+class AsyncSequencerClient(CommandBuilder):
+    """asyncio client for gateways: many commands in flight, each ``submit`` awaits its own acknowledgement."""
+
+    def __init__(
+        self, settings: Settings | None = None, name: str = "gateway", src: str | None = None, timeout: float = 2.0
+    ) -> None:
+        super().__init__(src or new_source(name))
+        self.settings = settings or load_settings()
+        self.timeout = timeout
+        self._ctx = zmq.asyncio.Context()
+        self.socket = self._ctx.socket(zmq.DEALER)
+        _dealer(self.socket, self.settings.sequencer_endpoint)
+        self._pending: dict[int, asyncio.Future[Ack]] = {}
+        self._reader: asyncio.Task[None] | None = None
+
+    async def _read(self) -> None:
+        while True:
+            frame = await self.socket.recv()
+            try:
+                ack = decode_ack(frame)
+            except MalformedMessage:
+                continue
+            future = self._pending.pop(ack.req, None)
+            if future is not None and not future.done():
+                future.set_result(ack)
+
+    async def submit(self, cmd: Command) -> Ack:
+        if self._reader is None:
+            self._reader = asyncio.get_running_loop().create_task(self._read())
+        future: asyncio.Future[Ack] = asyncio.get_running_loop().create_future()
+        self._pending[cmd.req] = future
+        try:
+            try:
+                await self.socket.send(encode(cmd), zmq.NOBLOCK)
+            except zmq.Again:
+                raise SequencerUnavailable(
+                    f"not connected to the sequencer at {self.settings.sequencer_endpoint}"
+                ) from None
+            try:
+                ack = await asyncio.wait_for(future, self.timeout)
+            except TimeoutError:
+                raise SequencerUnavailable(f"no acknowledgement within {self.timeout} s: outcome unknown") from None
+        finally:
+            self._pending.pop(cmd.req, None)
+        return _check(ack)
+
+    async def close(self) -> None:
+        if self._reader is not None:
+            self._reader.cancel()
+            try:
+                await self._reader
+            except asyncio.CancelledError:
+                pass
+        self.socket.close(0)
+        self._ctx.term()

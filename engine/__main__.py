@@ -1,0 +1,3 @@
+from engine.service import main
+
+main()

@@ -1,0 +1,374 @@
+"""The engine process: the one I/O loop around the pure core (engine.core).
+
+Threads
+    The matching thread (pinned to one core) reads journal batches from the sequencer's PUB socket, applies
+    them and hands each batch's events to the writer thread. The writer appends them to the events stream in
+    Redis (pipelined) and only then publishes them on the engine's PUB socket, with a heartbeat. The matching
+    thread never waits on Redis, except when the writer's bounded queue is full: then the engine slows down, the
+    heartbeat's in_seq falls behind and the sequencer refuses new orders. Nothing is dropped.
+
+Gaps
+    PUB/SUB drops messages when the engine is away or slow. The journal has them all, so a batch whose first
+    in_seq is past the next expected one makes the engine read the missing commands from the journal first;
+    batches it has already applied are skipped. Commands are applied exactly once, in in_seq order.
+
+Recovery
+    Load the newest snapshot, replay the journal after its in_seq, and suppress every event whose out_seq is
+    already in the events stream: a restarted engine emits nothing twice, and the events continue gap-free.
+    Snapshots go through the writer's queue after the events that precede them, so a snapshot is never newer
+    than the events stream.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import signal
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import cast
+
+import redis
+import zmq
+from prometheus_client import Counter, Gauge, start_http_server
+
+from engine.core import Engine
+from engine.events_stream import last_out_seq
+from sequencer.journal import Journal
+from wire import keys
+from wire.codec import Heartbeat, JournalBatch, decode_batch, encode
+from wire.commands import TakeSnapshot
+from wire.config import Settings, load_settings
+from wire.errors import MalformedMessage, MercuryError
+from wire.events import BookDelta, Event, TradeExecuted
+from wire.ratelog import RateLimitedLog
+from wire.streams import FIELD, entry_id
+from wire.venue import DEFAULT_VENUE, Venue, load_venue
+
+log = logging.getLogger("mercury.engine")
+
+APPLIED = Counter("mercury_engine_commands_total", "Commands applied")
+EVENTS = Counter("mercury_engine_events_total", "Events written and published")
+ENGINE_IN_SEQ = Gauge("mercury_engine_in_seq", "Last applied in_seq")
+ENGINE_OUT_SEQ = Gauge("mercury_engine_out_seq", "Last published out_seq")
+
+HEARTBEAT_TOPIC = b"h/"
+ALL_TOPIC = b"x/"
+
+
+def account_topic(account: int) -> bytes:
+    return b"a/%d/" % account
+
+
+def symbol_topic(symbol: str) -> bytes:
+    return b"m/" + symbol.encode() + b"/"
+
+
+class _Stop:
+    pass
+
+
+STOP = _Stop()
+
+
+class EventWriter(threading.Thread):
+    """Appends event batches to the events stream, then publishes them; also stores snapshots and heartbeats."""
+
+    def __init__(self, r: redis.Redis, shard: str, pub: zmq.Socket[bytes], in_seq: int, out_seq: int) -> None:
+        super().__init__(name="event-writer", daemon=True)
+        self.r = r
+        self.events_key = keys.events(shard)
+        self.snapshot_key = keys.snapshot(shard)
+        self.pub = pub
+        self.queue: queue.Queue[tuple[list[Event], int] | bytes | _Stop] = queue.Queue(maxsize=4096)
+        self.in_seq = in_seq
+        self.out_seq = out_seq
+        self._account_topics: dict[int, bytes] = {}
+        self._symbol_topics: dict[str, bytes] = {}
+        self.failed: BaseException | None = None
+
+    def put_events(self, events: list[Event], in_seq: int) -> None:
+        self.queue.put((events, in_seq))
+
+    def put_snapshot(self, data: bytes) -> None:
+        self.queue.put(data)
+
+    def stop(self) -> None:
+        self.queue.put(STOP)
+        self.join()
+
+    def run(self) -> None:
+        try:
+            self._run()
+        except BaseException as exc:  # the matching thread checks this and exits: never run without a writer
+            self.failed = exc
+            log.exception("event writer failed")
+
+    def _run(self) -> None:
+        q = self.queue
+        while True:
+            try:
+                item = q.get(timeout=0.1)
+            except queue.Empty:
+                self._heartbeat()
+                continue
+            items = [item]
+            while len(items) < 512:
+                try:
+                    items.append(q.get_nowait())
+                except queue.Empty:
+                    break
+            batches: list[tuple[int, bytes, list[Event]]] = []
+            snapshots: list[bytes] = []
+            stopping = False
+            for it in items:
+                if isinstance(it, _Stop):
+                    stopping = True
+                elif isinstance(it, bytes):
+                    snapshots.append(it)
+                else:
+                    events, self.in_seq = it
+                    if events:
+                        batches.append((events[0].out_seq, encode(events), events))
+            if batches or snapshots:
+                self._store(batches, snapshots)
+                self._publish(batches)
+            self._heartbeat()
+            if stopping:
+                return
+
+    def _store(self, batches: list[tuple[int, bytes, list[Event]]], snapshots: list[bytes]) -> None:
+        """One pipelined round trip; retried until Redis takes it (entries that already landed are skipped)."""
+        delay = 0.01
+        while True:
+            try:
+                pipe = self.r.pipeline(transaction=False)
+                for first, blob, _ in batches:
+                    pipe.xadd(self.events_key, {FIELD: blob}, id=entry_id(first))
+                if snapshots:
+                    pipe.set(self.snapshot_key, snapshots[-1])  # events first: a snapshot never runs ahead
+                pipe.execute()
+                return
+            except (redis.ConnectionError, redis.TimeoutError) as exc:
+                log.error("events stream write failed (%s); retrying", exc)
+                time.sleep(delay)
+                delay = min(delay * 2, 1.0)
+                try:
+                    stored = last_out_seq(self.r, self.events_key)
+                except (redis.ConnectionError, redis.TimeoutError):
+                    continue
+                batches = [b for b in batches if b[2][-1].out_seq > stored]
+
+    def _publish(self, batches: list[tuple[int, bytes, list[Event]]]) -> None:
+        send = self.pub.send_multipart
+        for _, blob, events in batches:
+            send([ALL_TOPIC, blob])
+            for topic, group in self._by_topic(events).items():
+                send([topic, encode(group)])
+            self.out_seq = events[-1].out_seq
+            EVENTS.inc(len(events))
+        ENGINE_OUT_SEQ.set(self.out_seq)
+
+    def _by_topic(self, events: list[Event]) -> dict[bytes, list[Event]]:
+        """Market events by symbol (``m/<symbol>/``), order events by account (``a/<id>/``); a trade goes to
+        its symbol and to both accounts."""
+        groups: dict[bytes, list[Event]] = {}
+        accounts, symbols = self._account_topics, self._symbol_topics
+        for ev in events:
+            kind = type(ev)
+            if kind is BookDelta or kind is TradeExecuted:
+                topic = symbols.get(ev.symbol)
+                if topic is None:
+                    topic = symbols[ev.symbol] = symbol_topic(ev.symbol)
+                groups.setdefault(topic, []).append(ev)
+                if kind is BookDelta:
+                    continue
+                assert isinstance(ev, TradeExecuted)
+                owners: tuple[int, ...] = (ev.maker_account, ev.taker_account)
+            else:
+                owners = (ev.account,)  # type: ignore[union-attr]
+            for account in owners:
+                topic = accounts.get(account)
+                if topic is None:
+                    if len(accounts) > 100_000:
+                        accounts.clear()
+                    topic = accounts[account] = account_topic(account)
+                groups.setdefault(topic, []).append(ev)
+        return groups
+
+    def _heartbeat(self) -> None:
+        self.pub.send_multipart([HEARTBEAT_TOPIC, encode(Heartbeat(self.in_seq, self.out_seq))])
+
+
+class EngineService:
+    def __init__(self, settings: Settings, venue: Venue, r: redis.Redis, ctx: zmq.Context[zmq.Socket[bytes]]) -> None:
+        self.settings = settings
+        self.venue = venue
+        self.r = r
+        self.ctx = ctx
+        self.journal = Journal(r, keys.journal(venue.shard))
+        self.engine = Engine(venue.symbols)
+        self.suppress_until = 0  # events with out_seq <= this are already in the events stream
+        self.since_snapshot = 0
+        self.bad_input = RateLimitedLog(log)
+        self._stopping = False
+        self.sub = ctx.socket(zmq.SUB)
+        self.sub.setsockopt(zmq.LINGER, 0)
+        self.sub.setsockopt(zmq.RCVHWM, 100_000)
+        self.sub.setsockopt(zmq.SUBSCRIBE, b"")
+        self.writer: EventWriter | None = None
+
+    def recover(self) -> None:
+        """Snapshot + journal replay, silent up to the events already stored. Subscribes first, so that nothing
+        journaled during the replay is missed (duplicates are skipped by in_seq). Waits for Redis if it is down."""
+        self.sub.connect(self.settings.journal_pub_endpoint)
+        _until_redis_answers(self._load)
+        pub = self.ctx.socket(zmq.PUB)
+        pub.setsockopt(zmq.LINGER, 1000)
+        pub.setsockopt(zmq.SNDHWM, 100_000)
+        pub.bind(self.settings.events_pub_endpoint)
+        writer_redis = redis.Redis(connection_pool=self.r.connection_pool)
+        self.writer = EventWriter(writer_redis, self.venue.shard, pub, self.engine.in_seq, self.engine.out_seq)
+        self.writer.start()
+        started = self.engine.in_seq
+        _until_redis_answers(self.catch_up)
+        log.info(
+            "recovered: snapshot at in_seq %d, replayed to %d, events stored up to %d, now at out_seq %d",
+            started,
+            self.engine.in_seq,
+            self.suppress_until,
+            self.engine.out_seq,
+        )
+
+    def _load(self) -> None:
+        data = cast(bytes | None, self.r.get(keys.snapshot(self.venue.shard)))
+        self.engine = Engine(self.venue.symbols) if data is None else Engine.restore(self.venue.symbols, data)
+        self.suppress_until = last_out_seq(self.r, keys.events(self.venue.shard))
+        if self.engine.out_seq > self.suppress_until:
+            raise MercuryError(
+                f"snapshot at out_seq {self.engine.out_seq} is ahead of the events stream ({self.suppress_until})"
+            )
+
+    def catch_up(self) -> None:
+        """Apply every journaled command after the engine's in_seq."""
+        for batch in self.journal.read_from(self.engine.in_seq + 1):
+            if batch.first_in_seq > self.engine.in_seq + 1:
+                raise MercuryError(
+                    f"journal gap: next entry starts at {batch.first_in_seq}, need {self.engine.in_seq + 1}"
+                )
+            self.apply_batch(batch)
+
+    def apply_batch(self, batch: JournalBatch) -> None:
+        engine = self.engine
+        first = batch.first_in_seq
+        skip = engine.in_seq + 1 - first  # commands of this batch applied already
+        cmds = batch.cmds
+        if skip >= len(cmds):
+            return
+        if skip < 0:
+            _until_redis_answers(self.catch_up)  # a gap: the journal has what the socket dropped
+            skip = engine.in_seq + 1 - first
+            if skip >= len(cmds):
+                return
+        apply, stamps = engine.apply, batch.stamps
+        out: list[Event] = []
+        snapshot = False
+        for i in range(skip, len(cmds)):
+            cmd = cmds[i]
+            out += apply(first + i, stamps[i], cmd)
+            if type(cmd) is TakeSnapshot:
+                snapshot = True
+        count = len(cmds) - skip
+        APPLIED.inc(count)
+        self.since_snapshot += count
+        if out and out[0].out_seq <= self.suppress_until:
+            out = [ev for ev in out if ev.out_seq > self.suppress_until]
+        assert self.writer is not None
+        self.writer.put_events(out, engine.in_seq)
+        if snapshot or self.since_snapshot >= self.settings.snapshot_every:
+            self.snapshot()
+
+    def snapshot(self) -> None:
+        assert self.writer is not None
+        self.writer.put_snapshot(self.engine.snapshot())
+        self.since_snapshot = 0
+
+    def handle_frame(self, frame: bytes) -> None:
+        try:
+            batch = decode_batch(frame)
+        except MalformedMessage as exc:
+            self.bad_input.warning("dropped an undecodable batch frame (%d bytes): %s", len(frame), exc)
+            return  # whatever it was, the journal has the real commands: the next batch's gap brings them in
+        self.apply_batch(batch)
+
+    def stop(self, *_: object) -> None:
+        self._stopping = True
+
+    def run(self) -> None:
+        sub, poller = self.sub, zmq.Poller()
+        poller.register(sub, zmq.POLLIN)
+        writer = self.writer
+        assert writer is not None
+        while not self._stopping:
+            if writer.failed is not None:
+                raise MercuryError("event writer stopped") from writer.failed
+            if not poller.poll(100):
+                continue
+            for _ in range(1024):
+                try:
+                    frame = sub.recv(zmq.NOBLOCK)
+                except zmq.Again:
+                    break
+                self.handle_frame(frame)
+            ENGINE_IN_SEQ.set(self.engine.in_seq)
+
+    def shutdown(self) -> None:
+        """Clean stop: a final snapshot, then the writer drains its queue."""
+        if self.writer is not None and self.writer.failed is None:
+            self.snapshot()
+            self.writer.stop()
+        log.info("engine stopped at in_seq %d out_seq %d", self.engine.in_seq, self.engine.out_seq)
+
+
+def _until_redis_answers(step: Callable[[], None]) -> None:
+    """Run ``step`` until it completes without a Redis connection error (each step is safe to repeat)."""
+    while True:
+        try:
+            step()
+            return
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            log.warning("waiting for Redis: %s", exc)
+            time.sleep(0.5)
+
+
+def pin_to_core(core: int) -> int:
+    allowed: Sequence[int] = sorted(os.sched_getaffinity(0))
+    chosen = allowed[core] if -len(allowed) <= core < len(allowed) else allowed[-1]
+    os.sched_setaffinity(0, {chosen})  # pid 0: this thread only; the writer thread started before keeps its mask
+    return chosen
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    settings = load_settings()
+    venue = load_venue(settings.venue_file or DEFAULT_VENUE)
+    r = redis.Redis.from_url(settings.redis_url, socket_connect_timeout=2, socket_timeout=10)
+    ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
+    if settings.metrics_port:
+        start_http_server(settings.metrics_port)
+    service = EngineService(settings, venue, r, ctx)
+    signal.signal(signal.SIGTERM, service.stop)
+    signal.signal(signal.SIGINT, service.stop)
+    service.recover()
+    core = pin_to_core(settings.engine_core)
+    log.info("engine matching on core %d; events on %s", core, settings.events_pub_endpoint)
+    try:
+        service.run()
+    finally:
+        service.shutdown()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,3 @@
+from sequencer.service import main
+
+main()
