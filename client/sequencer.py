@@ -86,6 +86,8 @@ class CommandBuilder:
 def _dealer(socket: zmq.Socket[bytes] | zmq.asyncio.Socket, endpoint: str) -> None:
     socket.setsockopt(zmq.LINGER, 0)
     socket.setsockopt(zmq.IMMEDIATE, 1)  # queue nothing while disconnected: "sequencer down" is then certain
+    socket.setsockopt(zmq.SNDHWM, 1_000_000)  # pipelined commands and their acks must not be dropped
+    socket.setsockopt(zmq.RCVHWM, 1_000_000)
     socket.setsockopt(zmq.RECONNECT_IVL, 50)
     socket.setsockopt(zmq.RECONNECT_IVL_MAX, 1000)
     socket.connect(endpoint)

@@ -83,6 +83,9 @@ class Sequencer:
         self.router = ctx.socket(zmq.ROUTER)
         self.router.setsockopt(zmq.LINGER, 0)
         self.router.setsockopt(zmq.ROUTER_MANDATORY, 0)  # an ack for a vanished gateway is dropped, not an error
+        # a pipelining client may have many acks in flight: a full pipe would make ROUTER drop acks silently
+        self.router.setsockopt(zmq.SNDHWM, 1_000_000)
+        self.router.setsockopt(zmq.RCVHWM, 1_000_000)
         self.router.bind(settings.sequencer_endpoint)
         self.pub = ctx.socket(zmq.PUB)
         self.pub.setsockopt(zmq.LINGER, 0)

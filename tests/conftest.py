@@ -1,0 +1,37 @@
+"""Fixtures that start real servers. Engine-only fixtures live in tests/engine/conftest.py."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.harness import RedisServer, Venue
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
+    server = RedisServer(tmp_path / "redis")
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def venue(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Venue]:
+    """Redis + sequencer + engine, started; their logs are printed if the test fails."""
+    v = Venue(tmp_path)
+    v.start()
+    yield v
+    v.stop()
+    report = getattr(request.node, "rep_call", None)
+    if report is not None and report.failed:
+        print(v.logs())
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    report = yield
+    setattr(item, "rep_" + report.when, report)
+    return report

@@ -1,0 +1,215 @@
+"""Real processes for pipeline tests: a redis-server with AOF on, the sequencer and the engine, on private ports.
+
+Nothing here is a fake: each test gets its own redis-server (free port, its own data dir) and the real
+``python -m sequencer`` / ``python -m engine`` processes, talking over ipc sockets in the test's directory. Tests
+can kill -9 and restart any of them.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import redis
+
+from client.sequencer import SequencerClient
+from engine.events_stream import last_out_seq
+from wire import keys
+from wire.codec import decode_heartbeat
+from wire.config import Settings, load_settings
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(0.01)
+
+
+class RedisServer:
+    def __init__(self, directory: Path, fsync: str = "everysec") -> None:
+        self.dir = directory
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.port = free_port()
+        self.fsync = fsync
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def client(self) -> redis.Redis:
+        return redis.Redis.from_url(self.url, socket_connect_timeout=1, socket_timeout=5)
+
+    def start(self) -> None:
+        args = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.dir)]
+        args += ["--appendonly", "yes", "--appendfsync", self.fsync, "--save", ""]
+        log = open(self.dir / "redis.log", "ab")
+        self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
+        log.close()
+        r = self.client()
+
+        def answers() -> bool:
+            try:
+                return bool(r.ping())
+            except redis.ConnectionError:
+                return False
+
+        wait_for(answers, 10, "redis-server to answer")
+        r.close()
+
+    def kill9(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait()
+        self.proc = None
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            self.proc.wait(10)
+            self.proc = None
+
+
+class Service:
+    """A Mercury process (``python -m <module>``) with its log in the test directory."""
+
+    def __init__(self, module: str, env: dict[str, str], log_path: Path, ready_line: str) -> None:
+        self.module = module
+        self.env = env
+        self.log_path = log_path
+        self.ready_line = ready_line
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, wait: bool = True) -> None:
+        offset = self.log_path.stat().st_size if self.log_path.exists() else 0
+        log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", self.module], env=self.env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT
+        )
+        log.close()
+        if wait:
+            wait_for(lambda: self.ready_line in self.log(offset) or not self.alive(), 30, f"{self.module} to start")
+            if not self.alive():
+                raise RuntimeError(f"{self.module} exited at start:\n{self.log()}")
+
+    def log(self, offset: int = 0) -> str:
+        try:
+            with open(self.log_path, "rb") as f:
+                f.seek(offset)
+                return f.read().decode(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def kill9(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait()
+        self.proc = None
+
+    def stop(self) -> int:
+        """SIGTERM (a clean stop) and the exit code."""
+        if self.proc is None:
+            return 0
+        self.proc.terminate()
+        code = self.proc.wait(20)
+        self.proc = None
+        return code
+
+
+class Venue:
+    """One shard: Redis, sequencer and engine, wired together through the environment like the Procfile does."""
+
+    def __init__(self, directory: Path, fsync: str = "everysec", **settings: str) -> None:
+        self.dir = directory
+        self.redis = RedisServer(directory / "redis", fsync)
+        sock = directory / "sock"
+        sock.mkdir(parents=True, exist_ok=True)
+        self.env = dict(os.environ)
+        self.env.update(
+            {
+                "MERCURY_REDIS_URL": self.redis.url,
+                "MERCURY_SEQUENCER_ENDPOINT": f"ipc://{sock}/sequencer",
+                "MERCURY_JOURNAL_PUB_ENDPOINT": f"ipc://{sock}/journal",
+                "MERCURY_EVENTS_PUB_ENDPOINT": f"ipc://{sock}/events",
+                "PYTHONUNBUFFERED": "1",
+            }
+        )
+        self.env.update({"MERCURY_" + k.upper(): v for k, v in settings.items()})
+        self.settings: Settings = load_settings(self.env)
+        self.shard = "e0"
+        self.sequencer = Service("sequencer", self.env, directory / "sequencer.log", "sequencer on")
+        self.engine = Service("engine", self.env, directory / "engine.log", "engine matching on core")
+        self._clients: list[SequencerClient] = []
+
+    def start(self) -> Venue:
+        self.redis.start()
+        self.sequencer.start()
+        self.engine.start()
+        return self
+
+    def stop(self) -> None:
+        for c in self._clients:
+            c.close()
+        for service in (self.engine, self.sequencer):
+            if service.alive():
+                service.stop()
+        self.redis.stop()
+
+    def client(self, name: str = "test", timeout: float = 2.0) -> SequencerClient:
+        c = SequencerClient(self.settings, name=name, timeout=timeout)
+        self._clients.append(c)
+        return c
+
+    def r(self) -> redis.Redis:
+        return self.redis.client()
+
+    def stored_out_seq(self) -> int:
+        r = self.r()
+        try:
+            return last_out_seq(r, keys.events(self.shard))
+        finally:
+            r.close()
+
+    def wait_engine(self, in_seq: int, timeout: float = 15) -> None:
+        """Until the engine's heartbeat says it published everything caused by commands up to ``in_seq``."""
+        import zmq
+
+        ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
+        sub = ctx.socket(zmq.SUB)
+        sub.setsockopt(zmq.LINGER, 0)
+        sub.setsockopt(zmq.SUBSCRIBE, b"h/")
+        sub.connect(self.settings.events_pub_endpoint)
+        seen = [0]
+
+        def reached() -> bool:
+            while sub.poll(20):
+                seen[0] = max(seen[0], decode_heartbeat(sub.recv_multipart()[1]).in_seq)
+            return seen[0] >= in_seq
+
+        try:
+            wait_for(reached, timeout, f"the engine to reach in_seq {in_seq} (at {seen[0]})")
+        finally:
+            sub.close(0)
+            ctx.term()
+
+    def logs(self) -> str:
+        return f"--- sequencer ---\n{self.sequencer.log()}\n--- engine ---\n{self.engine.log()}"
