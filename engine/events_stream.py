@@ -7,9 +7,11 @@ One entry per published batch; its id is ``<first out_seq>-0`` and its field ``b
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import cast
 
 import redis
 
+from wire import keys
 from wire.codec import decode_events
 from wire.events import Event
 from wire.streams import entries_from, last_entry
@@ -26,3 +28,8 @@ def read_events(r: redis.Redis, key: str, after: int = 0) -> Iterator[Event]:
         for event in decode_events(blob):
             if event.out_seq > after:
                 yield event
+
+
+def stored_snapshot(r: redis.Redis, shard: str) -> bytes | None:
+    """The newest engine snapshot (engine.snapshot format), stored with the events it follows."""
+    return cast(bytes | None, r.get(keys.snapshot(shard)))

@@ -28,14 +28,13 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Sequence
-from typing import cast
 
 import redis
 import zmq
 from prometheus_client import Counter, Gauge, start_http_server
 
 from engine.core import Engine
-from engine.events_stream import last_out_seq
+from engine.events_stream import last_out_seq, stored_snapshot
 from sequencer.journal import Journal
 from wire import keys
 from wire.codec import Heartbeat, JournalBatch, decode_batch, encode
@@ -243,7 +242,7 @@ class EngineService:
         )
 
     def _load(self) -> None:
-        data = cast(bytes | None, self.r.get(keys.snapshot(self.venue.shard)))
+        data = stored_snapshot(self.r, self.venue.shard)
         self.engine = Engine(self.venue.symbols) if data is None else Engine.restore(self.venue.symbols, data)
         self.suppress_until = last_out_seq(self.r, keys.events(self.venue.shard))
         if self.engine.out_seq > self.suppress_until:
@@ -330,6 +329,14 @@ class EngineService:
             self.snapshot()
             self.writer.stop()
         log.info("engine stopped at in_seq %d out_seq %d", self.engine.in_seq, self.engine.out_seq)
+
+    def close(self) -> None:
+        """Stop the writer (draining its queue) and close the sockets."""
+        if self.writer is not None and self.writer.is_alive():
+            self.writer.stop()
+        self.sub.close(0)
+        if self.writer is not None:
+            self.writer.pub.close(0)
 
 
 def _until_redis_answers(step: Callable[[], None]) -> None:

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import redis
+import zmq
 
 from client.sequencer import SequencerClient
 from engine.events_stream import last_out_seq
@@ -191,8 +192,6 @@ class Venue:
 
     def wait_engine(self, in_seq: int, timeout: float = 15) -> None:
         """Until the engine's heartbeat says it published everything caused by commands up to ``in_seq``."""
-        import zmq
-
         ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
         sub = ctx.socket(zmq.SUB)
         sub.setsockopt(zmq.LINGER, 0)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import msgspec
 import pytest
@@ -122,10 +123,7 @@ def test_submit_when_sequencer_down_raises_unavailable_quickly(venue: Venue) -> 
     assert time.monotonic() - started < 2
 
 
-def test_new_orders_when_engine_lags_are_refused_busy_but_cancels_pass(tmp_path: object) -> None:
-    from pathlib import Path
-
-    assert isinstance(tmp_path, Path)
+def test_new_orders_when_engine_lags_are_refused_busy_but_cancels_pass(tmp_path: Path) -> None:
     v = Venue(tmp_path, busy_lag="3")
     v.start()
     try:
