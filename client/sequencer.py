@@ -192,12 +192,18 @@ class AsyncSequencerClient(CommandBuilder):
         future: asyncio.Future[Ack] = asyncio.get_running_loop().create_future()
         self._pending[cmd.req] = future
         try:
-            try:
-                await self.socket.send(encode(cmd), zmq.NOBLOCK)
-            except zmq.Again:
-                raise SequencerUnavailable(
-                    f"not connected to the sequencer at {self.settings.sequencer_endpoint}"
-                ) from None
+            frame = encode(cmd)
+            deadline = time.monotonic() + self.timeout
+            while True:  # IMMEDIATE: nothing is queued until the connection is up, so wait for it (bounded)
+                try:
+                    await self.socket.send(frame, zmq.NOBLOCK)
+                    break
+                except zmq.Again:
+                    if time.monotonic() > deadline:
+                        raise SequencerUnavailable(
+                            f"not connected to the sequencer at {self.settings.sequencer_endpoint}"
+                        ) from None
+                    await asyncio.sleep(0.005)
             try:
                 ack = await asyncio.wait_for(future, self.timeout)
             except TimeoutError:
