@@ -94,9 +94,11 @@ class EventWriter(threading.Thread):
     def put_snapshot(self, data: bytes) -> None:
         self.queue.put(data)
 
-    def stop(self) -> None:
+    def stop(self, timeout: float | None = None) -> bool:
+        """Drain the queue and stop; False if it could not finish within ``timeout`` (Redis unreachable)."""
         self.queue.put(STOP)
-        self.join()
+        self.join(timeout)
+        return not self.is_alive()
 
     def run(self) -> None:
         try:
@@ -151,7 +153,8 @@ class EventWriter(threading.Thread):
                 pipe.execute()
                 return
             except (redis.ConnectionError, redis.TimeoutError) as exc:
-                log.error("events stream write failed (%s); retrying", exc)
+                if delay == 0.01:  # once per outage, not once per retry
+                    log.error("events stream write failed (%s); retrying until Redis answers", exc)
                 time.sleep(delay)
                 delay = min(delay * 2, 1.0)
                 try:
@@ -327,7 +330,8 @@ class EngineService:
         """Clean stop: a final snapshot, then the writer drains its queue."""
         if self.writer is not None and self.writer.failed is None:
             self.snapshot()
-            self.writer.stop()
+            if not self.writer.stop(timeout=5):
+                log.warning("final snapshot not stored (Redis unreachable): the next start replays more journal")
         log.info("engine stopped at in_seq %d out_seq %d", self.engine.in_seq, self.engine.out_seq)
 
     def close(self) -> None:
