@@ -26,6 +26,8 @@ from collections.abc import Iterator
 
 from wire.enums import OrderType, Side, TimeInForce
 
+BUY = Side.BUY  # a module global: reading an enum member off its class (Side.BUY) is ~10x slower on the hot path
+
 
 class Order:
     __slots__ = ("account", "client_oid", "leaves", "level", "next", "order_id", "prev", "price", "side", "tif", "type")
@@ -159,7 +161,7 @@ class Book:
 
     def add(self, order: Order) -> Level:
         """Rest an order at the back of its price level; returns the level."""
-        level = (self.bids if order.side is Side.BUY else self.asks).level_for(order.price)
+        level = (self.bids if order.side is BUY else self.asks).level_for(order.price)
         level.append(order)
         self.orders[order.order_id] = order
         mine = self.by_account.get(order.account)
@@ -176,7 +178,7 @@ class Book:
         assert level is not None, "order is not resting"
         level.unlink(order)
         if level.count == 0:
-            (self.bids if order.side is Side.BUY else self.asks).drop_level(level)
+            (self.bids if order.side is BUY else self.asks).drop_level(level)
         del self.orders[order.order_id]
         mine = self.by_account[order.account]
         del mine[order.order_id]

@@ -43,6 +43,7 @@ from wire.venue import SymbolSpec
 BUY, SELL = Side.BUY, Side.SELL
 GTC, IOC, FOK = TimeInForce.GTC, TimeInForce.IOC, TimeInForce.FOK
 LIMIT, MARKET, LIMIT_MAKER = OrderType.LIMIT, OrderType.MARKET, OrderType.LIMIT_MAKER
+USER, IOC_REMAINDER, SELF_TRADE = CancelReason.USER, CancelReason.IOC_REMAINDER, CancelReason.SELF_TRADE
 MAX_CLIENT_OID = 64  # longer ids are refused: the engine keeps them in memory for every open order
 
 Refusal = tuple[RejectReason, str]
@@ -61,7 +62,7 @@ class Context:
 
 
 class Matcher:
-    __slots__ = ("_dirty", "book", "ctx", "last_price", "spec", "trade_id", "update_id")
+    __slots__ = ("_band", "_band_last", "_dirty", "book", "ctx", "last_price", "spec", "trade_id", "update_id")
 
     def __init__(self, spec: SymbolSpec, ctx: Context) -> None:
         self.spec = spec
@@ -72,6 +73,9 @@ class Matcher:
         self.last_price = 0  # 0: no trade yet
         # levels changed by the command being applied: key = price for bids, -price for asks (prices are > 0)
         self._dirty: dict[int, None] = {}
+        # the price band around last_price, computed again only when last_price has changed
+        self._band_last = 0
+        self._band = (0, 0)
 
     # ---- validation -------------------------------------------------------------------------------------------
 
@@ -89,8 +93,10 @@ class Matcher:
             return RejectReason.PRICE_TOO_HIGH, f"price={price} max_price={spec.max_price}"
         last, band = self.last_price, spec.band_bps
         if last and band:
-            low = -((-last * (10_000 - band)) // 10_000)
-            high = last * (10_000 + band) // 10_000
+            if last != self._band_last:
+                self._band_last = last
+                self._band = -((-last * (10_000 - band)) // 10_000), last * (10_000 + band) // 10_000
+            low, high = self._band
             if not low <= price <= high:
                 return RejectReason.PRICE_OUT_OF_BAND, f"price={price} band=[{low},{high}] last={last}"
         if price * qty < spec.min_notional:
@@ -189,15 +195,19 @@ class Matcher:
         if tif is FOK and not self._fillable(opp, price, qty, account):
             self._canceled(order_id, account, client_oid, qty, CancelReason.FOK_NOT_FILLABLE, out)
             return
-        leaves, self_trade = self._take(opp, side, price, qty, order_id, account, out) if opp.keys else (qty, False)
+        keys = opp.keys
+        if keys and keys[-1] >= price * opp.sign:  # it crosses the opposite touch
+            leaves, self_trade = self._take(opp, side, price, qty, order_id, account, out)
+        else:  # the common case, a passive order: nothing to match
+            leaves, self_trade = qty, False
         if leaves:
             if self_trade:
-                self._canceled(order_id, account, client_oid, leaves, CancelReason.SELF_TRADE, out)
+                self._canceled(order_id, account, client_oid, leaves, SELF_TRADE, out)
             elif tif is GTC and typ is not MARKET:
                 book.add(Order(order_id, account, side, price, leaves, client_oid, typ, tif))
                 self._dirty[price if side is BUY else -price] = None
             else:
-                self._canceled(order_id, account, client_oid, leaves, CancelReason.IOC_REMAINDER, out)
+                self._canceled(order_id, account, client_oid, leaves, IOC_REMAINDER, out)
         self._flush_deltas(out)
 
     def _fillable(self, opp: BookSide, price: int, qty: int, account: int) -> bool:
@@ -309,7 +319,7 @@ class Matcher:
             detail = f"order_id={cmd.order_id} client_oid={cmd.client_oid!r}"
             self._cancel_rejected(cmd.account, cmd.order_id, cmd.client_oid, (RejectReason.UNKNOWN_ORDER, detail), out)
             return
-        self._remove(order, CancelReason.USER, out)
+        self._remove(order, USER, out)
         self._flush_deltas(out)
 
     def cancel_all(self, cmd: CancelAll, out: list[Event]) -> None:
@@ -318,7 +328,7 @@ class Matcher:
             self._cancel_rejected(cmd.account, 0, "", (RejectReason.UNKNOWN_ORDER, "no open orders"), out)
             return
         for order in list(mine.values()):  # ascending order id: the order they were accepted in
-            self._remove(order, CancelReason.USER, out)
+            self._remove(order, USER, out)
         self._flush_deltas(out)
 
     def _remove(self, order: Order, reason: CancelReason, out: list[Event]) -> None:
@@ -400,28 +410,21 @@ class Matcher:
         dirty = self._dirty
         if not dirty:
             return
-        ctx, symbol = self.ctx, self.spec.symbol
-        bids, asks = self.book.bids.levels, self.book.asks.levels
+        ctx, book = self.ctx, self.book
         for key in dirty:
             if key > 0:
-                level = bids.get(key)
+                level = book.bids.levels.get(key)
                 side, price = BUY, key
             else:
                 price = -key
-                level = asks.get(price)
+                level = book.asks.levels.get(price)
                 side = SELL
-            self.update_id += 1
-            ctx.out_seq += 1
+            self.update_id = update_id = self.update_id + 1
+            ctx.out_seq = out_seq = ctx.out_seq + 1
             out.append(
                 BookDelta(
-                    ctx.out_seq,
-                    ctx.in_seq,
-                    ctx.ts,
-                    symbol,
-                    self.update_id,
-                    side,
-                    price,
+                    out_seq, ctx.in_seq, ctx.ts, self.spec.symbol, update_id, side, price,
                     level.total if level is not None else 0,
                 )
-            )
+            )  # fmt: skip
         dirty.clear()
