@@ -246,11 +246,11 @@ class Matcher:
             key = keys[-1]
             level = levels[key * sign]
             level_price = level.price
-            dirty[key] = None  # sign * price: the dirty map's convention too
             maker = level.head
             while maker is not None and leaves:
                 if maker.account == account:
                     return leaves, True
+                dirty[key] = None  # sign * price, the dirty map's convention; only a level a fill changed
                 fill = maker.leaves if maker.leaves < leaves else leaves
                 leaves -= fill
                 maker.leaves -= fill

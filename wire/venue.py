@@ -51,7 +51,10 @@ def _to_units(text: str, step: Decimal, what: str, step_name: str) -> int:
         raise ValueError(f"{what} {text!r} is not a decimal number") from None
     if not value.is_finite():
         raise ValueError(f"{what} {text!r} is not a finite number")
-    units, rest = divmod(value, step)
+    try:
+        units, rest = divmod(value, step)
+    except InvalidOperation:  # more units than the decimal context's precision holds
+        raise ValueError(f"{what} {text} is too large") from None
     if rest != 0:
         raise ValueError(f"{what} {text} is not a multiple of the {step_name} {step}")
     return int(units)
@@ -93,16 +96,23 @@ def symbol_from_table(t: dict[str, object]) -> SymbolSpec:
 
     def in_units(key: str, step: Decimal) -> int:
         value = _decimal(t, key, where)
-        units, rest = divmod(value, step)
+        try:
+            units, rest = divmod(value, step)
+        except InvalidOperation:
+            raise ConfigError(f"{where}: {key} {value} is too large") from None
         if rest:
             raise ConfigError(f"{where}: {key} {value} is not a multiple of {step}")
         return int(units)
 
     min_notional = _decimal(t, "min_notional", where)
-    notional_units = -(-min_notional // (tick * lot))  # ceil: the venue never lets a smaller order through
+    try:
+        whole, rest = divmod(min_notional, tick * lot)  # Decimal // truncates: -(-a // b) is no ceiling
+    except InvalidOperation:
+        raise ConfigError(f"{where}: min_notional {min_notional} is too large") from None
+    notional_units = whole + 1 if rest else whole  # ceil: the venue never lets a smaller order through
     band = t.get("price_band_bps", 0)
     base, quote = t.get("base"), t.get("quote")
-    if not isinstance(band, int) or band < 0 or band >= 10_000:
+    if not isinstance(band, int) or isinstance(band, bool) or band < 0 or band >= 10_000:
         raise ConfigError(f"{where}: price_band_bps must be an integer in [0, 10000)")
     if not isinstance(base, str) or not isinstance(quote, str) or not base or not quote:
         raise ConfigError(f"{where}: base and quote assets must be named")
@@ -131,8 +141,13 @@ def load_venue(path: Path | str = DEFAULT_VENUE) -> Venue:
             data = tomllib.load(f)
     except (OSError, tomllib.TOMLDecodeError) as exc:
         raise ConfigError(f"cannot read venue file {path}: {exc}") from None
-    shard = data.get("venue", {}).get("shard", "e0")
+    venue = data.get("venue", {})
     tables = data.get("symbols", [])
+    if not isinstance(venue, dict):
+        raise ConfigError(f"{path}: [venue] must be a table")
+    if not isinstance(tables, list) or not all(isinstance(t, dict) for t in tables):
+        raise ConfigError(f"{path}: symbols must be an array of tables ([[symbols]])")
+    shard = venue.get("shard", "e0")
     if not isinstance(shard, str) or not shard.isidentifier():
         raise ConfigError("venue.shard must be a short identifier")
     if not tables:

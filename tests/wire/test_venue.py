@@ -1,0 +1,237 @@
+"""wire.venue: exact decimal <-> ticks/lots conversion, and venue files refused with ConfigError."""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from wire.errors import ConfigError
+from wire.venue import DEFAULT_VENUE, SymbolSpec, load_venue
+
+SPEC = SymbolSpec(
+    symbol="BTCUSDT",
+    base="BTC",
+    quote="USDT",
+    tick_size=Decimal("0.01"),
+    lot_size=Decimal("0.00001"),
+    min_qty=1,
+    max_qty=900_000_000,
+    min_notional=50_000_000,
+    max_price=1_000_000_000,
+    band_bps=2_000,
+)
+
+
+@pytest.mark.parametrize(
+    ("text", "ticks"),
+    [
+        ("0.01", 1),
+        ("123.45", 12_345),
+        ("100", 10_000),
+        ("100.000", 10_000),
+        ("0.10", 10),
+        ("1E+2", 10_000),
+        ("0", 0),
+        ("12345678901234567.89", 1_234_567_890_123_456_789),  # beyond a float's 53 bits: still exact
+    ],
+)
+def test_price_to_ticks_is_exact_when_price_is_on_the_grid(text: str, ticks: int) -> None:
+    assert SPEC.price_to_ticks(text) == ticks
+
+
+@pytest.mark.parametrize(
+    ("text", "lots"),
+    [("0.00001", 1), ("1.5", 150_000), ("9000", 900_000_000), ("0.12345", 12_345), ("0.3", 30_000)],
+)
+def test_qty_to_lots_is_exact_when_quantity_is_on_the_grid(text: str, lots: int) -> None:
+    assert SPEC.qty_to_lots(text) == lots
+
+
+@pytest.mark.parametrize("text", ["0.001", "123.456", "0.015", "1e-3"])
+def test_price_to_ticks_when_price_is_off_the_tick_grid_raises_value_error(text: str) -> None:
+    with pytest.raises(ValueError, match=re.escape("not a multiple of the tick size 0.01")):
+        SPEC.price_to_ticks(text)
+
+
+@pytest.mark.parametrize("text", ["0.000001", "1.000005", "0.1234567"])
+def test_qty_to_lots_when_quantity_is_off_the_lot_grid_raises_value_error(text: str) -> None:
+    with pytest.raises(ValueError, match=re.escape("not a multiple of the lot size 0.00001")):
+        SPEC.qty_to_lots(text)
+
+
+@pytest.mark.parametrize("text", ["", "abc", "1,5", "0x10", "1..2"])
+def test_price_to_ticks_when_text_is_not_a_number_raises_value_error(text: str) -> None:
+    with pytest.raises(ValueError, match="is not a decimal number"):
+        SPEC.price_to_ticks(text)
+
+
+@pytest.mark.parametrize("text", ["NaN", "Infinity", "-inf", "sNaN"])
+def test_qty_to_lots_when_text_is_not_finite_raises_value_error(text: str) -> None:
+    with pytest.raises(ValueError, match="is not a finite number"):
+        SPEC.qty_to_lots(text)
+
+
+@pytest.mark.parametrize("text", ["1e40", "100000000000000000000000000"])
+def test_price_to_ticks_when_price_has_more_units_than_decimal_precision_raises_value_error(text: str) -> None:
+    # regression: this used to escape as decimal.InvalidOperation, which is not a ValueError
+    with pytest.raises(ValueError, match="too large"):
+        SPEC.price_to_ticks(text)
+
+
+@pytest.mark.parametrize(("ticks", "price"), [(1, "0.01"), (12_345, "123.45"), (10_000, "100"), (10, "0.1")])
+def test_ticks_to_price_is_the_exact_inverse_of_price_to_ticks(ticks: int, price: str) -> None:
+    assert SPEC.ticks_to_price(ticks) == Decimal(price)
+    assert SPEC.price_to_ticks(str(SPEC.ticks_to_price(ticks))) == ticks
+
+
+@pytest.mark.parametrize(("lots", "qty"), [(1, "0.00001"), (150_000, "1.5"), (900_000_000, "9000")])
+def test_lots_to_qty_is_the_exact_inverse_of_qty_to_lots(lots: int, qty: str) -> None:
+    assert SPEC.lots_to_qty(lots) == Decimal(qty)
+    assert SPEC.qty_to_lots(str(SPEC.lots_to_qty(lots))) == lots
+
+
+# ---- venue files --------------------------------------------------------------------------------------------------
+
+
+def test_load_venue_reads_the_repository_venue_in_integer_units() -> None:
+    venue = load_venue(DEFAULT_VENUE)
+
+    assert venue.shard == "e0"
+    assert [s.symbol for s in venue.symbols] == ["BTCUSDT", "ETHUSDT", "ETHBTC"]
+    assert venue.spec("BTCUSDT") == SPEC
+    ethbtc = venue.spec("ETHBTC")
+    # 0.0001 BTC in units of 0.00001 * 0.0001
+    units = (ethbtc.min_qty, ethbtc.max_qty, ethbtc.min_notional, ethbtc.max_price)
+    assert units == (1, 1_000_000_000, 100_000, 10_000_000)
+    with pytest.raises(KeyError):
+        venue.spec("DOGEUSDT")
+
+
+SYMBOL = {
+    "symbol": '"BTCUSDT"',
+    "base": '"BTC"',
+    "quote": '"USDT"',
+    "tick_size": '"0.01"',
+    "lot_size": '"0.001"',
+    "min_qty": '"0.001"',
+    "max_qty": '"100"',
+    "min_notional": '"5"',
+    "max_price": '"1000000"',
+    "price_band_bps": "2000",
+}
+
+
+def symbol_table(**changes: str | None) -> str:
+    """A [[symbols]] table; a change to None leaves the key out."""
+    fields = {**SYMBOL, **changes}
+    return "[[symbols]]\n" + "".join(f"{k} = {v}\n" for k, v in fields.items() if v is not None)
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "venue.toml"
+    path.write_text(text)
+    return path
+
+
+def test_load_venue_reads_a_minimal_file_with_default_shard_and_band(tmp_path: Path) -> None:
+    venue = load_venue(write(tmp_path, symbol_table(price_band_bps=None)))
+
+    assert venue.shard == "e0"
+    spec = venue.spec("BTCUSDT")
+    assert (spec.tick_size, spec.lot_size) == (Decimal("0.01"), Decimal("0.001"))
+    units = (spec.min_qty, spec.max_qty, spec.min_notional, spec.max_price, spec.band_bps)
+    assert units == (1, 100_000, 500_000, 100_000_000, 0)
+
+
+@pytest.mark.parametrize(("min_notional", "units"), [('"0.000015"', 2), ('"0.00001"', 1), ('"0"', 0), ("5", 500_000)])
+def test_load_venue_rounds_the_minimum_notional_up_to_whole_units(
+    tmp_path: Path, min_notional: str, units: int
+) -> None:
+    # units of tick 0.01 x lot 0.001 = 0.00001 quote; regression: 1.5 units used to round down to 1
+    venue = load_venue(write(tmp_path, symbol_table(min_notional=min_notional)))
+
+    assert venue.spec("BTCUSDT").min_notional == units
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[venue\n", "cannot read venue file"),
+        ("", "no \\[\\[symbols\\]\\]"),
+        ('[venue]\nshard = "e0"\n', "no \\[\\[symbols\\]\\]"),
+        (symbol_table() + symbol_table(), "listed twice"),
+        ('[venue]\nshard = "e-0"\n' + symbol_table(), "venue.shard"),
+        ("[venue]\nshard = 1\n" + symbol_table(), "venue.shard"),
+        ('venue = "e0"\n' + symbol_table(), "\\[venue\\] must be a table"),
+        ("symbols = [1]\n", "array of tables"),
+        ('symbols = "BTCUSDT"\n', "array of tables"),
+        ('[symbols]\nsymbol = "BTCUSDT"\n', "array of tables"),
+        (symbol_table(symbol='"btcusdt"'), "upper-case"),
+        (symbol_table(symbol='"BTC-USDT"'), "upper-case"),
+        (symbol_table(symbol=None), "upper-case"),
+        (symbol_table(tick_size='"0"'), "must be > 0"),
+        (symbol_table(lot_size='"-0.001"'), "must be a finite number >= 0"),
+        (symbol_table(tick_size='"abc"'), "is not a decimal"),
+        (symbol_table(tick_size="0.01"), "must be a decimal string"),  # a TOML float: inexact
+        (symbol_table(tick_size='"inf"'), "finite"),
+        (symbol_table(max_price=None), "max_price must be a decimal string"),
+        (symbol_table(min_qty='"0.0015"'), "min_qty 0.0015 is not a multiple of 0.001"),
+        (symbol_table(max_price='"0.005"'), "max_price 0.005 is not a multiple of 0.01"),
+        (symbol_table(max_qty='"1e40"'), "max_qty 1E\\+40 is too large"),
+        (symbol_table(min_notional='"1e40"'), "min_notional 1E\\+40 is too large"),
+        (symbol_table(min_qty='"0"'), "need 0 < min_qty <= max_qty"),
+        (symbol_table(min_qty='"200"'), "need 0 < min_qty <= max_qty"),
+        (symbol_table(max_price='"0"'), "max_price must be > 0"),
+        (symbol_table(price_band_bps="10000"), "price_band_bps"),
+        (symbol_table(price_band_bps="-1"), "price_band_bps"),
+        (symbol_table(price_band_bps='"2000"'), "price_band_bps"),
+        (symbol_table(price_band_bps="true"), "price_band_bps"),
+        (symbol_table(base=None), "base and quote"),
+        (symbol_table(quote='""'), "base and quote"),
+    ],
+    ids=[
+        "invalid-toml",
+        "empty",
+        "no-symbols",
+        "duplicate-symbol",
+        "shard-not-identifier",
+        "shard-not-string",
+        "venue-not-a-table",
+        "symbols-not-tables",
+        "symbols-a-string",
+        "symbols-a-single-table",
+        "symbol-lower-case",
+        "symbol-punctuation",
+        "symbol-missing",
+        "tick-zero",
+        "lot-negative",
+        "tick-not-decimal",
+        "tick-toml-float",
+        "tick-infinite",
+        "max-price-missing",
+        "min-qty-off-lot",
+        "max-price-off-tick",
+        "max-qty-huge",
+        "min-notional-huge",
+        "min-qty-zero",
+        "min-qty-above-max",
+        "max-price-zero",
+        "band-too-wide",
+        "band-negative",
+        "band-string",
+        "band-bool",
+        "base-missing",
+        "quote-empty",
+    ],
+)
+def test_load_venue_when_file_is_bad_raises_config_error(tmp_path: Path, text: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        load_venue(write(tmp_path, text))
+
+
+def test_load_venue_when_file_is_missing_raises_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot read venue file"):
+        load_venue(tmp_path / "nowhere.toml")
