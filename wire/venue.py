@@ -38,10 +38,11 @@ class SymbolSpec:
         return _to_units(text, self.lot_size, "quantity", "lot size")
 
     def ticks_to_price(self, ticks: int) -> Decimal:
-        return (self.tick_size * ticks).normalize()
+        """Exact, with the tick size's decimal places (never an exponent form such as 1E+2)."""
+        return self.tick_size * ticks
 
     def lots_to_qty(self, lots: int) -> Decimal:
-        return (self.lot_size * lots).normalize()
+        return self.lot_size * lots
 
 
 def _to_units(text: str, step: Decimal, what: str, step_name: str) -> int:

@@ -235,3 +235,8 @@ def test_load_venue_when_file_is_bad_raises_config_error(tmp_path: Path, text: s
 def test_load_venue_when_file_is_missing_raises_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="cannot read venue file"):
         load_venue(tmp_path / "nowhere.toml")
+
+
+def test_ticks_to_price_keeps_the_tick_size_places_never_an_exponent() -> None:
+    assert str(SPEC.ticks_to_price(10_000)) == str(SPEC.tick_size * 10_000)
+    assert "E" not in str(SPEC.ticks_to_price(10_000)) and "E" not in str(SPEC.lots_to_qty(10**6))
