@@ -79,7 +79,7 @@ class Matcher:
 
     # ---- validation -------------------------------------------------------------------------------------------
 
-    def _check_limit(self, price: int, qty: int) -> Refusal | None:
+    def _check_qty(self, qty: int) -> Refusal | None:
         spec = self.spec
         if qty <= 0:
             return RejectReason.QTY_NOT_POSITIVE, f"qty={qty}"
@@ -87,6 +87,12 @@ class Matcher:
             return RejectReason.QTY_BELOW_MIN, f"qty={qty} min_qty={spec.min_qty}"
         if qty > spec.max_qty:
             return RejectReason.QTY_ABOVE_MAX, f"qty={qty} max_qty={spec.max_qty}"
+        return None
+
+    def _check_limit(self, price: int, qty: int) -> Refusal | None:
+        spec = self.spec
+        if qty <= 0 or qty < spec.min_qty or qty > spec.max_qty:
+            return self._check_qty(qty)
         if price <= 0:
             return RejectReason.PRICE_NOT_POSITIVE, f"price={price}"
         if price > spec.max_price:
@@ -111,12 +117,9 @@ class Matcher:
             return RejectReason.INVALID_FIELD, f"client_oid longer than {MAX_CLIENT_OID}"
         if typ is MARKET:
             spec, qty = self.spec, cmd.qty
-            if qty <= 0:
-                return RejectReason.QTY_NOT_POSITIVE, f"qty={qty}"
-            if qty < spec.min_qty:
-                return RejectReason.QTY_BELOW_MIN, f"qty={qty} min_qty={spec.min_qty}"
-            if qty > spec.max_qty:
-                return RejectReason.QTY_ABOVE_MAX, f"qty={qty} max_qty={spec.max_qty}"
+            refusal = self._check_qty(qty)
+            if refusal is not None:
+                return refusal
             if self.last_price and self.last_price * qty < spec.min_notional:
                 notional = self.last_price * qty
                 return RejectReason.NOTIONAL_BELOW_MIN, f"notional={notional} min_notional={spec.min_notional}"
@@ -344,12 +347,17 @@ class Matcher:
             refusal = RejectReason.UNKNOWN_ORDER, f"order_id={cmd.order_id} client_oid={cmd.client_oid!r}"
         else:
             new_coid = cmd.new_client_oid or order.client_oid
-            refusal = self._check_limit(cmd.price, cmd.qty)
+            same_price = cmd.price == order.price
+            if same_price and cmd.qty <= order.leaves:
+                # reduced in place: the price passed its checks when the order entered and a moved band or the
+                # smaller notional must not trap it (it could only be canceled); only the quantity is new
+                refusal = self._check_qty(cmd.qty)
+            else:
+                refusal = self._check_limit(cmd.price, cmd.qty)
             if refusal is None and len(cmd.new_client_oid) > MAX_CLIENT_OID:
                 refusal = RejectReason.INVALID_FIELD, f"client_oid longer than {MAX_CLIENT_OID}"
             if refusal is None and new_coid != order.client_oid and (cmd.account, new_coid) in book.by_client_oid:
                 refusal = RejectReason.DUPLICATE_CLIENT_ORDER_ID, f"client_oid={new_coid!r} is open"
-            same_price = cmd.price == order.price
             if refusal is None and same_price and cmd.qty == order.leaves and new_coid == order.client_oid:
                 refusal = RejectReason.REPLACE_NO_CHANGE, "same price, quantity and client order id"
             if refusal is None and order.type is LIMIT_MAKER and self._would_take(order.side, cmd.price):

@@ -336,7 +336,10 @@ class ReferenceEngine:
 
     def _replace_problem(self, sym: RefSymbol, cmd: ReplaceOrder, order: RefOrder) -> RejectReason | None:
         new_client_oid = cmd.new_client_oid or order.client_oid
-        problem = self._limit_problem(sym, cmd.price, cmd.qty)
+        if cmd.price == order.price and cmd.qty <= order.leaves:  # a reduction in place: only the quantity is checked
+            problem = self._limit_problem(sym, 1, cmd.qty) if cmd.qty <= 0 or cmd.qty < sym.spec.min_qty else None
+        else:
+            problem = self._limit_problem(sym, cmd.price, cmd.qty)
         if problem is not None:
             return problem
         if len(cmd.new_client_oid) > MAX_CLIENT_OID:

@@ -310,14 +310,22 @@ def test_cancel_or_replace_when_a_value_is_bad_rejects_with_its_reason_and_chang
     assert_refused_without_change(seeded(), cmd, expected)
 
 
-def test_replace_when_new_notional_is_below_min_rejects_notional_below_min() -> None:
+def test_replace_when_new_price_makes_notional_below_min_rejects_notional_below_min() -> None:
     d = Driver([make_spec(min_notional=500)])
     d.apply(limit(1, BUY, 100, 5))
 
-    detail = "notional=400 min_notional=500"
-    assert_refused_without_change(
-        d, replace(1, 1, 100, 4), cancel_rejected(1, R.NOTIONAL_BELOW_MIN, detail, order_id=1)
-    )
+    detail = "notional=495 min_notional=500"
+    assert_refused_without_change(d, replace(1, 1, 99, 5), cancel_rejected(1, R.NOTIONAL_BELOW_MIN, detail, order_id=1))
+
+
+def test_replace_when_reducing_in_place_skips_price_and_notional_checks() -> None:
+    # the order passed them on entry; like a partial fill, a reduction may leave it below the minimum notional,
+    # and a band that moved since must not trap it (else it could only be canceled)
+    d = Driver([make_spec(min_notional=500, band_bps=1000)])
+    d.run(limit(1, BUY, 100, 5), limit(2, SELL, 120, 1), limit(3, BUY, 120, 1))  # last trade 120: 100 is out of band
+    events = d.apply(replace(1, 1, 100, 4))
+    assert [type(e).__name__ for e in events] == ["OrderReplaced", "BookDelta"]
+    assert events[0].kept_priority is True  # type: ignore[union-attr]
 
 
 # ---- book deltas and update ids ---------------------------------------------------------------------------------

@@ -21,7 +21,7 @@ def _structs() -> list[type[msgspec.Struct]]:
         for value in vars(module).values():
             if isinstance(value, type) and issubclass(value, msgspec.Struct) and value.__module__ == module.__name__:
                 found.append(value)
-    return found + [codec.JournalBatch, codec.Ack, codec.Heartbeat]
+    return [*found, codec.JournalBatch, codec.Ack, codec.Heartbeat]
 
 
 def _section(title: str) -> str:
