@@ -42,6 +42,7 @@ from wire.venue import DEFAULT_VENUE, load_venue
 log = logging.getLogger("mercury.sequencer")
 
 JOURNALED = AckStatus.JOURNALED
+SNDMORE = zmq.SNDMORE
 ORDER_ENTRY = (PlaceOrder, ReplaceOrder)  # refused while the engine lags; cancels always pass
 
 COMMANDS = Counter("mercury_sequencer_commands_total", "Commands answered, by status", ["status"])
@@ -148,7 +149,8 @@ class Sequencer:
         ENGINE_LAG.set(self.next_in_seq - 1 - self.engine_in_seq)
 
     def _reply(self, ident: bytes, req: int, status: AckStatus, in_seq: int = 0, detail: str = "") -> None:
-        self.router.send_multipart([ident, encode(Ack(req, status, in_seq, detail))])
+        self.router.send(ident, zmq.SNDMORE)
+        self.router.send(encode(Ack(req, status, in_seq, detail)))
         COMMANDS.labels(status.name).inc()
 
     def _stage(self, refuse: AckStatus | None = None) -> Staged:
@@ -158,18 +160,24 @@ class Sequencer:
         next_seq = self.next_in_seq
         lagging = next_seq - 1 - self.engine_in_seq > self.settings.busy_lag
         last_ts = self.last_ts
+        recv, more = router.recv, router.getsockopt
         for _ in range(self.settings.max_batch):
+            # frame by frame: recv_multipart costs ~4 µs a message here against ~1.7 µs for this
             try:
-                frames = router.recv_multipart(zmq.NOBLOCK)
+                ident = recv(zmq.NOBLOCK)
             except zmq.Again:
                 break
-            ident = frames[0]
-            if len(frames) != 2:
-                self.bad_input.warning("malformed frame count %d from %r", len(frames), ident)
-                self._reply(ident, 0, AckStatus.MALFORMED, detail="expected one frame per command")
+            body = recv() if more(zmq.RCVMORE) else b""  # a message arrives whole: no wait here
+            extra = 0
+            while more(zmq.RCVMORE):
+                recv()
+                extra += 1
+            if extra or not body:
+                self.bad_input.warning("malformed frame count from %r", ident)
+                self._reply(ident, 0, AckStatus.MALFORMED, detail="expected one non-empty frame per command")
                 continue
             try:
-                cmd = decode_command(frames[1])
+                cmd = decode_command(body)
             except MalformedMessage as exc:
                 self.bad_input.warning("malformed command from %r: %s", ident, exc)
                 self._reply(ident, 0, AckStatus.MALFORMED, detail=str(exc))
@@ -197,7 +205,7 @@ class Sequencer:
             staged.reqs.append(req)
             staged.keys.append(key)
             staged.stamps.append(last_ts)
-            staged.raws.append(msgspec.Raw(frames[1]))
+            staged.raws.append(msgspec.Raw(body))
             next_seq += 1
         return staged
 
@@ -218,9 +226,10 @@ class Sequencer:
         self.last_ts = staged.stamps[-1]
         # durable: now (and only now) forward to the engine and acknowledge
         self.pub.send(blob)
-        send = self.router.send_multipart
+        send, idents, reqs = self.router.send, staged.idents, staged.reqs
         for i in range(count):
-            send([staged.idents[i], encode(Ack(staged.reqs[i], JOURNALED, first + i))])
+            send(idents[i], SNDMORE)  # two sends: send_multipart costs ~4 µs an ack here against ~1 µs
+            send(encode(Ack(reqs[i], JOURNALED, first + i)))
         COMMANDS.labels("JOURNALED").inc(count)
         BATCH_SIZE.observe(count)
         IN_SEQ.set(first + count - 1)
