@@ -99,11 +99,13 @@ def test_bad_frame_answers_malformed_and_journals_nothing(venue: Venue, frame: b
     assert venue.sequencer.alive()
 
 
-def test_bad_frame_count_answers_malformed(venue: Venue) -> None:
+@pytest.mark.parametrize("frames", [[b"one", b"two"], [b""]], ids=["two-frames", "empty-frame"])
+def test_bad_frame_count_answers_malformed(venue: Venue, frames: list[bytes]) -> None:
     c = venue.client()
-    c.socket.send_multipart([b"one", b"two"])
+    c.socket.send_multipart(frames)
     ack = c.recv_ack()
-    assert ack.status is AckStatus.MALFORMED and "one frame" in ack.detail
+    assert ack.status is AckStatus.MALFORMED and "one non-empty frame" in ack.detail
+    assert c.submit(c.place(1, "BTCUSDT", Side.BUY, 1000, price=100_000)).in_seq == 1
 
 
 def test_submit_raises_refused_for_malformed(venue: Venue) -> None:
