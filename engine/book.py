@@ -161,7 +161,10 @@ class Book:
 
     def add(self, order: Order) -> Level:
         """Rest an order at the back of its price level; returns the level."""
-        level = (self.bids if order.side is BUY else self.asks).level_for(order.price)
+        book_side = self.bids if order.side is BUY else self.asks
+        level = book_side.levels.get(order.price)  # most orders join an existing level: skip the call
+        if level is None:
+            level = book_side.level_for(order.price)
         level.append(order)
         self.orders[order.order_id] = order
         mine = self.by_account.get(order.account)

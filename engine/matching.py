@@ -201,7 +201,14 @@ class Matcher:
         keys = opp.keys
         if keys and keys[-1] >= price * opp.sign:  # it crosses the opposite touch
             leaves, self_trade = self._take(opp, side, price, qty, order_id, account, out)
-        else:  # the common case, a passive order: nothing to match
+        elif not self._dirty:  # the common case, a passive order and no other level changed: one delta, directly
+            if tif is GTC and typ is not MARKET:
+                level = book.add(Order(order_id, account, side, price, qty, client_oid, typ, tif))
+                self._delta(side, price, level.total, out)
+            else:
+                self._canceled(order_id, account, client_oid, qty, IOC_REMAINDER, out)
+            return
+        else:  # passive, after a replace removed the old order's level (which was touched first)
             leaves, self_trade = qty, False
         if leaves:
             if self_trade:
@@ -322,8 +329,15 @@ class Matcher:
             detail = f"order_id={cmd.order_id} client_oid={cmd.client_oid!r}"
             self._cancel_rejected(cmd.account, cmd.order_id, cmd.client_oid, (RejectReason.UNKNOWN_ORDER, detail), out)
             return
-        self._remove(order, USER, out)
-        self._flush_deltas(out)
+        level = self.book.remove(order)
+        self._canceled(order.order_id, order.account, order.client_oid, order.leaves, USER, out)
+        self._delta(order.side, order.price, level.total, out)  # one level changed: no need for the dirty map
+
+    def _delta(self, side: Side, price: int, total: int, out: list[Event]) -> None:
+        ctx = self.ctx
+        ctx.out_seq += 1
+        self.update_id += 1
+        out.append(BookDelta(ctx.out_seq, ctx.in_seq, ctx.ts, self.spec.symbol, self.update_id, side, price, total))
 
     def cancel_all(self, cmd: CancelAll, out: list[Event]) -> None:
         mine = self.book.by_account.get(cmd.account)
