@@ -31,7 +31,7 @@ from collections.abc import Callable, Sequence
 
 import redis
 import zmq
-from prometheus_client import Counter, Gauge, start_http_server
+from prometheus_client import Counter, Gauge
 
 from engine.core import Engine
 from engine.events_stream import last_out_seq, stored_snapshot
@@ -39,12 +39,13 @@ from sequencer.journal import Journal
 from wire import keys
 from wire.codec import Heartbeat, JournalBatch, decode_batch, encode
 from wire.commands import TakeSnapshot
-from wire.config import Settings, load_settings
+from wire.config import Settings
 from wire.errors import MalformedMessage, MercuryError
 from wire.events import BookDelta, Event, TradeExecuted
+from wire.process import start_process
 from wire.ratelog import RateLimitedLog
 from wire.streams import FIELD, entry_id
-from wire.venue import DEFAULT_VENUE, Venue, load_venue
+from wire.venue import Venue
 
 log = logging.getLogger("mercury.engine")
 
@@ -364,14 +365,9 @@ def pin_to_core(core: int) -> int:
 
 
 def main() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    settings = load_settings()
-    venue = load_venue(settings.venue_file or DEFAULT_VENUE)
-    r = redis.Redis.from_url(settings.redis_url, socket_connect_timeout=2, socket_timeout=10)
-    ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
-    if settings.metrics_port:
-        start_http_server(settings.metrics_port)
-    service = EngineService(settings, venue, r, ctx)
+    rt = start_process()
+    settings = rt.settings
+    service = EngineService(rt.settings, rt.venue, rt.redis, rt.zmq)
     signal.signal(signal.SIGTERM, service.stop)
     signal.signal(signal.SIGINT, service.stop)
     service.recover()

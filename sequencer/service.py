@@ -26,18 +26,18 @@ from dataclasses import dataclass, field
 import msgspec
 import redis
 import zmq
-from prometheus_client import Counter, Gauge, Histogram, start_http_server
+from prometheus_client import Counter, Gauge, Histogram
 
 from sequencer.dedupe import RequestWindow
 from sequencer.journal import Journal
 from wire import keys
 from wire.codec import Ack, RawJournalBatch, decode_command, decode_heartbeat, encode
 from wire.commands import PlaceOrder, ReplaceOrder
-from wire.config import Settings, load_settings
+from wire.config import Settings
 from wire.enums import AckStatus
 from wire.errors import MalformedMessage, MercuryError
+from wire.process import start_process
 from wire.ratelog import RateLimitedLog
-from wire.venue import DEFAULT_VENUE, load_venue
 
 log = logging.getLogger("mercury.sequencer")
 
@@ -257,14 +257,9 @@ class Sequencer:
 
 
 def main() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    settings = load_settings()
-    venue = load_venue(settings.venue_file or DEFAULT_VENUE)
-    r = redis.Redis.from_url(settings.redis_url, socket_connect_timeout=2, socket_timeout=10)
-    ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
-    if settings.metrics_port:
-        start_http_server(settings.metrics_port)
-    seq = Sequencer(settings, venue.shard, r, ctx)
+    rt = start_process()
+    settings = rt.settings
+    seq = Sequencer(rt.settings, rt.venue.shard, rt.redis, rt.zmq)
     signal.signal(signal.SIGTERM, seq.stop)
     signal.signal(signal.SIGINT, seq.stop)
     while True:
