@@ -56,6 +56,8 @@ ENGINE_OUT_SEQ = Gauge("mercury_engine_out_seq", "Last published out_seq")
 
 HEARTBEAT_TOPIC = b"h/"
 ALL_TOPIC = b"x/"
+HEARTBEAT_IDLE = 0.05  # s: heartbeat period when no events flow
+HEARTBEAT_BUSY = 0.005  # s: at most this often while events flow
 
 
 def account_topic(account: int) -> bytes:
@@ -87,6 +89,11 @@ class EventWriter(threading.Thread):
         self.out_seq = out_seq
         self._account_topics: dict[int, bytes] = {}
         self._symbol_topics: dict[str, bytes] = {}
+        # pub is an XPUB socket: it tells us which topic prefixes have subscribers, so that a batch is encoded
+        # only for the topics someone reads (fanning out every account's events cost as much as matching)
+        self._subscriptions: set[bytes] = set()
+        self._wanted: dict[bytes, bool] = {}
+        self._last_heartbeat = 0.0
         self.failed: BaseException | None = None
 
     def put_events(self, events: list[Event], in_seq: int) -> None:
@@ -111,8 +118,9 @@ class EventWriter(threading.Thread):
     def _run(self) -> None:
         q = self.queue
         while True:
+            self._read_subscriptions()
             try:
-                item = q.get(timeout=0.1)
+                item = q.get(timeout=HEARTBEAT_IDLE)
             except queue.Empty:
                 self._heartbeat()
                 continue
@@ -137,7 +145,8 @@ class EventWriter(threading.Thread):
             if batches or snapshots:
                 self._store(batches, snapshots)
                 self._publish(batches)
-            self._heartbeat()
+            if stopping or time.monotonic() - self._last_heartbeat >= HEARTBEAT_BUSY:
+                self._heartbeat()  # under load, every few ms rather than after every write
             if stopping:
                 return
 
@@ -164,11 +173,36 @@ class EventWriter(threading.Thread):
                     continue
                 batches = [b for b in batches if b[2][-1].out_seq > stored]
 
+    def _read_subscriptions(self) -> None:
+        """XPUB hands us b"\x01<prefix>" when a prefix gains its first subscriber, b"\x00<prefix>" when it loses
+        its last one."""
+        recv = self.pub.recv
+        while True:
+            try:
+                message = recv(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            if message[:1] == b"\x01":
+                self._subscriptions.add(message[1:])
+            elif message[:1] == b"\x00":
+                self._subscriptions.discard(message[1:])
+            self._wanted.clear()
+
+    def _is_wanted(self, topic: bytes) -> bool:
+        wanted = self._wanted.get(topic)
+        if wanted is None:
+            if len(self._wanted) > 100_000:
+                self._wanted.clear()
+            wanted = self._wanted[topic] = any(topic.startswith(prefix) for prefix in self._subscriptions)
+        return wanted
+
     def _publish(self, batches: list[tuple[int, bytes, list[Event]]]) -> None:
         send, more = self.pub.send, zmq.SNDMORE  # frame by frame: cheaper than send_multipart in pyzmq
+        everything = self._is_wanted(ALL_TOPIC)
         for _, blob, events in batches:
-            send(ALL_TOPIC, more)
-            send(blob)
+            if everything:
+                send(ALL_TOPIC, more)
+                send(blob)
             for topic, group in self._by_topic(events).items():
                 send(topic, more)
                 send(encode(group))
@@ -180,14 +214,15 @@ class EventWriter(threading.Thread):
         """Market events by symbol (``m/<symbol>/``), order events by account (``a/<id>/``); a trade goes to
         its symbol and to both accounts."""
         groups: dict[bytes, list[Event]] = {}
-        accounts, symbols = self._account_topics, self._symbol_topics
+        accounts, symbols, wanted = self._account_topics, self._symbol_topics, self._is_wanted
         for ev in events:
             kind = type(ev)
             if kind is BookDelta or kind is TradeExecuted:
                 topic = symbols.get(ev.symbol)
                 if topic is None:
                     topic = symbols[ev.symbol] = symbol_topic(ev.symbol)
-                groups.setdefault(topic, []).append(ev)
+                if wanted(topic):
+                    groups.setdefault(topic, []).append(ev)
                 if kind is BookDelta:
                     continue
                 assert isinstance(ev, TradeExecuted)
@@ -200,11 +235,14 @@ class EventWriter(threading.Thread):
                     if len(accounts) > 100_000:
                         accounts.clear()
                     topic = accounts[account] = account_topic(account)
-                groups.setdefault(topic, []).append(ev)
+                if wanted(topic):
+                    groups.setdefault(topic, []).append(ev)
         return groups
 
     def _heartbeat(self) -> None:
-        self.pub.send_multipart([HEARTBEAT_TOPIC, encode(Heartbeat(self.in_seq, self.out_seq))])
+        self._last_heartbeat = time.monotonic()
+        self.pub.send(HEARTBEAT_TOPIC, zmq.SNDMORE)
+        self.pub.send(encode(Heartbeat(self.in_seq, self.out_seq)))
 
 
 class EngineService:
@@ -230,7 +268,7 @@ class EngineService:
         journaled during the replay is missed (duplicates are skipped by in_seq). Waits for Redis if it is down."""
         self.sub.connect(self.settings.journal_pub_endpoint)
         _until_redis_answers(self._load)
-        pub = self.ctx.socket(zmq.PUB)
+        pub = self.ctx.socket(zmq.XPUB)
         pub.setsockopt(zmq.LINGER, 1000)
         pub.setsockopt(zmq.SNDHWM, 100_000)
         pub.bind(self.settings.events_pub_endpoint)

@@ -167,7 +167,7 @@ class Sequencer:
                 ident = recv(zmq.NOBLOCK)
             except zmq.Again:
                 break
-            body = recv() if more(zmq.RCVMORE) else b""  # a message arrives whole: no wait here
+            body = recv()  # a ROUTER message is the identity plus at least one frame, and arrives whole
             extra = 0
             while more(zmq.RCVMORE):
                 recv()
