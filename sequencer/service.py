@@ -69,6 +69,8 @@ class Staged:
     keys: list[tuple[str, int]] = field(default_factory=list)
     stamps: list[int] = field(default_factory=list)
     raws: list[msgspec.Raw] = field(default_factory=list)
+    # repeats of a request id staged in this same batch: answered DUPLICATE once the batch is journaled
+    repeats: list[tuple[bytes, int, int]] = field(default_factory=list)
 
 
 class Sequencer:
@@ -191,6 +193,9 @@ class Sequencer:
             if seen is not None and seen < self.next_in_seq:
                 self._reply(ident, req, AckStatus.DUPLICATE, seen, "request id already journaled")
                 continue
+            if seen is not None and refuse is None:
+                staged.repeats.append((ident, req, seen))  # staged in this batch: answer once it is journaled
+                continue
             if refuse is not None or seen is not None:
                 # journal down, or a retry of a command whose journal write is still unresolved
                 self._reply(ident, req, AckStatus.UNAVAILABLE, detail="journal unavailable, nothing journaled")
@@ -230,6 +235,8 @@ class Sequencer:
         for i in range(count):
             send(idents[i], SNDMORE)  # two sends: send_multipart costs ~4 µs an ack here against ~1 µs
             send(encode(Ack(reqs[i], JOURNALED, first + i)))
+        for ident, req, seq in staged.repeats:
+            self._reply(ident, req, AckStatus.DUPLICATE, seq, "request id already journaled")
         COMMANDS.labels("JOURNALED").inc(count)
         BATCH_SIZE.observe(count)
         IN_SEQ.set(first + count - 1)

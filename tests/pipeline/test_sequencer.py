@@ -171,3 +171,17 @@ def test_commands_when_redis_down_are_refused_unavailable_then_flow_again(venue:
     assert c.submit(refused).in_seq == 3
     journaled = [cmd for b in Journal(venue.r(), keys.journal("e0")).read_from(1) for cmd in b.cmds]
     assert [msgspec.structs.astuple(x)[1] for x in journaled] == [1, pending.req, refused.req]
+
+
+def test_request_id_repeated_within_one_batch_is_journaled_once_and_answered_duplicate(venue: Venue) -> None:
+    c = venue.client()
+    cmds = [c.place(1, "BTCUSDT", Side.BUY, 1000, price=100_000 - i) for i in range(50)]
+    repeated = cmds[10]
+    for cmd in [*cmds[:20], repeated, *cmds[20:]]:  # pipelined: the repeat lands in the batch of its original
+        c.send(cmd)
+    acks = [c.recv_ack() for _ in range(51)]
+    of_repeat = [a for a in acks if a.req == repeated.req]
+    assert sorted(a.status for a in of_repeat) == [AckStatus.JOURNALED, AckStatus.DUPLICATE]
+    assert of_repeat[0].in_seq == of_repeat[1].in_seq == 11
+    journaled = [cmd for b in Journal(venue.r(), keys.journal("e0")).read_from(1) for cmd in b.cmds]
+    assert journaled == cmds
