@@ -11,14 +11,27 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable
 
+from engine.accounts import Accounts
 from engine.book import Order
 from engine.matching import Context, Matcher
-from engine.snapshot import FORMAT_VERSION, EngineState, OrderState, SymbolState, decode_state, encode_state
-from wire.commands import CancelAll, CancelOrder, Command, PlaceOrder, ReplaceOrder, TakeSnapshot
+from engine.snapshot import (
+    FORMAT_VERSION,
+    READABLE_VERSIONS,
+    AccountState,
+    BalanceState,
+    EngineState,
+    OrderState,
+    SymbolState,
+    decode_state,
+    encode_state,
+)
+from wire.commands import FUNDING, CancelAll, CancelOrder, Command, PlaceOrder, ReplaceOrder, TakeSnapshot
 from wire.errors import MercuryError
 from wire.events import CancelRejected, Event, OrderRejected
 from wire.reasons import RejectReason
-from wire.venue import SymbolSpec
+from wire.venue import AssetSpec, SymbolSpec
+
+_FUNDING = frozenset(FUNDING)
 
 
 class SequenceError(MercuryError):
@@ -26,11 +39,12 @@ class SequenceError(MercuryError):
 
 
 class Engine:
-    __slots__ = ("ctx", "matchers")
+    __slots__ = ("accounts", "ctx", "matchers")
 
-    def __init__(self, symbols: Iterable[SymbolSpec]) -> None:
+    def __init__(self, symbols: Iterable[SymbolSpec], assets: Iterable[AssetSpec] = ()) -> None:
         self.ctx = Context()
         self.matchers: dict[str, Matcher] = {s.symbol: Matcher(s, self.ctx) for s in symbols}
+        self.accounts = Accounts(assets, self.ctx)
 
     @property
     def in_seq(self) -> int:
@@ -52,6 +66,9 @@ class Engine:
         out: list[Event] = []
         kind = type(cmd)
         if kind is TakeSnapshot:
+            return out
+        if kind in _FUNDING:
+            self.accounts.apply(cmd, out)  # type: ignore[arg-type]
             return out
         matcher = self.matchers.get(cmd.symbol)  # type: ignore[union-attr]
         if matcher is None:
@@ -106,14 +123,26 @@ class Engine:
                 for o in sorted(m.book.orders.values(), key=_order_id)
             ]
             symbols.append(SymbolState(name, m.update_id, m.trade_id, m.last_price, orders))
-        return encode_state(EngineState(FORMAT_VERSION, ctx.in_seq, ctx.out_seq, ctx.next_order_id, symbols))
+        accounts = [
+            AccountState(account, [BalanceState(a, *held[a]) for a in sorted(held)])
+            for account, held in sorted(self.accounts.balances.items())
+        ]
+        return encode_state(EngineState(FORMAT_VERSION, ctx.in_seq, ctx.out_seq, ctx.next_order_id, symbols, accounts))
 
     @classmethod
-    def restore(cls, specs: Iterable[SymbolSpec], data: bytes) -> Engine:
+    def restore(cls, specs: Iterable[SymbolSpec], data: bytes, assets: Iterable[AssetSpec] = ()) -> Engine:
         state = decode_state(data)
-        if state.version != FORMAT_VERSION:
-            raise MercuryError(f"snapshot format {state.version}, this engine reads {FORMAT_VERSION}")
-        engine = cls(specs)
+        if state.version not in READABLE_VERSIONS:
+            raise MercuryError(f"snapshot format {state.version}, this engine reads {READABLE_VERSIONS}")
+        engine = cls(specs, assets)
+        accounts = engine.accounts
+        for a in state.accounts:
+            held = accounts.balances[a.account] = {}
+            for b in a.balances:
+                if b.asset not in accounts.assets:
+                    raise MercuryError(f"snapshot holds asset {b.asset} that the venue no longer lists")
+                held[b.asset] = [b.free, b.locked]
+                accounts.supply[b.asset] += b.free + b.locked
         ctx = engine.ctx
         ctx.in_seq, ctx.out_seq, ctx.next_order_id = state.in_seq, state.out_seq, state.next_order_id
         for s in state.symbols:
@@ -133,6 +162,7 @@ class Engine:
     def check_invariants(self) -> None:
         for m in self.matchers.values():
             m.book.check_invariants()
+        self.accounts.check_invariants()
 
 
 def _order_id(order: Order) -> int:

@@ -36,7 +36,7 @@ class ReplayResult:
 
 def replay(r: redis.Redis, venue: Venue, upto: int | None = None, keep: list[Event] | None = None) -> ReplayResult:
     """Apply the whole journal (or up to in_seq ``upto``) to a fresh engine."""
-    engine = Engine(venue.symbols)
+    engine = Engine(venue.symbols, venue.assets)
     digest = hashlib.sha256()
     events = 0
     for batch in Journal(r, keys.journal(venue.shard)).read_from(1):

@@ -216,19 +216,18 @@ class EventWriter(threading.Thread):
         groups: dict[bytes, list[Event]] = {}
         accounts, symbols, wanted = self._account_topics, self._symbol_topics, self._is_wanted
         for ev in events:
-            kind = type(ev)
-            if kind is BookDelta or kind is TradeExecuted:
+            owners: tuple[int, ...]
+            if isinstance(ev, BookDelta | TradeExecuted):
                 topic = symbols.get(ev.symbol)
                 if topic is None:
                     topic = symbols[ev.symbol] = symbol_topic(ev.symbol)
                 if wanted(topic):
                     groups.setdefault(topic, []).append(ev)
-                if kind is BookDelta:
+                if isinstance(ev, BookDelta):
                     continue
-                assert isinstance(ev, TradeExecuted)
-                owners: tuple[int, ...] = (ev.maker_account, ev.taker_account)
+                owners = (ev.maker_account, ev.taker_account)
             else:
-                owners = (ev.account,)  # type: ignore[union-attr]
+                owners = (ev.account,)
             for account in owners:
                 topic = accounts.get(account)
                 if topic is None:
@@ -252,7 +251,7 @@ class EngineService:
         self.r = r
         self.ctx = ctx
         self.journal = Journal(r, keys.journal(venue.shard))
-        self.engine = Engine(venue.symbols)
+        self.engine = Engine(venue.symbols, venue.assets)
         self.suppress_until = 0  # events with out_seq <= this are already in the events stream
         self.since_snapshot = 0
         self.bad_input = RateLimitedLog(log)
@@ -287,7 +286,8 @@ class EngineService:
 
     def _load(self) -> None:
         data = stored_snapshot(self.r, self.venue.shard)
-        self.engine = Engine(self.venue.symbols) if data is None else Engine.restore(self.venue.symbols, data)
+        symbols, assets = self.venue.symbols, self.venue.assets
+        self.engine = Engine(symbols, assets) if data is None else Engine.restore(symbols, data, assets)
         self.suppress_until = last_out_seq(self.r, keys.events(self.venue.shard))
         if self.engine.out_seq > self.suppress_until:
             raise MercuryError(

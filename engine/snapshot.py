@@ -11,7 +11,8 @@ import msgspec
 
 from wire.enums import OrderType, Side, TimeInForce
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+READABLE_VERSIONS = (1, 2)  # version 1 had no accounts
 
 
 class OrderState(msgspec.Struct, array_like=True, frozen=True, gc=False):
@@ -33,12 +34,24 @@ class SymbolState(msgspec.Struct, array_like=True, frozen=True):
     orders: list[OrderState]
 
 
+class BalanceState(msgspec.Struct, array_like=True, frozen=True, gc=False):
+    asset: str
+    free: int
+    locked: int
+
+
+class AccountState(msgspec.Struct, array_like=True, frozen=True):
+    account: int
+    balances: list[BalanceState]  # sorted by asset
+
+
 class EngineState(msgspec.Struct, array_like=True, frozen=True):
     version: int
     in_seq: int
     out_seq: int
     next_order_id: int
     symbols: list[SymbolState]
+    accounts: list[AccountState] = []  # sorted by account; absent in version 1
 
 
 encode_state = msgspec.msgpack.Encoder().encode

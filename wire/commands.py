@@ -68,6 +68,34 @@ class CancelAll(Message, tag=4, frozen=True):
     symbol: str
 
 
+class CreateAccount(Message, tag=5, frozen=True):
+    """Open ``account`` (an id > 0 chosen by the operator; 0 is the venue's own fee account)."""
+
+    src: str
+    req: int
+    account: int
+
+
+class Deposit(Message, tag=6, frozen=True):
+    """Credit ``amount`` (integer units of the asset, see wire.venue.AssetSpec) to the account's free balance."""
+
+    src: str
+    req: int
+    account: int
+    asset: str
+    amount: int
+
+
+class Withdraw(Message, tag=7, frozen=True):
+    """Debit ``amount`` from the account's free balance; refused if it exceeds what is free."""
+
+    src: str
+    req: int
+    account: int
+    asset: str
+    amount: int
+
+
 class TakeSnapshot(Message, tag=9, frozen=True):
     """Ask the engine to snapshot its whole state at this point of the journal (a known in_seq)."""
 
@@ -75,4 +103,5 @@ class TakeSnapshot(Message, tag=9, frozen=True):
     req: int
 
 
-Command = PlaceOrder | CancelOrder | ReplaceOrder | CancelAll | TakeSnapshot
+Command = PlaceOrder | CancelOrder | ReplaceOrder | CancelAll | CreateAccount | Deposit | Withdraw | TakeSnapshot
+FUNDING = (CreateAccount, Deposit, Withdraw)

@@ -31,6 +31,13 @@ class CancelReason(IntEnum):
     SELF_TRADE = 4  # self-trade prevention removed it
 
 
+class BalanceCause(IntEnum):
+    """Why a balance changed (BalanceChanged.cause). Order locking, trades and fees join with the risk checks."""
+
+    DEPOSIT = 1
+    WITHDRAWAL = 2
+
+
 class AckStatus(IntEnum):
     """The sequencer's answer to a submitted command."""
 

@@ -8,7 +8,7 @@ changed (its final total), each with that symbol's own gap-free ``update_id``.
 
 from __future__ import annotations
 
-from wire.enums import CancelReason, OrderType, Side, TimeInForce
+from wire.enums import BalanceCause, CancelReason, OrderType, Side, TimeInForce
 from wire.message import Message
 from wire.reasons import RejectReason
 
@@ -121,5 +121,49 @@ class BookDelta(Message, tag=107, frozen=True):
     qty: int
 
 
-Event = OrderAccepted | OrderRejected | TradeExecuted | OrderCanceled | OrderReplaced | CancelRejected | BookDelta
+class AccountCreated(Message, tag=108, frozen=True):
+    out_seq: int
+    in_seq: int
+    ts: int
+    account: int
+
+
+class BalanceChanged(Message, tag=109, frozen=True):
+    """An account's new ``free`` and ``locked`` amounts of one asset (integer units), and why they changed."""
+
+    out_seq: int
+    in_seq: int
+    ts: int
+    account: int
+    asset: str
+    free: int
+    locked: int
+    cause: BalanceCause
+
+
+class FundingRejected(Message, tag=110, frozen=True):
+    """A CreateAccount, Deposit or Withdraw refused; nothing changed."""
+
+    out_seq: int
+    in_seq: int
+    ts: int
+    account: int
+    asset: str
+    amount: int
+    reason: RejectReason
+    detail: str
+
+
+Event = (
+    OrderAccepted
+    | OrderRejected
+    | TradeExecuted
+    | OrderCanceled
+    | OrderReplaced
+    | CancelRejected
+    | BookDelta
+    | AccountCreated
+    | BalanceChanged
+    | FundingRejected
+)
 MARKET_EVENTS = (TradeExecuted, BookDelta)

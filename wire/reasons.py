@@ -29,8 +29,12 @@ class RejectReason(IntEnum):
     DUPLICATE_CLIENT_ORDER_ID = 1010
     PRICE_TOO_HIGH = 1011  # above the venue's absolute price bound
     INVALID_FIELD = 1012  # a field with a value outside its domain (empty client order id, ...)
+    UNKNOWN_ASSET = 1013
+    AMOUNT_NOT_POSITIVE = 1014
     # 2xxx: risk (accounts)
     INSUFFICIENT_BALANCE = 2001
+    UNKNOWN_ACCOUNT = 2002
+    ACCOUNT_EXISTS = 2003
     # 3xxx: matching
     UNKNOWN_ORDER = 3001
     POST_ONLY_WOULD_TAKE = 3002

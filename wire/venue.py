@@ -62,9 +62,28 @@ def _to_units(text: str, step: Decimal, what: str, step_name: str) -> int:
 
 
 @dataclass(frozen=True, slots=True)
+class AssetSpec:
+    """An asset's integer unit is 10**-decimals of it: balances, deposits and withdrawals count those units."""
+
+    name: str
+    decimals: int
+
+    def to_units(self, text: str) -> int:
+        """Exact conversion of a decimal amount; raises ValueError if it has more places than the asset."""
+        return _to_units(text, Decimal(1).scaleb(-self.decimals), "amount", f"{self.name} unit")
+
+    def from_units(self, units: int) -> Decimal:
+        return Decimal(units).scaleb(-self.decimals)
+
+
+DEFAULT_DECIMALS = 8  # for an asset a venue file names in a symbol but does not list under [[assets]]
+
+
+@dataclass(frozen=True, slots=True)
 class Venue:
     shard: str
     symbols: tuple[SymbolSpec, ...]
+    assets: tuple[AssetSpec, ...] = ()
 
     def spec(self, symbol: str) -> SymbolSpec:
         for s in self.symbols:
@@ -156,4 +175,24 @@ def load_venue(path: Path | str = DEFAULT_VENUE) -> Venue:
     symbols = tuple(symbol_from_table(t) for t in tables)
     if len({s.symbol for s in symbols}) != len(symbols):
         raise ConfigError(f"{path}: a symbol is listed twice")
-    return Venue(shard=shard, symbols=symbols)
+    return Venue(shard=shard, symbols=symbols, assets=_assets(data.get("assets", []), symbols, path))
+
+
+def _assets(tables: object, symbols: tuple[SymbolSpec, ...], path: Path | str) -> tuple[AssetSpec, ...]:
+    if not isinstance(tables, list) or not all(isinstance(t, dict) for t in tables):
+        raise ConfigError(f"{path}: assets must be an array of tables ([[assets]])")
+    listed: dict[str, AssetSpec] = {}
+    for t in tables:
+        name, decimals = t.get("name"), t.get("decimals")
+        if not isinstance(name, str) or not name.isalnum() or not name.isupper():
+            raise ConfigError(f"{path}: asset name {name!r} must be upper-case letters and digits")
+        if not isinstance(decimals, int) or isinstance(decimals, bool) or not 0 <= decimals <= 18:
+            raise ConfigError(f"{path}: asset {name}: decimals must be an integer in [0, 18]")
+        if name in listed:
+            raise ConfigError(f"{path}: asset {name} is listed twice")
+        listed[name] = AssetSpec(name, decimals)
+    for s in symbols:
+        for name in (s.base, s.quote):
+            if name not in listed:
+                listed[name] = AssetSpec(name, DEFAULT_DECIMALS)
+    return tuple(sorted(listed.values(), key=lambda a: a.name))

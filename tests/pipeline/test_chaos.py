@@ -108,7 +108,7 @@ def test_kill9_engine_sequencer_redis_under_load_loses_nothing_and_doubles_nothi
 
     def snapshot_in_seq() -> int:
         data = stored_snapshot(r, "e0")
-        return -1 if data is None else Engine.restore(load_venue().symbols, data).in_seq
+        return -1 if data is None else Engine.restore(load_venue().symbols, data, load_venue().assets).in_seq
 
     wait_for(lambda: snapshot_in_seq() == snap_seq, 10, "the final snapshot")
 
@@ -131,6 +131,6 @@ def test_kill9_engine_sequencer_redis_under_load_loses_nothing_and_doubles_nothi
     # 3. the live engine's books equal the replay's
     data = stored_snapshot(r, "e0")
     assert data is not None
-    live = Engine.restore(load_venue().symbols, data)
+    live = Engine.restore(load_venue().symbols, data, load_venue().assets)
     assert live.state_hash() == replay(r, load_venue(), upto=snap_seq).state_hash
     assert load.retries > 0  # the kills were felt by the client, and survived
