@@ -21,7 +21,7 @@ from engine.replay import replay, stream_hash
 from sequencer.journal import Journal
 from tests.harness import Venue, wait_for
 from wire import keys
-from wire.commands import Command
+from wire.commands import Command, CreateAccount, Deposit, Withdraw
 from wire.enums import OrderType, Side, TimeInForce
 from wire.errors import CommandRefused, SequencerUnavailable
 from wire.venue import load_venue
@@ -45,6 +45,9 @@ class Load(threading.Thread):
         c, rng = self.client, self.rng
         account = rng.randint(1, 6)
         roll = rng.random()
+        if roll < 0.05:  # funding too, so that recovery must restore balances exactly
+            kind = Deposit if rng.random() < 0.6 else Withdraw
+            return kind(c.src, c.next_req(), account, rng.choice(["BTC", "USDT"]), rng.randint(1, 10**8))
         if roll < 0.2:
             return c.cancel(account, "BTCUSDT", order_id=rng.randint(1, max(1, len(self.acked))))
         side = Side.BUY if rng.random() < 0.5 else Side.SELL
@@ -73,6 +76,9 @@ class Load(threading.Thread):
 @pytest.mark.chaos
 @pytest.mark.timeout(180)
 def test_kill9_engine_sequencer_redis_under_load_loses_nothing_and_doubles_nothing(venue: Venue) -> None:
+    setup = venue.client("setup")
+    for account in range(1, 7):
+        setup.submit(CreateAccount(setup.src, setup.next_req(), account))
     load = Load(venue.client("chaos", timeout=0.5))
     load.start()
 
@@ -132,5 +138,6 @@ def test_kill9_engine_sequencer_redis_under_load_loses_nothing_and_doubles_nothi
     data = stored_snapshot(r, "e0")
     assert data is not None
     live = Engine.restore(load_venue().symbols, data, load_venue().assets)
-    assert live.state_hash() == replay(r, load_venue(), upto=snap_seq).state_hash
+    assert live.state_hash() == replay(r, load_venue(), upto=snap_seq).state_hash  # books and balances
+    assert any(held for held in live.accounts.balances.values())
     assert load.retries > 0  # the kills were felt by the client, and survived
