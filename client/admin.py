@@ -58,7 +58,7 @@ def describe(event: Event, venue: Venue) -> str:
     if isinstance(event, BalanceChanged):
         asset = next(a for a in venue.assets if a.name == event.asset)
         free, locked = asset.from_units(event.free), asset.from_units(event.locked)
-        return f"account {event.account} {event.asset}: free {free}, locked {locked}"
+        return f"account {event.account} {event.asset}: free {free:f}, locked {locked:f}"
     assert isinstance(event, FundingRejected)
     what = event.reason.name.lower().replace("_", " ")
     return f"refused: {what} ({event.detail})"

@@ -8,7 +8,7 @@ converted once, rounded up, so that an order is refused exactly when its decimal
 from __future__ import annotations
 
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
@@ -29,6 +29,11 @@ class SymbolSpec:
     min_notional: int  # units of tick_size * lot_size quote, rounded up
     max_price: int  # ticks: the highest price the venue accepts at all
     band_bps: int  # orders must be within this many basis points of the last trade price (0: no band)
+    # money in asset units (wire.venue.AssetSpec): a lot is base_per_lot base units, and a price x quantity of
+    # one tick x one lot is quote_per_tick_lot quote units. load_venue checks both are whole numbers, so that
+    # every balance movement is exact.
+    base_per_lot: int = 1
+    quote_per_tick_lot: int = 1
 
     def price_to_ticks(self, text: str) -> int:
         """Exact conversion of a decimal string; raises ValueError if it is not on the tick grid."""
@@ -175,7 +180,24 @@ def load_venue(path: Path | str = DEFAULT_VENUE) -> Venue:
     symbols = tuple(symbol_from_table(t) for t in tables)
     if len({s.symbol for s in symbols}) != len(symbols):
         raise ConfigError(f"{path}: a symbol is listed twice")
-    return Venue(shard=shard, symbols=symbols, assets=_assets(data.get("assets", []), symbols, path))
+    assets = _assets(data.get("assets", []), symbols, path)
+    return Venue(shard=shard, symbols=tuple(_with_units(s, assets, path) for s in symbols), assets=assets)
+
+
+def _with_units(spec: SymbolSpec, assets: tuple[AssetSpec, ...], path: Path | str) -> SymbolSpec:
+    by_name = {a.name: a for a in assets}
+    base_unit = Decimal(1).scaleb(-by_name[spec.base].decimals)
+    quote_unit = Decimal(1).scaleb(-by_name[spec.quote].decimals)
+    per_lot, rest = divmod(spec.lot_size, base_unit)
+    if rest:
+        raise ConfigError(f"{path}: {spec.symbol}: lot_size {spec.lot_size} is finer than a {spec.base} unit")
+    per_tick_lot, rest = divmod(spec.tick_size * spec.lot_size, quote_unit)
+    if rest:
+        raise ConfigError(
+            f"{path}: {spec.symbol}: tick_size x lot_size = {spec.tick_size * spec.lot_size} is finer than a"
+            f" {spec.quote} unit ({quote_unit}): amounts could not be settled exactly"
+        )
+    return replace(spec, base_per_lot=int(per_lot), quote_per_tick_lot=int(per_tick_lot))
 
 
 def _assets(tables: object, symbols: tuple[SymbolSpec, ...], path: Path | str) -> tuple[AssetSpec, ...]:

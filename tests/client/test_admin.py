@@ -11,19 +11,19 @@ from tests.harness import Venue
 def test_admin_when_funding_prints_new_balances(venue: Venue) -> None:
     assert run(["create-account", "7"], venue.settings) == "account 7 created"
     deposited = run(["deposit", "7", "USDT", "1000.5"], venue.settings)
-    assert deposited == "account 7 USDT: free 1000.500000, locked 0.000000"
+    assert deposited == "account 7 USDT: free 1000.50000000, locked 0.00000000"
     withdrawn = run(["withdraw", "7", "USDT", "0.5"], venue.settings)
-    assert withdrawn == "account 7 USDT: free 1000.000000, locked 0.000000"
+    assert withdrawn == "account 7 USDT: free 1000.00000000, locked 0.00000000"
 
 
 @pytest.mark.parametrize(
     ("argv", "message", "code"),
     [
         (["deposit", "8", "USDT", "1"], "refused: unknown account", 1),
-        (["withdraw", "7", "USDT", "2"], "refused: insufficient balance (amount=2000000 free=1000000", 1),
+        (["withdraw", "7", "USDT", "2"], "refused: insufficient balance (amount=200000000 free=100000000", 1),
         (["create-account", "7"], "refused: account exists", 1),
         (["deposit", "7", "DOGE", "1"], "unknown asset 'DOGE'", 2),
-        (["deposit", "7", "USDT", "0.0000001"], "not a multiple of the USDT unit", 2),
+        (["deposit", "7", "USDT", "0.000000001"], "not a multiple of the USDT unit", 2),
         (["deposit", "7", "USDT", "-1"], "refused: amount not positive", 1),
     ],
 )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
 
@@ -101,11 +102,12 @@ def test_load_venue_reads_the_repository_venue_in_integer_units() -> None:
 
     assert venue.shard == "e0"
     assert [s.symbol for s in venue.symbols] == ["BTCUSDT", "ETHUSDT", "ETHBTC"]
-    assert venue.spec("BTCUSDT") == SPEC
+    assert venue.spec("BTCUSDT") == replace(SPEC, base_per_lot=1000, quote_per_tick_lot=10)
     ethbtc = venue.spec("ETHBTC")
-    # 0.0001 BTC in units of 0.00001 * 0.0001
+    # min_notional 0.0001 BTC in units of 0.00001 * 0.001
     units = (ethbtc.min_qty, ethbtc.max_qty, ethbtc.min_notional, ethbtc.max_price)
-    assert units == (1, 1_000_000_000, 100_000, 10_000_000)
+    assert units == (1, 100_000_000, 10_000, 10_000_000)
+    assert [(a.name, a.decimals) for a in venue.assets] == [("BTC", 8), ("ETH", 8), ("USDT", 8)]
     with pytest.raises(KeyError):
         venue.spec("DOGEUSDT")
 
@@ -240,3 +242,45 @@ def test_load_venue_when_file_is_missing_raises_config_error(tmp_path: Path) -> 
 def test_ticks_to_price_keeps_the_tick_size_places_never_an_exponent() -> None:
     assert str(SPEC.ticks_to_price(10_000)) == str(SPEC.tick_size * 10_000)
     assert "E" not in str(SPEC.ticks_to_price(10_000)) and "E" not in str(SPEC.lots_to_qty(10**6))
+
+
+def _venue_file(tmp_path: Path, assets: str, symbol: str) -> Path:
+    path = tmp_path / "venue.toml"
+    path.write_text(assets + symbol)
+    return path
+
+
+UNIT_SYMBOL = """
+[[symbols]]
+symbol = "BTCUSDT"
+base = "BTC"
+quote = "USDT"
+tick_size = "{tick}"
+lot_size = "{lot}"
+min_qty = "{lot}"
+max_qty = "100"
+min_notional = "1"
+max_price = "1000000"
+"""
+
+
+def test_load_venue_computes_asset_units_per_lot_and_per_tick_lot(tmp_path: Path) -> None:
+    assets = '[[assets]]\nname = "BTC"\ndecimals = 8\n[[assets]]\nname = "USDT"\ndecimals = 8\n'
+    venue = load_venue(_venue_file(tmp_path, assets, UNIT_SYMBOL.format(tick="0.01", lot="0.00001")))
+    (spec,) = venue.symbols
+    assert (spec.base_per_lot, spec.quote_per_tick_lot) == (1000, 10)
+
+
+@pytest.mark.parametrize(
+    ("decimals", "tick", "lot", "message"),
+    [
+        (4, "0.01", "0.00001", "finer than a BTC unit"),  # a lot of 0.00001 BTC with BTC counted in 0.0001
+        (8, "0.0001", "0.00001", "finer than a USDT unit"),  # 1e-9 USDT per tick x lot, USDT counted in 1e-8
+    ],
+)
+def test_load_venue_when_units_cannot_settle_exactly_raises_config_error(
+    tmp_path: Path, decimals: int, tick: str, lot: str, message: str
+) -> None:
+    assets = f'[[assets]]\nname = "BTC"\ndecimals = {decimals}\n[[assets]]\nname = "USDT"\ndecimals = 8\n'
+    with pytest.raises(ConfigError, match=message):
+        load_venue(_venue_file(tmp_path, assets, UNIT_SYMBOL.format(tick=tick, lot=lot)))
