@@ -6,8 +6,9 @@ Run ``python -m bench.engine_core`` (about a minute; ``--help`` for the knobs). 
 What is measured, for 1 symbol and for 10 symbols (see bench/workload.py for the mix and the book):
 
 - **decode only**: ``wire.codec.decode_batch`` over the pre-encoded journal batches, nothing else;
-- **apply only**: ``Engine.apply`` over the same commands decoded beforehand (untimed);
-- **decode + apply**: decode each batch, then apply its commands: what the engine process does per batch;
+- **apply only**: ``Engine.apply_many`` over the same batches decoded beforehand (untimed);
+- **decode + apply**: decode each batch, then apply it with one ``Engine.apply_many`` call: what the engine
+  process does per batch;
 - **decode + apply + encode**: the same, plus ``wire.codec.encode`` of each batch's events as one frame, which
   the engine process also does before publishing.
 
@@ -74,42 +75,35 @@ def _decode_only(batches: Sequence[bytes]) -> Pass:
     return Pass(time.perf_counter() - t0, 0, 0)
 
 
+# The engine process applies a journal batch with one Engine.apply_many call (engine/service.py): so do these.
+
+
 def _decode_apply(engine: Engine, batches: Sequence[bytes]) -> Pass:
-    apply, decode = engine.apply, decode_batch
+    apply_many, decode = engine.apply_many, decode_batch
     n_events = 0
     t0 = time.perf_counter()
     for raw in batches:
         batch = decode(raw)
-        seq = batch.first_in_seq
-        for ts, cmd in zip(batch.stamps, batch.cmds, strict=True):
-            n_events += len(apply(seq, ts, cmd))
-            seq += 1
+        n_events += len(apply_many(batch.first_in_seq, batch.stamps, batch.cmds))
     return Pass(time.perf_counter() - t0, n_events, 0)
 
 
 def _apply_only(engine: Engine, decoded: Sequence[JournalBatch]) -> Pass:
-    apply = engine.apply
+    apply_many = engine.apply_many
     n_events = 0
     t0 = time.perf_counter()
     for batch in decoded:
-        seq = batch.first_in_seq
-        for ts, cmd in zip(batch.stamps, batch.cmds, strict=True):
-            n_events += len(apply(seq, ts, cmd))
-            seq += 1
+        n_events += len(apply_many(batch.first_in_seq, batch.stamps, batch.cmds))
     return Pass(time.perf_counter() - t0, n_events, 0)
 
 
 def _decode_apply_encode(engine: Engine, batches: Sequence[bytes]) -> Pass:
-    apply, decode, enc = engine.apply, decode_batch, encode
+    apply_many, decode, enc = engine.apply_many, decode_batch, encode
     n_events = n_bytes = 0
     t0 = time.perf_counter()
     for raw in batches:
         batch = decode(raw)
-        seq = batch.first_in_seq
-        out: list[Event] = []
-        for ts, cmd in zip(batch.stamps, batch.cmds, strict=True):
-            out += apply(seq, ts, cmd)
-            seq += 1
+        out: list[Event] = apply_many(batch.first_in_seq, batch.stamps, batch.cmds)
         n_bytes += len(enc(out))
         n_events += len(out)
     return Pass(time.perf_counter() - t0, n_events, n_bytes)
@@ -577,7 +571,7 @@ def _findings(s: Scenario) -> str:
     top_text = ", ".join(f"`{r.name.split(' ', 1)[-1]}` ({r.own / p.total:.1%})" for r in top)
     return (
         f"- Unprofiled: decoding is {s.decode_share():.1%} of decode + apply, so {1 - s.decode_share():.1%} is "
-        "applying (`Engine.apply` and the loop around it); encoding each batch's events takes "
+        "applying (`Engine.apply_many`); encoding each batch's events takes "
         f"{s.encode_share():.1%} of the pass that also encodes.\n"
         f"- In the profile, {engine_share:.1%} of the time is spent in engine/ code itself and the rest in C "
         f"functions (decode, dict and list methods) and the benchmark loop. No single function dominates: the "

@@ -38,7 +38,6 @@ from engine.events_stream import last_out_seq, stored_snapshot
 from sequencer.journal import Journal
 from wire import keys
 from wire.codec import Heartbeat, JournalBatch, decode_batch, encode
-from wire.commands import TakeSnapshot
 from wire.config import Settings
 from wire.errors import MalformedMessage, MercuryError
 from wire.events import BookDelta, Event, TradeExecuted
@@ -315,14 +314,8 @@ class EngineService:
             skip = engine.in_seq + 1 - first
             if skip >= len(cmds):
                 return
-        apply, stamps = engine.apply, batch.stamps
-        out: list[Event] = []
-        snapshot = False
-        for i in range(skip, len(cmds)):
-            cmd = cmds[i]
-            out += apply(first + i, stamps[i], cmd)
-            if type(cmd) is TakeSnapshot:
-                snapshot = True
+        out = engine.apply_many(first, batch.stamps, cmds, skip)
+        snapshot, engine.snapshot_requested = engine.snapshot_requested, False
         count = len(cmds) - skip
         APPLIED.inc(count)
         self.since_snapshot += count

@@ -104,4 +104,3 @@ class TakeSnapshot(Message, tag=9, frozen=True):
 
 
 Command = PlaceOrder | CancelOrder | ReplaceOrder | CancelAll | CreateAccount | Deposit | Withdraw | TakeSnapshot
-FUNDING = (CreateAccount, Deposit, Withdraw)

@@ -17,6 +17,7 @@ from tests.stubs import (
     LIMIT_MAKER,
     MARKET,
     SELL,
+    SPECS,
     SYM,
     SYM2,
     TS,
@@ -38,7 +39,8 @@ from tests.stubs import (
     take_snapshot,
     trade,
 )
-from wire.commands import Command
+from wire.codec import encode
+from wire.commands import Command, TakeSnapshot
 from wire.enums import CancelReason, OrderType
 from wire.events import BookDelta, Event
 from wire.reasons import RejectReason
@@ -460,3 +462,19 @@ def test_take_snapshot_emits_nothing_and_advances_in_seq(d: Driver) -> None:
     assert events == []
     assert (d.engine.in_seq, d.engine.out_seq) == (2, 2)
     assert state_without_seqs(d.engine) == before
+
+
+def test_apply_many_when_given_a_batch_equals_applying_each_command() -> None:
+    cmds: list[Command] = [limit(1, SELL, 100, 5), limit(2, BUY, 100, 2), TakeSnapshot("t", 1), cancel(1, 1)]
+    stamps = [10, 11, 12, 13]
+    one_by_one = Engine(SPECS)
+    expected = [ev for i, cmd in enumerate(cmds) for ev in one_by_one.apply(1 + i, stamps[i], cmd)]
+    batched = Engine(SPECS)
+    head = batched.apply_many(1, stamps, cmds[:2])
+    requested = [batched.snapshot_requested]
+    tail = batched.apply_many(1, stamps, cmds, start=2)  # the first two already applied: skipped
+    requested.append(batched.snapshot_requested)
+    assert [encode(e) for e in head + tail] == [encode(e) for e in expected]
+    assert requested == [False, True] and batched.state_hash() == one_by_one.state_hash()
+    with pytest.raises(SequenceError):
+        batched.apply_many(1, stamps, cmds, start=1)
