@@ -30,8 +30,8 @@ def render(run: Run) -> str:
     add("# Pipeline benchmark: client -> sequencer -> Redis journal -> engine -> events")
     add("")
     add(
-        f"Written by `bench/pipeline.py` on {run.started}, from one run of {run.seconds:.0f} s: do not edit by "
-        "hand, run it again. Every figure comes from that one run against one venue (tests.harness.Venue: "
+        f"Written by `python -m bench.pipeline` on {run.started}, from one run of {run.seconds:.0f} s: do not "
+        "edit by hand, run it again. Every figure comes from that one run against one venue (tests.harness.Venue: "
         "redis-server with AOF on and `appendfsync everysec`, `python -m sequencer`, `python -m engine`, ipc "
         "sockets), so the figures can be read against each other."
     )
