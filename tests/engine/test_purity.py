@@ -11,7 +11,13 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-CORE_MODULES = ["engine/book.py", "engine/matching.py", "engine/core.py", "engine/snapshot.py"]
+CORE_MODULES = [
+    "engine/book.py",
+    "engine/matching.py",
+    "engine/accounts.py",
+    "engine/core.py",
+    "engine/snapshot.py",
+]
 BANNED = {"zmq", "redis", "asyncio", "socket", "time", "random", "uuid", "os", "threading", "datetime"}
 
 
