@@ -26,7 +26,7 @@ import zmq.asyncio
 from wire.codec import Ack, decode_ack, encode
 from wire.commands import CancelAll, CancelOrder, Command, PlaceOrder, ReplaceOrder, TakeSnapshot
 from wire.config import Settings, load_settings
-from wire.enums import AckStatus, OrderType, Side, TimeInForce
+from wire.enums import AckStatus, OrderType, SelfTradeMode, Side, TimeInForce
 from wire.errors import CommandRefused, MalformedMessage, SequencerUnavailable
 
 OK = (AckStatus.JOURNALED, AckStatus.DUPLICATE)
@@ -56,8 +56,10 @@ class CommandBuilder:
         type: OrderType = OrderType.LIMIT,
         tif: TimeInForce = TimeInForce.GTC,
         client_oid: str = "",
+        stp: SelfTradeMode = SelfTradeMode.EXPIRE_TAKER,
     ) -> PlaceOrder:
-        return PlaceOrder(self.src, self.next_req(), account, symbol, side, type, tif, price, qty, client_oid)
+        req = self.next_req()
+        return PlaceOrder(self.src, req, account, symbol, side, type, tif, price, qty, client_oid, stp)
 
     def cancel(self, account: int, symbol: str, order_id: int = 0, client_oid: str = "") -> CancelOrder:
         return CancelOrder(self.src, self.next_req(), account, symbol, order_id, client_oid)

@@ -24,13 +24,26 @@ from __future__ import annotations
 from bisect import bisect_left, insort
 from collections.abc import Iterator
 
-from wire.enums import OrderType, Side, TimeInForce
+from wire.enums import OrderType, SelfTradeMode, Side, TimeInForce
 
 BUY = Side.BUY  # a module global: reading an enum member off its class (Side.BUY) is ~10x slower on the hot path
 
 
 class Order:
-    __slots__ = ("account", "client_oid", "leaves", "level", "next", "order_id", "prev", "price", "side", "tif", "type")
+    __slots__ = (
+        "account",
+        "client_oid",
+        "leaves",
+        "level",
+        "next",
+        "order_id",
+        "prev",
+        "price",
+        "side",
+        "stp",
+        "tif",
+        "type",
+    )
 
     def __init__(
         self,
@@ -42,6 +55,7 @@ class Order:
         client_oid: str,
         type: OrderType,
         tif: TimeInForce,
+        stp: SelfTradeMode = SelfTradeMode.EXPIRE_TAKER,
     ) -> None:
         self.order_id = order_id
         self.account = account
@@ -51,6 +65,7 @@ class Order:
         self.client_oid = client_oid
         self.type = type
         self.tif = tif
+        self.stp = stp  # kept for a cancel-replace that re-enters the order
         self.prev: Order | None = None
         self.next: Order | None = None
         self.level: Level | None = None

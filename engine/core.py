@@ -137,7 +137,7 @@ class Engine:
         for name in sorted(self.matchers):
             m = self.matchers[name]
             orders = [
-                OrderState(o.order_id, o.account, o.side, o.price, o.leaves, o.client_oid, o.type, o.tif)
+                OrderState(o.order_id, o.account, o.side, o.price, o.leaves, o.client_oid, o.type, o.tif, o.stp)
                 for o in sorted(m.book.orders.values(), key=_order_id)
             ]
             symbols.append(SymbolState(name, m.update_id, m.trade_id, m.last_price, orders))
@@ -171,7 +171,7 @@ class Engine:
                 continue
             m.update_id, m.trade_id, m.last_price = s.update_id, s.trade_id, s.last_price
             for o in s.orders:
-                m.book.add(Order(o.order_id, o.account, o.side, o.price, o.leaves, o.client_oid, o.type, o.tif))
+                m.book.add(Order(o.order_id, o.account, o.side, o.price, o.leaves, o.client_oid, o.type, o.tif, o.stp))
         return engine
 
     def state_hash(self) -> str:

@@ -14,8 +14,10 @@ Price band
     ``[ceil(p(1-b)), floor(p(1+b))]``; there is no band before the symbol's first trade.
 
 Self-trade prevention
-    An incoming order never trades with its own account's resting order: when it reaches one, its remainder is
-    canceled (SELF_TRADE, "expire taker"); fills before that point stand. A self-trade never prints.
+    An incoming order never trades with its own account's resting order. When it reaches one, its own mode
+    decides (canceled with reason SELF_TRADE): EXPIRE_TAKER (the default) cancels the incoming order's remainder,
+    EXPIRE_MAKER cancels the resting order and matching goes on, EXPIRE_BOTH cancels both. Fills before that
+    point stand. A self-trade never prints. A cancel-replace that re-enters an order keeps its mode.
 
 Event order within one command
     Order events and trades in the order they happened, then one BookDelta per price level the command changed,
@@ -26,7 +28,7 @@ from __future__ import annotations
 
 from engine.book import Book, BookSide, Order
 from wire.commands import CancelAll, CancelOrder, PlaceOrder, ReplaceOrder
-from wire.enums import CancelReason, OrderType, Side, TimeInForce
+from wire.enums import CancelReason, OrderType, SelfTradeMode, Side, TimeInForce
 from wire.events import (
     BookDelta,
     CancelRejected,
@@ -44,6 +46,11 @@ BUY, SELL = Side.BUY, Side.SELL
 GTC, IOC, FOK = TimeInForce.GTC, TimeInForce.IOC, TimeInForce.FOK
 LIMIT, MARKET, LIMIT_MAKER = OrderType.LIMIT, OrderType.MARKET, OrderType.LIMIT_MAKER
 USER, IOC_REMAINDER, SELF_TRADE = CancelReason.USER, CancelReason.IOC_REMAINDER, CancelReason.SELF_TRADE
+EXPIRE_TAKER, EXPIRE_MAKER, EXPIRE_BOTH = (
+    SelfTradeMode.EXPIRE_TAKER,
+    SelfTradeMode.EXPIRE_MAKER,
+    SelfTradeMode.EXPIRE_BOTH,
+)
 MAX_CLIENT_OID = 64  # longer ids are refused: the engine keeps them in memory for every open order
 
 Refusal = tuple[RejectReason, str]
@@ -178,7 +185,7 @@ class Matcher:
                 qty,
             )
         )
-        self._enter(order_id, cmd.account, side, typ, tif, price, qty, cmd.client_oid, out)
+        self._enter(order_id, cmd.account, side, typ, tif, price, qty, cmd.client_oid, cmd.stp, out)
 
     def _enter(
         self,
@@ -190,20 +197,21 @@ class Matcher:
         price: int,
         qty: int,
         client_oid: str,
+        stp: SelfTradeMode,
         out: list[Event],
     ) -> None:
         """Match an accepted order, then rest, cancel or expire what is left; emits the book deltas."""
         book = self.book
         opp = book.asks if side is BUY else book.bids
-        if tif is FOK and not self._fillable(opp, price, qty, account):
+        if tif is FOK and not self._fillable(opp, price, qty, account, stp):
             self._canceled(order_id, account, client_oid, qty, CancelReason.FOK_NOT_FILLABLE, out)
             return
         keys = opp.keys
         if keys and keys[-1] >= price * opp.sign:  # it crosses the opposite touch
-            leaves, self_trade = self._take(opp, side, price, qty, order_id, account, out)
+            leaves, self_trade = self._take(opp, side, price, qty, order_id, account, stp, out)
         elif not self._dirty:  # the common case, a passive order and no other level changed: one delta, directly
             if tif is GTC and typ is not MARKET:
-                level = book.add(Order(order_id, account, side, price, qty, client_oid, typ, tif))
+                level = book.add(Order(order_id, account, side, price, qty, client_oid, typ, tif, stp))
                 self._delta(side, price, level.total, out)
             else:
                 self._canceled(order_id, account, client_oid, qty, IOC_REMAINDER, out)
@@ -214,15 +222,15 @@ class Matcher:
             if self_trade:
                 self._canceled(order_id, account, client_oid, leaves, SELF_TRADE, out)
             elif tif is GTC and typ is not MARKET:
-                book.add(Order(order_id, account, side, price, leaves, client_oid, typ, tif))
+                book.add(Order(order_id, account, side, price, leaves, client_oid, typ, tif, stp))
                 self._dirty[price if side is BUY else -price] = None
             else:
                 self._canceled(order_id, account, client_oid, leaves, IOC_REMAINDER, out)
         self._flush_deltas(out)
 
-    def _fillable(self, opp: BookSide, price: int, qty: int, account: int) -> bool:
-        """Could an order for ``qty`` up to ``price`` fill completely now (stopping, as matching would, at the
-        account's own resting order)?"""
+    def _fillable(self, opp: BookSide, price: int, qty: int, account: int, stp: SelfTradeMode) -> bool:
+        """Could an order for ``qty`` up to ``price`` fill completely now? As matching would, it stops at the
+        account's own resting order, or skips it when that order would be expired instead (EXPIRE_MAKER)."""
         sign, levels = opp.sign, opp.levels
         limit_key = price * sign
         check_owner = account in self.book.by_account
@@ -234,6 +242,8 @@ class Matcher:
             if check_owner:
                 for order in level:
                     if order.account == account:
+                        if stp is EXPIRE_MAKER:
+                            continue
                         return False
                     available += order.leaves
                     if available >= qty:
@@ -245,7 +255,15 @@ class Matcher:
         return False
 
     def _take(
-        self, opp: BookSide, side: Side, price: int, qty: int, order_id: int, account: int, out: list[Event]
+        self,
+        opp: BookSide,
+        side: Side,
+        price: int,
+        qty: int,
+        order_id: int,
+        account: int,
+        stp: SelfTradeMode,
+        out: list[Event],
     ) -> tuple[int, bool]:
         """Match against the opposite side up to ``price``. Returns (open quantity left, stopped by self-trade)."""
         ctx, book, dirty, symbol = self.ctx, self.book, self._dirty, self.spec.symbol
@@ -259,7 +277,16 @@ class Matcher:
             maker = level.head
             while maker is not None and leaves:
                 if maker.account == account:
-                    return leaves, True
+                    if stp is EXPIRE_TAKER:
+                        return leaves, True
+                    nxt = maker.next  # expire the resting order: canceled, never traded
+                    dirty[key] = None
+                    book.remove(maker)
+                    self._canceled(maker.order_id, maker.account, maker.client_oid, maker.leaves, SELF_TRADE, out)
+                    if stp is EXPIRE_BOTH:
+                        return leaves, True
+                    maker = nxt
+                    continue
                 dirty[key] = None  # sign * price, the dirty map's convention; only a level a fill changed
                 fill = maker.leaves if maker.leaves < leaves else leaves
                 leaves -= fill
@@ -426,7 +453,7 @@ class Matcher:
                 False,
             )
         )
-        self._enter(new_id, order.account, order.side, order.type, GTC, cmd.price, cmd.qty, new_coid, out)
+        self._enter(new_id, order.account, order.side, order.type, GTC, cmd.price, cmd.qty, new_coid, order.stp, out)
 
     def _flush_deltas(self, out: list[Event]) -> None:
         dirty = self._dirty

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import msgspec
 
-from wire.enums import OrderType, Side, TimeInForce
+from wire.enums import OrderType, SelfTradeMode, Side, TimeInForce
 
 FORMAT_VERSION = 2
 READABLE_VERSIONS = (1, 2)  # version 1 had no accounts
@@ -24,6 +24,7 @@ class OrderState(msgspec.Struct, array_like=True, frozen=True, gc=False):
     client_oid: str
     type: OrderType
     tif: TimeInForce
+    stp: SelfTradeMode = SelfTradeMode.EXPIRE_TAKER
 
 
 class SymbolState(msgspec.Struct, array_like=True, frozen=True):

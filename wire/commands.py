@@ -10,7 +10,7 @@ with defaults sit at the end so that later versions can append fields without br
 
 from __future__ import annotations
 
-from wire.enums import OrderType, Side, TimeInForce
+from wire.enums import OrderType, SelfTradeMode, Side, TimeInForce
 from wire.message import Message
 
 
@@ -27,6 +27,7 @@ class PlaceOrder(Message, tag=1, frozen=True):
     price: int
     qty: int
     client_oid: str
+    stp: SelfTradeMode = SelfTradeMode.EXPIRE_TAKER
 
 
 class CancelOrder(Message, tag=2, frozen=True):

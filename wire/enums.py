@@ -22,6 +22,14 @@ class TimeInForce(IntEnum):
     FOK = 3
 
 
+class SelfTradeMode(IntEnum):
+    """What happens when an order would match a resting order of its own account (a self-trade never prints)."""
+
+    EXPIRE_TAKER = 1  # the incoming order's remainder is canceled; fills before that point stand (the default)
+    EXPIRE_MAKER = 2  # the resting order is canceled and matching goes on
+    EXPIRE_BOTH = 3  # both are canceled
+
+
 class CancelReason(IntEnum):
     """Why an order left the book (or never rested) without filling completely."""
 

@@ -28,7 +28,7 @@ from wire.commands import (
     TakeSnapshot,
     Withdraw,
 )
-from wire.enums import CancelReason, OrderType, Side, TimeInForce
+from wire.enums import CancelReason, OrderType, SelfTradeMode, Side, TimeInForce
 from wire.events import (
     BookDelta,
     CancelRejected,
@@ -58,6 +58,7 @@ class RefOrder:
     leaves: int
     client_oid: str
     type: OrderType
+    stp: SelfTradeMode = SelfTradeMode.EXPIRE_TAKER
 
 
 @dataclass
@@ -254,7 +255,7 @@ class ReferenceEngine:
         if cmd.type == MARKET:
             band = sym.band()
             limit = None if band is None else (band[1] if cmd.side == BUY else band[0])
-        self._enter(sym, order_id, cmd.account, cmd.side, cmd.type, cmd.tif, limit, cmd.qty, cmd.client_oid)
+        self._enter(sym, order_id, cmd.account, cmd.side, cmd.type, cmd.tif, limit, cmd.qty, cmd.client_oid, cmd.stp)
 
     def _enter(
         self,
@@ -267,8 +268,9 @@ class ReferenceEngine:
         limit: int | None,
         qty: int,
         client_oid: str,
+        stp: SelfTradeMode,
     ) -> None:
-        if tif == FOK and self._fillable_qty(sym, side, limit, account) < qty:
+        if tif == FOK and self._fillable_qty(sym, side, limit, account, stp) < qty:
             self._canceled(sym, order_id, account, client_oid, qty, CancelReason.FOK_NOT_FILLABLE)
             return
         leaves = qty
@@ -279,8 +281,15 @@ class ReferenceEngine:
                 break
             maker = makers[0]
             if maker.account == account:
-                stopped_by_self_trade = True
-                break
+                if stp != SelfTradeMode.EXPIRE_TAKER:  # the resting order is expired
+                    self._unrest(sym, maker)
+                    self._canceled(
+                        sym, maker.order_id, maker.account, maker.client_oid, maker.leaves, CancelReason.SELF_TRADE
+                    )
+                if stp != SelfTradeMode.EXPIRE_MAKER:  # the incoming order is expired
+                    stopped_by_self_trade = True
+                    break
+                continue
             fill = min(maker.leaves, leaves)
             maker.leaves -= fill
             leaves -= fill
@@ -311,16 +320,19 @@ class ReferenceEngine:
             self._canceled(sym, order_id, account, client_oid, leaves, CancelReason.SELF_TRADE)
         elif tif == GTC and type != MARKET:
             assert limit is not None
-            sym.orders.append(RefOrder(order_id, account, side, limit, leaves, client_oid, type))
+            sym.orders.append(RefOrder(order_id, account, side, limit, leaves, client_oid, type, stp))
             self.touched.append((side, limit))
         else:
             self._canceled(sym, order_id, account, client_oid, leaves, CancelReason.IOC_REMAINDER)
 
-    def _fillable_qty(self, sym: RefSymbol, side: Side, limit: int | None, account: int) -> int:
-        """What an order could fill right now: the queue up to its limit, stopping at its own account's order."""
+    def _fillable_qty(self, sym: RefSymbol, side: Side, limit: int | None, account: int, stp: SelfTradeMode) -> int:
+        """What an order could fill right now: the queue up to its limit, stopping at its own account's order
+        (or passing over it, when that order would be expired instead)."""
         total = 0
         for maker in queue(sym, side, limit):
             if maker.account == account:
+                if stp == SelfTradeMode.EXPIRE_MAKER:
+                    continue
                 break
             total += maker.leaves
         return total
@@ -405,4 +417,6 @@ class ReferenceEngine:
                 False,
             )
         )
-        self._enter(sym, new_id, order.account, order.side, order.type, GTC, cmd.price, cmd.qty, new_client_oid)
+        self._enter(
+            sym, new_id, order.account, order.side, order.type, GTC, cmd.price, cmd.qty, new_client_oid, order.stp
+        )

@@ -6,6 +6,7 @@ Order ids are engine-wide (BTC and ETH share the counter); trade ids and book up
 
 from __future__ import annotations
 
+import msgspec
 import pytest
 
 from tests.stubs import (
@@ -34,7 +35,8 @@ from tests.stubs import (
     state_without_seqs,
     trade,
 )
-from wire.enums import CancelReason, Side, TimeInForce
+from wire.commands import PlaceOrder
+from wire.enums import CancelReason, SelfTradeMode, Side, TimeInForce
 from wire.reasons import RejectReason
 
 USER = CancelReason.USER
@@ -837,3 +839,65 @@ def test_place_never_treats_an_empty_client_order_id_as_duplicate(d: Driver) -> 
     events = d.apply(limit(1, SELL, 101, 1))
 
     assert events == d.stamp([accepted(2, 1, SELL, 101, 1), delta(2, SELL, 101, 1)])
+
+
+def _with_stp(cmd: PlaceOrder, stp: SelfTradeMode) -> PlaceOrder:
+    return msgspec.structs.replace(cmd, stp=stp)
+
+
+def test_self_trade_expire_maker_cancels_own_resting_order_and_goes_on(d: Driver) -> None:
+    d.run(limit(2, SELL, 100, 2), limit(1, SELL, 100, 3), limit(2, SELL, 100, 4))
+
+    events = d.apply(_with_stp(limit(1, BUY, 101, 10), SelfTradeMode.EXPIRE_MAKER))
+
+    assert events == d.stamp(
+        [
+            accepted(4, 1, BUY, 101, 10),
+            trade(1, 100, 2, BUY, maker=(1, 2, 0), taker=(4, 1, 8)),
+            canceled(2, 1, 3, SELF_TRADE),  # the own resting order, never traded
+            trade(2, 100, 4, BUY, maker=(3, 2, 0), taker=(4, 1, 4)),
+            delta(4, SELL, 100, 0),
+            delta(5, BUY, 101, 4),  # the rest rests
+        ]
+    )
+
+
+def test_self_trade_expire_both_cancels_own_resting_order_and_the_incoming_rest(d: Driver) -> None:
+    d.run(limit(2, SELL, 100, 2), limit(1, SELL, 100, 3), limit(2, SELL, 100, 4))
+
+    events = d.apply(_with_stp(limit(1, BUY, 101, 10), SelfTradeMode.EXPIRE_BOTH))
+
+    assert events == d.stamp(
+        [
+            accepted(4, 1, BUY, 101, 10),
+            trade(1, 100, 2, BUY, maker=(1, 2, 0), taker=(4, 1, 8)),
+            canceled(2, 1, 3, SELF_TRADE),
+            canceled(4, 1, 8, SELF_TRADE),
+            delta(4, SELL, 100, 4),
+        ]
+    )
+    assert d.levels(SELL) == [(100, [(3, 4)])]
+
+
+def test_fok_with_expire_maker_counts_past_its_own_order(d: Driver) -> None:
+    d.run(limit(1, SELL, 100, 3), limit(2, SELL, 100, 4))
+
+    events = d.apply(_with_stp(limit(1, BUY, 100, 4, tif=FOK), SelfTradeMode.EXPIRE_MAKER))
+
+    assert [type(e).__name__ for e in events] == ["OrderAccepted", "OrderCanceled", "TradeExecuted", "BookDelta"]
+    assert d.levels(SELL) == []
+
+
+def test_replace_that_re_enters_keeps_the_order_self_trade_mode(d: Driver) -> None:
+    d.run(limit(1, SELL, 102, 3), _with_stp(limit(1, BUY, 99, 2), SelfTradeMode.EXPIRE_MAKER))
+
+    events = d.apply(replace(1, 2, 102, 2))  # a new price that crosses its own ask: the ask is expired
+
+    assert [type(e).__name__ for e in events] == [
+        "OrderReplaced",
+        "OrderCanceled",
+        "BookDelta",
+        "BookDelta",
+        "BookDelta",
+    ]
+    assert d.levels(BUY) == [(102, [(3, 2)])] and d.levels(SELL) == []

@@ -44,6 +44,7 @@ from tests.stubs import (
 )
 from wire.codec import encode
 from wire.commands import Command
+from wire.enums import SelfTradeMode
 from wire.events import (
     CancelRejected,
     Event,
@@ -99,7 +100,8 @@ def client_oids() -> st.SearchStrategy[str]:
 def place_command(draw: st.DrawFn) -> Command:
     type, tif = draw(TYPES)
     side = draw(st.sampled_from([BUY, SELL]))
-    return place(draw(ACCOUNTS), side, type, tif, draw(PRICES), draw(QTYS), draw(client_oids()), draw(SYMBOLS))
+    cmd = place(draw(ACCOUNTS), side, type, tif, draw(PRICES), draw(QTYS), draw(client_oids()), draw(SYMBOLS))
+    return msgspec.structs.replace(cmd, stp=draw(st.sampled_from(list(SelfTradeMode))))
 
 
 def target_command(draw: st.DrawFn, kind: int, open_orders: list[tuple[str, RefOrder]]) -> Command:

@@ -20,7 +20,7 @@ from wire.codec import (
     encode,
 )
 from wire.commands import CancelAll, CancelOrder, Command, PlaceOrder, ReplaceOrder, TakeSnapshot
-from wire.enums import AckStatus, CancelReason, OrderType, Side, TimeInForce
+from wire.enums import AckStatus, CancelReason, OrderType, SelfTradeMode, Side, TimeInForce
 from wire.errors import MalformedMessage
 from wire.events import (
     BookDelta,
@@ -101,7 +101,13 @@ def test_heartbeat_round_trips() -> None:
 def test_command_encodes_as_an_array_led_by_its_tag_with_enums_as_integers() -> None:
     raw = msgspec.msgpack.decode(encode(PLACE))
 
-    assert raw == [1, "gw1", 7, 42, "BTCUSDT", 2, 3, 1, 10_050, 3, "my-1"]
+    assert raw == [1, "gw1", 7, 42, "BTCUSDT", 2, 3, 1, 10_050, 3, "my-1", 1]  # stp: EXPIRE_TAKER
+
+
+def test_place_order_without_trailing_stp_decodes_with_the_default() -> None:
+    # a frame from a client that predates the field: trailing fields with defaults may be left out
+    cmd = decode_command(msgspec.msgpack.encode([1, "gw1", 7, 42, "BTCUSDT", 2, 3, 1, 10_050, 3, "my-1"]))
+    assert isinstance(cmd, PlaceOrder) and cmd.stp is SelfTradeMode.EXPIRE_TAKER
 
 
 @pytest.mark.parametrize(
