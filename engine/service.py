@@ -43,7 +43,7 @@ from wire.errors import MalformedMessage, MercuryError
 from wire.events import BookDelta, Event, TradeExecuted
 from wire.process import start_process
 from wire.ratelog import RateLimitedLog
-from wire.streams import FIELD, entry_id
+from wire.streams import StreamAppender
 from wire.venue import Venue
 
 log = logging.getLogger("mercury.engine")
@@ -82,6 +82,7 @@ class EventWriter(threading.Thread):
         self.r = r
         self.events_key = keys.events(shard)
         self.snapshot_key = keys.snapshot(shard)
+        self.appender = StreamAppender(r)
         self.pub = pub
         self.queue: queue.Queue[tuple[list[Event], int] | bytes | _Stop] = queue.Queue(maxsize=4096)
         self.in_seq = in_seq
@@ -154,12 +155,9 @@ class EventWriter(threading.Thread):
         delay = 0.01
         while True:
             try:
-                pipe = self.r.pipeline(transaction=False)
-                for first, blob, _ in batches:
-                    pipe.xadd(self.events_key, {FIELD: blob}, id=entry_id(first))
-                if snapshots:
-                    pipe.set(self.snapshot_key, snapshots[-1])  # events first: a snapshot never runs ahead
-                pipe.execute()
+                # events first, then the snapshot: a snapshot never runs ahead of the events stream
+                extra = [("SET", self.snapshot_key, snapshots[-1])] if snapshots else []
+                self.appender.append(self.events_key, [(first, blob) for first, blob, _ in batches], *extra)
                 return
             except (redis.ConnectionError, redis.TimeoutError) as exc:
                 if delay == 0.01:  # once per outage, not once per retry

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import redis
 
 from wire.codec import JournalBatch, decode_batch
-from wire.streams import FIELD, entries_from, entry_id, last_entry, xrevrange
+from wire.streams import FIELD, StreamAppender, entries_from, entry_id, last_entry, xrevrange
 
 
 def first_seq_of(entry: bytes | str) -> int:
@@ -27,10 +27,11 @@ class Journal:
     def __init__(self, r: redis.Redis, key: str) -> None:
         self.r = r
         self.key = key
+        self._appender = StreamAppender(r)
 
     def append(self, first_in_seq: int, blob: bytes) -> None:
         """One round trip; raises redis.ResponseError if ``first_in_seq`` is not past the stream's end."""
-        self.r.xadd(self.key, {FIELD: blob}, id=entry_id(first_in_seq))
+        self._appender.append(self.key, [(first_in_seq, blob)])
 
     def last_batch(self) -> JournalBatch | None:
         blob = last_entry(self.r, self.key)

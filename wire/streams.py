@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from typing import cast
 
 import redis
+from redis.connection import Connection
 
 FIELD = b"b"
 Entry = tuple[bytes, dict[bytes, bytes]]
@@ -48,3 +49,41 @@ def entries_from(r: redis.Redis, key: str, seq: int, chunk: int = 256) -> Iterat
 def last_entry(r: redis.Redis, key: str) -> bytes | None:
     entries = xrevrange(r, key, "+", "-", count=1)
     return entries[0][1][FIELD] if entries else None
+
+
+class StreamAppender:
+    """Appends entries (and optional extra commands) to streams in one round trip on one dedicated connection.
+
+    redis-py's per-call path (pool checkout and release, reply callbacks) costs about twice the CPU of the round
+    trip itself on this kind of machine (measured: ``Redis.xadd`` 113 µs of CPU a call, this 49 µs), and both the
+    sequencer and the engine's event writer append once per batch, so that difference is most of their Redis cost
+    at moderate rates. On any error the connection is dropped (its replies may be out of step); the next call
+    reconnects.
+    """
+
+    def __init__(self, r: redis.Redis) -> None:
+        self._pool = r.connection_pool
+        self._conn: Connection | None = None
+
+    def append(self, key: str, entries: list[tuple[int, bytes]], *extra: tuple[str | bytes, ...]) -> None:
+        """XADD each (first sequence, payload) as entry ``<first>-0``, then the ``extra`` commands; raises
+        redis.ResponseError for an error reply (an id not past the stream's end) and the connection errors."""
+        commands: list[tuple[str | bytes, ...]] = [
+            ("XADD", key, entry_id(first), FIELD, blob) for first, blob in entries
+        ]
+        commands += extra
+        conn = self._conn
+        if conn is None:
+            conn = self._conn = self._pool.get_connection()
+        try:
+            conn.send_packed_command(conn.pack_commands(commands))  # type: ignore[no-untyped-call]
+            for _ in commands:
+                conn.read_response()
+        except BaseException:
+            conn.disconnect()  # type: ignore[no-untyped-call]
+            raise
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._pool.release(self._conn)
+            self._conn = None
