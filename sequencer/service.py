@@ -66,7 +66,6 @@ class Staged:
 
     idents: list[bytes] = field(default_factory=list)
     reqs: list[int] = field(default_factory=list)
-    keys: list[tuple[str, int]] = field(default_factory=list)
     stamps: list[int] = field(default_factory=list)
     raws: list[msgspec.Raw] = field(default_factory=list)
     # repeats of a request id staged in this same batch: answered DUPLICATE once the batch is journaled
@@ -208,7 +207,6 @@ class Sequencer:
             window.add(key, next_seq)
             staged.idents.append(ident)
             staged.reqs.append(req)
-            staged.keys.append(key)
             staged.stamps.append(last_ts)
             staged.raws.append(msgspec.Raw(body))
             next_seq += 1

@@ -166,4 +166,3 @@ Event = (
     | BalanceChanged
     | FundingRejected
 )
-MARKET_EVENTS = (TradeExecuted, BookDelta)

@@ -38,8 +38,7 @@ class RejectReason(IntEnum):
     # 3xxx: matching
     UNKNOWN_ORDER = 3001
     POST_ONLY_WOULD_TAKE = 3002
-    FOK_NOT_FILLABLE = 3003
+    # 3003 is not a reject: a FOK that cannot fill is canceled (CancelReason.FOK_NOT_FILLABLE), as Binance expires it
     REPLACE_NO_CHANGE = 3004
     # 9xxx: system
     MALFORMED = 9001  # not a command: undecodable bytes or wrong field types
-    UNKNOWN_COMMAND = 9002
