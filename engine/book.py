@@ -16,15 +16,19 @@ Amend semantics
     Lowering an order's open quantity at the same price keeps its place (``reduce``). Any other change is a
     remove plus a new order at the back of its level, with a new id (the matching module decides which).
 
-This module changes state only; it emits no events and knows nothing of accounts' money.
+This module changes state only; it emits no events and moves no money (orders only point at their balances).
 """
 
 from __future__ import annotations
 
 from bisect import bisect_left, insort
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 from wire.enums import OrderType, SelfTradeMode, Side, TimeInForce
+
+if TYPE_CHECKING:
+    from engine.accounts import Balance
 
 BUY = Side.BUY  # a module global: reading an enum member off its class (Side.BUY) is ~10x slower on the hot path
 
@@ -33,6 +37,8 @@ class Order:
     __slots__ = (
         "account",
         "client_oid",
+        "gain",
+        "hold",
         "leaves",
         "level",
         "next",
@@ -56,6 +62,8 @@ class Order:
         type: OrderType,
         tif: TimeInForce,
         stp: SelfTradeMode = SelfTradeMode.EXPIRE_TAKER,
+        hold: Balance | None = None,
+        gain: Balance | None = None,
     ) -> None:
         self.order_id = order_id
         self.account = account
@@ -66,6 +74,9 @@ class Order:
         self.type = type
         self.tif = tif
         self.stp = stp  # kept for a cancel-replace that re-enters the order
+        # the owner's balances this order spends from (its lock) and receives into; None when risk is off
+        self.hold = hold
+        self.gain = gain
         self.prev: Order | None = None
         self.next: Order | None = None
         self.level: Level | None = None

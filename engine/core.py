@@ -13,19 +13,22 @@ from collections.abc import Iterable
 
 from engine.accounts import Accounts
 from engine.book import Order
-from engine.matching import Context, Matcher
+from engine.context import Context
+from engine.matching import Matcher
 from engine.snapshot import (
     FORMAT_VERSION,
     READABLE_VERSIONS,
     AccountState,
     BalanceState,
     EngineState,
+    FeeOverrideState,
     OrderState,
     SymbolState,
     decode_state,
     encode_state,
 )
 from wire.commands import CancelAll, CancelOrder, Command, PlaceOrder, ReplaceOrder, TakeSnapshot
+from wire.enums import Side
 from wire.errors import MercuryError
 from wire.events import CancelRejected, Event, OrderRejected
 from wire.reasons import RejectReason
@@ -37,12 +40,21 @@ class SequenceError(MercuryError):
 
 
 class Engine:
-    __slots__ = ("accounts", "ctx", "matchers", "snapshot_requested")
+    __slots__ = ("accounts", "ctx", "matchers", "risk", "snapshot_requested")
 
-    def __init__(self, symbols: Iterable[SymbolSpec], assets: Iterable[AssetSpec] = ()) -> None:
+    def __init__(self, symbols: Iterable[SymbolSpec], assets: Iterable[AssetSpec] = (), *, risk: bool = True) -> None:
+        """``risk=False`` runs matching alone: no account is needed to trade, nothing is locked, no fee is charged.
+        Only matching tests and the benchmark's baseline use it; the engine service always runs with risk on."""
         self.ctx = Context()
-        self.matchers: dict[str, Matcher] = {s.symbol: Matcher(s, self.ctx) for s in symbols}
         self.accounts = Accounts(assets, self.ctx)
+        symbols = tuple(symbols)
+        if risk:
+            for spec in symbols:
+                for asset in (spec.base, spec.quote):
+                    if asset not in self.accounts.assets:
+                        raise MercuryError(f"symbol {spec.symbol} trades asset {asset}, which the venue does not list")
+        self.risk = risk
+        self.matchers: dict[str, Matcher] = {s.symbol: Matcher(s, self.ctx, self.accounts, risk) for s in symbols}
         self.snapshot_requested = False  # a TakeSnapshot was applied; the caller stores the snapshot and resets it
 
     @property
@@ -142,25 +154,33 @@ class Engine:
             ]
             symbols.append(SymbolState(name, m.update_id, m.trade_id, m.last_price, orders))
         accounts = [
-            AccountState(account, [BalanceState(a, *held[a]) for a in sorted(held)])
+            AccountState(account, [BalanceState(a, held[a].free, held[a].locked) for a in sorted(held)])
             for account, held in sorted(self.accounts.balances.items())
         ]
-        return encode_state(EngineState(FORMAT_VERSION, ctx.in_seq, ctx.out_seq, ctx.next_order_id, symbols, accounts))
+        fees = [FeeOverrideState(a, *rates) for a, rates in sorted(self.accounts.fee_overrides.items())]
+        return encode_state(
+            EngineState(FORMAT_VERSION, ctx.in_seq, ctx.out_seq, ctx.next_order_id, symbols, accounts, self.risk, fees)
+        )
 
     @classmethod
     def restore(cls, specs: Iterable[SymbolSpec], data: bytes, assets: Iterable[AssetSpec] = ()) -> Engine:
         state = decode_state(data)
         if state.version not in READABLE_VERSIONS:
-            raise MercuryError(f"snapshot format {state.version}, this engine reads {READABLE_VERSIONS}")
-        engine = cls(specs, assets)
+            raise MercuryError(
+                f"snapshot format {state.version}, this engine reads {READABLE_VERSIONS}: a journal written before"
+                " order locking cannot be replayed with it (docs/operations.md, 'Upgrading')"
+            )
+        engine = cls(specs, assets, risk=state.risk)
         accounts = engine.accounts
         for a in state.accounts:
-            held = accounts.balances[a.account] = {}
+            accounts.balances.setdefault(a.account, {})
             for b in a.balances:
                 if b.asset not in accounts.assets:
                     raise MercuryError(f"snapshot holds asset {b.asset} that the venue no longer lists")
-                held[b.asset] = [b.free, b.locked]
+                balance = accounts.get(a.account, b.asset)  # the fee account's, which matchers hold, are reused
+                balance.free, balance.locked = b.free, b.locked
                 accounts.supply[b.asset] += b.free + b.locked
+        accounts.fee_overrides = {f.account: (f.maker_bps, f.taker_bps) for f in state.fee_overrides}
         ctx = engine.ctx
         ctx.in_seq, ctx.out_seq, ctx.next_order_id = state.in_seq, state.out_seq, state.next_order_id
         for s in state.symbols:
@@ -170,17 +190,48 @@ class Engine:
                     raise MercuryError(f"snapshot holds symbol {s.symbol} that the venue no longer lists")
                 continue
             m.update_id, m.trade_id, m.last_price = s.update_id, s.trade_id, s.last_price
+            spec = m.spec
             for o in s.orders:
-                m.book.add(Order(o.order_id, o.account, o.side, o.price, o.leaves, o.client_oid, o.type, o.tif, o.stp))
+                hold = gain = None
+                if state.risk:
+                    spend, receive = (spec.quote, spec.base) if o.side is Side.BUY else (spec.base, spec.quote)
+                    hold, gain = accounts.get(o.account, spend), accounts.get(o.account, receive)
+                m.book.add(
+                    Order(
+                        o.order_id, o.account, o.side, o.price, o.leaves, o.client_oid, o.type, o.tif, o.stp,
+                        hold, gain,
+                    )
+                )  # fmt: skip
         return engine
 
     def state_hash(self) -> str:
         return hashlib.sha256(self.snapshot()).hexdigest()
 
     def check_invariants(self) -> None:
+        """Raise AssertionError if any book or balance is inconsistent; with risk on, also if any ``locked``
+        differs from what the account's resting orders could still spend. Tests call it after every command."""
         for m in self.matchers.values():
             m.book.check_invariants()
         self.accounts.check_invariants()
+        if not self.risk:
+            return
+        accounts = self.accounts
+        expected: dict[tuple[int, str], int] = {}
+        for m in self.matchers.values():
+            spec = m.spec
+            for o in m.book.orders.values():
+                if o.side is Side.BUY:
+                    asset, receive, amount = spec.quote, spec.base, o.leaves * o.price * spec.quote_per_tick_lot
+                else:
+                    asset, receive, amount = spec.base, spec.quote, o.leaves * spec.base_per_lot
+                assert o.hold is accounts.balances[o.account][asset], f"order {o.order_id} locks the wrong balance"
+                assert o.gain is accounts.balances[o.account][receive], f"order {o.order_id} receives elsewhere"
+                expected[(o.account, asset)] = expected.get((o.account, asset), 0) + amount
+        for account, held in accounts.balances.items():
+            for asset, b in held.items():
+                want = expected.pop((account, asset), 0)
+                assert b.locked == want, f"account {account} locks {b.locked} {asset}, its orders {want}"
+        assert not expected, f"orders lock balances that do not exist: {expected}"
 
 
 def _order_id(order: Order) -> int:

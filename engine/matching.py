@@ -19,16 +19,49 @@ Self-trade prevention
     EXPIRE_MAKER cancels the resting order and matching goes on, EXPIRE_BOTH cancels both. Fills before that
     point stand. A self-trade never prints. A cancel-replace that re-enters an order keeps its mode.
 
+Market buy by quote amount
+    A MARKET BUY with ``quote_qty`` is converted on arrival into the lots that amount buys: walking the asks the
+    order can reach (as matching will), then, if the book runs out, what the rest buys at the market limit price.
+    What it cannot fill is canceled like any market order's rest.
+
+Risk (when the engine runs with accounts, which it always does outside matching-only tests and benchmarks)
+    An order locks what it could spend before it matches, and is rejected (INSUFFICIENT_BALANCE) if the account's
+    free balance cannot cover it:
+
+    - a sell locks ``qty * base_per_lot`` base units;
+    - a limit buy (any time in force, post-only too) locks ``price * qty * quote_per_tick_lot`` quote units;
+    - a market buy by quantity locks exactly what it would spend now: the cost of walking the asks it can reach
+      (within the price band, stopping or skipping its own orders as self-trade prevention will);
+    - a market buy by quote amount locks that amount.
+
+    Fees are charged in the asset each side receives, so they never need a lock: the lock of a buy is the
+    quote it could pay and nothing more. A fill moves ``qty * base_per_lot`` base from seller to buyer and
+    ``price * qty * quote_per_tick_lot`` quote from buyer to seller, less each side's fee, which goes to the fee
+    account; a buy that fills below its limit gets the difference back from its lock at once. Whatever an order
+    has not spent when it leaves (cancel, IOC or market remainder, FOK, self-trade expiry, replace) is released.
+    So, at every command boundary, an account's ``locked`` is exactly ``leaves * price * quote_per_tick_lot``
+    summed over its resting buys plus ``leaves * base_per_lot`` over its resting sells.
+
+Fees
+    ``fee = ceil(received * bps / 10 000)``: rounded up, in the venue's favour, never more than received (rates
+    are below 10 000 bps). The maker pays the symbol's maker rate, the taker its taker rate, unless the account
+    has its own rates (SetFeeRates).
+
 Event order within one command
     Order events and trades in the order they happened, then one BookDelta per price level the command changed,
-    in the order the levels were first touched, each carrying the symbol's next ``update_id``.
+    in the order the levels were first touched, each carrying the symbol's next ``update_id``, then one
+    BalanceChanged per balance the command changed (see engine.accounts).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
+from engine.accounts import FEE_ACCOUNT, Accounts, Balance
 from engine.book import Book, BookSide, Order
+from engine.context import Context
 from wire.commands import CancelAll, CancelOrder, PlaceOrder, ReplaceOrder
-from wire.enums import CancelReason, OrderType, SelfTradeMode, Side, TimeInForce
+from wire.enums import BalanceCause, CancelReason, OrderType, SelfTradeMode, Side, TimeInForce
 from wire.events import (
     BookDelta,
     CancelRejected,
@@ -51,30 +84,55 @@ EXPIRE_TAKER, EXPIRE_MAKER, EXPIRE_BOTH = (
     SelfTradeMode.EXPIRE_MAKER,
     SelfTradeMode.EXPIRE_BOTH,
 )
+ORDER, TRADE, FEE = BalanceCause.ORDER, BalanceCause.TRADE, BalanceCause.FEE
 MAX_CLIENT_OID = 64  # longer ids are refused: the engine keeps them in memory for every open order
 
 Refusal = tuple[RejectReason, str]
 
 
-class Context:
-    """Counters shared by all symbols of one engine, and the stamps of the command being applied."""
-
-    __slots__ = ("in_seq", "next_order_id", "out_seq", "ts")
-
-    def __init__(self) -> None:
-        self.in_seq = 0
-        self.out_seq = 0
-        self.ts = 0
-        self.next_order_id = 1
-
-
 class Matcher:
-    __slots__ = ("_band", "_band_last", "_dirty", "book", "ctx", "last_price", "spec", "trade_id", "update_id")
+    __slots__ = (
+        "_band",
+        "_band_last",
+        "_bpl",
+        "_dirty",
+        "_fee_base",
+        "_fee_quote",
+        "_qptl",
+        "_t_bps",
+        "_t_gain",
+        "_t_hold",
+        "_t_lock",
+        "_t_rate",
+        "accounts",
+        "book",
+        "ctx",
+        "last_price",
+        "risk",
+        "spec",
+        "trade_id",
+        "update_id",
+    )
 
-    def __init__(self, spec: SymbolSpec, ctx: Context) -> None:
+    def __init__(self, spec: SymbolSpec, ctx: Context, accounts: Accounts, risk: bool = True) -> None:
         self.spec = spec
         self.book = Book(spec.symbol)
         self.ctx = ctx
+        self.accounts = accounts
+        self.risk = risk  # False: matching only (no accounts, locks or fees), for matching tests and benchmarks
+        self._bpl = spec.base_per_lot
+        self._qptl = spec.quote_per_tick_lot
+        if risk:
+            self._fee_base = accounts.get(FEE_ACCOUNT, spec.base)
+            self._fee_quote = accounts.get(FEE_ACCOUNT, spec.quote)
+        # the incoming (taker) order's money while it is applied: the balance it locked and spends from, the one
+        # it receives into, its lock per lot (0: a market buy, which spends from a budget), what is still locked
+        # for it, and its fee rate
+        self._t_hold: Balance | None = None
+        self._t_gain: Balance | None = None
+        self._t_rate = 0
+        self._t_lock = 0
+        self._t_bps = 0
         self.update_id = 0
         self.trade_id = 0
         self.last_price = 0  # 0: no trade yet
@@ -122,7 +180,20 @@ class Matcher:
             return RejectReason.INVALID_ORDER_TYPE, f"type={typ.name} tif={tif.name}"
         if len(cmd.client_oid) > MAX_CLIENT_OID:
             return RejectReason.INVALID_FIELD, f"client_oid longer than {MAX_CLIENT_OID}"
-        if typ is MARKET:
+        if cmd.quote_qty:
+            spec = self.spec
+            if typ is not MARKET or cmd.side is not BUY:
+                return RejectReason.INVALID_FIELD, "quote_qty is for market buys only"
+            if cmd.qty:
+                return RejectReason.INVALID_FIELD, "give qty or quote_qty, not both"
+            if cmd.quote_qty < 0:
+                return RejectReason.QTY_NOT_POSITIVE, f"quote_qty={cmd.quote_qty}"
+            if cmd.quote_qty < spec.min_notional * self._qptl:
+                return (
+                    RejectReason.NOTIONAL_BELOW_MIN,
+                    f"quote_qty={cmd.quote_qty} min_notional={spec.min_notional * self._qptl}",
+                )
+        elif typ is MARKET:
             spec, qty = self.spec, cmd.qty
             refusal = self._check_qty(qty)
             if refusal is not None:
@@ -139,6 +210,115 @@ class Matcher:
         if typ is LIMIT_MAKER and self._would_take(cmd.side, cmd.price):
             return RejectReason.POST_ONLY_WOULD_TAKE, f"price={cmd.price}"
         return None
+
+    def _reachable(self, side: Side, price: int, account: int, stp: SelfTradeMode) -> Iterator[tuple[int, int]]:
+        """The (price, open quantity) an incoming ``side`` order of ``account`` limited to ``price`` would meet,
+        best first, as matching would: it stops at the account's own resting order, or skips it when that order
+        would be expired instead (EXPIRE_MAKER). Whole levels when the account has no resting order here."""
+        opp = self.book.asks if side is BUY else self.book.bids
+        sign, levels = opp.sign, opp.levels
+        limit_key = price * sign
+        check_owner = account in self.book.by_account
+        for key in reversed(opp.keys):
+            if key < limit_key:
+                return
+            level = levels[key * sign]
+            if not check_owner:
+                yield level.price, level.total
+                continue
+            for order in level:
+                if order.account == account:
+                    if stp is EXPIRE_MAKER:
+                        continue
+                    return
+                yield level.price, order.leaves
+
+    def _quote_to_lots(self, cmd: PlaceOrder) -> tuple[int, Refusal | None]:
+        """The lots a market buy's ``quote_qty`` buys now (see the module's notes), or why it cannot be placed."""
+        qptl, budget, lots = self._qptl, cmd.quote_qty, 0
+        limit = self._market_limit(BUY)
+        for price, available in self._reachable(BUY, limit, cmd.account, cmd.stp):
+            lot_cost = price * qptl
+            take = budget // lot_cost
+            if take < available:
+                lots += take
+                break
+            lots += available
+            budget -= available * lot_cost
+        else:  # the reachable book ran out: the rest buys what it would at the market limit price
+            lots += budget // (limit * qptl)
+        refusal = self._check_qty(lots)
+        if refusal is not None:
+            return lots, (refusal[0], f"quote_qty={cmd.quote_qty} buys {refusal[1]}")
+        return lots, None
+
+    def _market_buy_cost(self, account: int, stp: SelfTradeMode, qty: int) -> int:
+        """What a market buy of ``qty`` lots would spend now: the lock it needs (never more than that)."""
+        qptl, cost = self._qptl, 0
+        for price, available in self._reachable(BUY, self._market_limit(BUY), account, stp):
+            if available >= qty:
+                return cost + qty * price * qptl
+            cost += available * price * qptl
+            qty -= available
+        return cost
+
+    def _lock(self, account: int, side: Side, typ: OrderType, price: int, qty: int, quote_qty: int,
+              stp: SelfTradeMode) -> Refusal | None:  # fmt: skip
+        """Lock what an incoming order could spend and set up the taker's money (``_t_*``) for matching; or
+        refuse it (unknown account, insufficient balance) without changing anything."""
+        accounts, spec = self.accounts, self.spec
+        held = accounts.balances.get(account)
+        if held is None or account == FEE_ACCOUNT:
+            return RejectReason.UNKNOWN_ACCOUNT, f"account={account}"
+        if side is SELL:
+            spend, receive, rate = spec.base, spec.quote, self._bpl
+            need = qty * rate
+        elif typ is MARKET:
+            spend, receive, rate = spec.quote, spec.base, 0
+            need = quote_qty or self._market_buy_cost(account, stp, qty)
+        else:
+            spend, receive, rate = spec.quote, spec.base, price * self._qptl
+            need = qty * rate
+        hold = held.get(spend)
+        free = 0 if hold is None else hold.free
+        if need > free:
+            return RejectReason.INSUFFICIENT_BALANCE, f"needs {need} {spend}, free {free}"
+        if hold is None:
+            hold = accounts.get(account, spend)
+        gain = held.get(receive)
+        if gain is None:
+            gain = accounts.get(account, receive)
+        if need:
+            hold.free -= need
+            hold.locked += need
+            accounts.dirty.setdefault(hold, ORDER)
+        own = accounts.fee_overrides.get(account) if accounts.fee_overrides else None
+        self._t_bps = spec.taker_fee_bps if own is None else own[1]
+        self._t_hold, self._t_gain, self._t_rate, self._t_lock = hold, gain, rate, need
+        return None
+
+    def _settle(self, order_id: int, out: list[Event]) -> None:
+        """After an incoming order matched: release what it still locks unless it rests (a resting order's lock
+        is exactly leaves x rate, by construction), then emit the command's balance changes."""
+        lock = self._t_lock
+        if lock and order_id not in self.book.orders:
+            hold = self._t_hold
+            assert hold is not None
+            hold.locked -= lock
+            hold.free += lock
+            self.accounts.dirty.setdefault(hold, ORDER)
+        self._t_lock = 0
+        self.accounts.flush(out)
+
+    def _release(self, order: Order, qty: int) -> None:
+        """Give back what ``qty`` lots of a resting order lock (it leaves the book, or is reduced by ``qty``)."""
+        hold = order.hold
+        if hold is None:  # risk off
+            return
+        amount = qty * (order.price * self._qptl if order.side is BUY else self._bpl)
+        hold.locked -= amount
+        hold.free += amount
+        self.accounts.dirty.setdefault(hold, ORDER)
 
     def _would_take(self, side: Side, price: int) -> bool:
         best = (self.book.asks if side is BUY else self.book.bids).best()
@@ -157,7 +337,12 @@ class Matcher:
 
     def place(self, cmd: PlaceOrder, out: list[Event]) -> None:
         ctx = self.ctx
+        side, typ, tif, qty = cmd.side, cmd.type, cmd.tif, cmd.qty
         refusal = self._check_place(cmd)
+        if refusal is None and cmd.quote_qty:
+            qty, refusal = self._quote_to_lots(cmd)
+        if refusal is None and self.risk:
+            refusal = self._lock(cmd.account, side, typ, cmd.price, qty, cmd.quote_qty, cmd.stp)
         if refusal is not None:
             ctx.out_seq += 1
             out.append(
@@ -166,7 +351,6 @@ class Matcher:
             return
         order_id = ctx.next_order_id
         ctx.next_order_id = order_id + 1
-        side, typ, tif, qty = cmd.side, cmd.type, cmd.tif, cmd.qty
         price = self._market_limit(side) if typ is MARKET else cmd.price
         ctx.out_seq += 1
         out.append(
@@ -183,9 +367,12 @@ class Matcher:
                 tif,
                 cmd.price if typ is not MARKET else 0,
                 qty,
+                cmd.quote_qty,
             )
         )
         self._enter(order_id, cmd.account, side, typ, tif, price, qty, cmd.client_oid, cmd.stp, out)
+        if self.risk:
+            self._settle(order_id, out)
 
     def _enter(
         self,
@@ -203,7 +390,7 @@ class Matcher:
         """Match an accepted order, then rest, cancel or expire what is left; emits the book deltas."""
         book = self.book
         opp = book.asks if side is BUY else book.bids
-        if tif is FOK and not self._fillable(opp, price, qty, account, stp):
+        if tif is FOK and not self._fillable(side, price, qty, account, stp):
             self._canceled(order_id, account, client_oid, qty, CancelReason.FOK_NOT_FILLABLE, out)
             return
         keys = opp.keys
@@ -211,7 +398,9 @@ class Matcher:
             leaves, self_trade = self._take(opp, side, price, qty, order_id, account, stp, out)
         elif not self._dirty:  # the common case, a passive order and no other level changed: one delta, directly
             if tif is GTC and typ is not MARKET:
-                level = book.add(Order(order_id, account, side, price, qty, client_oid, typ, tif, stp))
+                level = book.add(
+                    Order(order_id, account, side, price, qty, client_oid, typ, tif, stp, self._t_hold, self._t_gain)
+                )
                 self._delta(side, price, level.total, out)
             else:
                 self._canceled(order_id, account, client_oid, qty, IOC_REMAINDER, out)
@@ -222,36 +411,20 @@ class Matcher:
             if self_trade:
                 self._canceled(order_id, account, client_oid, leaves, SELF_TRADE, out)
             elif tif is GTC and typ is not MARKET:
-                book.add(Order(order_id, account, side, price, leaves, client_oid, typ, tif, stp))
+                book.add(
+                    Order(order_id, account, side, price, leaves, client_oid, typ, tif, stp, self._t_hold, self._t_gain)
+                )
                 self._dirty[price if side is BUY else -price] = None
             else:
                 self._canceled(order_id, account, client_oid, leaves, IOC_REMAINDER, out)
         self._flush_deltas(out)
 
-    def _fillable(self, opp: BookSide, price: int, qty: int, account: int, stp: SelfTradeMode) -> bool:
-        """Could an order for ``qty`` up to ``price`` fill completely now? As matching would, it stops at the
-        account's own resting order, or skips it when that order would be expired instead (EXPIRE_MAKER)."""
-        sign, levels = opp.sign, opp.levels
-        limit_key = price * sign
-        check_owner = account in self.book.by_account
-        available = 0
-        for key in reversed(opp.keys):
-            if key < limit_key:
-                break
-            level = levels[key * sign]
-            if check_owner:
-                for order in level:
-                    if order.account == account:
-                        if stp is EXPIRE_MAKER:
-                            continue
-                        return False
-                    available += order.leaves
-                    if available >= qty:
-                        return True
-            else:
-                available += level.total
-                if available >= qty:
-                    return True
+    def _fillable(self, side: Side, price: int, qty: int, account: int, stp: SelfTradeMode) -> bool:
+        """Could an order for ``qty`` up to ``price`` fill completely now?"""
+        for _, available in self._reachable(side, price, account, stp):
+            qty -= available
+            if qty <= 0:
+                return True
         return False
 
     def _take(
@@ -265,11 +438,23 @@ class Matcher:
         stp: SelfTradeMode,
         out: list[Event],
     ) -> tuple[int, bool]:
-        """Match against the opposite side up to ``price``. Returns (open quantity left, stopped by self-trade)."""
+        """Match against the opposite side up to ``price``. Returns (open quantity left, stopped by self-trade).
+        With risk on, each fill also settles both accounts and the fees (see the module's notes)."""
         ctx, book, dirty, symbol = self.ctx, self.book, self._dirty, self.spec.symbol
         sign, keys, levels = opp.sign, opp.keys, opp.levels
         limit_key = price * sign
         leaves = qty
+        risk = self.risk
+        if risk:
+            bpl, qptl, moved = self._bpl, self._qptl, self.accounts.dirty
+            overrides = self.accounts.fee_overrides
+            maker_bps = self.spec.maker_fee_bps
+            t_bps, t_rate, t_lock = self._t_bps, self._t_rate, self._t_lock
+            t_hold: Balance = self._t_hold  # type: ignore[assignment]  # set by _lock whenever risk is on
+            t_gain: Balance = self._t_gain  # type: ignore[assignment]
+            fee_base, fee_quote = self._fee_base, self._fee_quote
+            budget = side is BUY and not t_rate  # a market buy: each fill must fit what is left of its lock
+        stopped = False
         while leaves and keys and keys[-1] >= limit_key:
             key = keys[-1]
             level = levels[key * sign]
@@ -278,17 +463,67 @@ class Matcher:
             while maker is not None and leaves:
                 if maker.account == account:
                     if stp is EXPIRE_TAKER:
-                        return leaves, True
+                        stopped = True
+                        break
                     nxt = maker.next  # expire the resting order: canceled, never traded
                     dirty[key] = None
                     book.remove(maker)
+                    self._release(maker, maker.leaves)
                     self._canceled(maker.order_id, maker.account, maker.client_oid, maker.leaves, SELF_TRADE, out)
                     if stp is EXPIRE_BOTH:
-                        return leaves, True
+                        stopped = True
+                        break
                     maker = nxt
                     continue
-                dirty[key] = None  # sign * price, the dirty map's convention; only a level a fill changed
                 fill = maker.leaves if maker.leaves < leaves else leaves
+                maker_fee = taker_fee = 0
+                if risk:
+                    quote = fill * level_price * qptl
+                    if budget and quote > t_lock:
+                        # only a quote-amount order gets here: it buys what is left of its money, and then what is
+                        # left buys no lot at this or any later price, so the next turn stops
+                        fill = t_lock // (level_price * qptl)
+                        if not fill:
+                            break
+                        quote = fill * level_price * qptl
+                    base = fill * bpl
+                    own = overrides.get(maker.account) if overrides else None
+                    m_bps = maker_bps if own is None else own[0]
+                    # a resting order has both balances when risk is on (typed optional for risk off)
+                    m_hold: Balance = maker.hold  # type: ignore[assignment]
+                    m_gain: Balance = maker.gain  # type: ignore[assignment]
+                    if side is BUY:  # the taker pays quote from its lock and receives base; the maker the reverse
+                        taker_fee = -(-base * t_bps // 10_000)  # ceil: rounded in the venue's favour
+                        maker_fee = -(-quote * m_bps // 10_000)
+                        unlock = fill * t_rate if t_rate else quote
+                        t_lock -= unlock
+                        t_hold.locked -= unlock
+                        t_hold.free += unlock - quote  # a limit buy filled below its limit: the difference
+                        t_gain.free += base - taker_fee
+                        m_hold.locked -= base
+                        m_gain.free += quote - maker_fee
+                        fee_base.free += taker_fee
+                        fee_quote.free += maker_fee
+                        if taker_fee:
+                            moved[fee_base] = FEE
+                        if maker_fee:
+                            moved[fee_quote] = FEE
+                    else:  # the taker sells base from its lock; the resting buy locked quote at this very price
+                        taker_fee = -(-quote * t_bps // 10_000)
+                        maker_fee = -(-base * m_bps // 10_000)
+                        t_lock -= base
+                        t_hold.locked -= base
+                        t_gain.free += quote - taker_fee
+                        m_hold.locked -= quote
+                        m_gain.free += base - maker_fee
+                        fee_quote.free += taker_fee
+                        fee_base.free += maker_fee
+                        if taker_fee:
+                            moved[fee_quote] = FEE
+                        if maker_fee:
+                            moved[fee_base] = FEE
+                    moved[t_hold] = moved[t_gain] = moved[m_hold] = moved[m_gain] = TRADE
+                dirty[key] = None  # sign * price, the dirty map's convention; only a level a fill changed
                 leaves -= fill
                 maker.leaves -= fill
                 level.total -= fill
@@ -310,6 +545,8 @@ class Matcher:
                         order_id,
                         account,
                         leaves,
+                        maker_fee,
+                        taker_fee,
                     )
                 )
                 self.last_price = level_price
@@ -317,7 +554,12 @@ class Matcher:
                 if not maker.leaves:
                     book.remove(maker)
                 maker = nxt
-        return leaves, False
+            else:
+                continue
+            break  # self-trade stop, or a market buy's money ran out
+        if risk:
+            self._t_lock = t_lock
+        return leaves, stopped
 
     def _canceled(
         self, order_id: int, account: int, client_oid: str, leaves: int, reason: CancelReason, out: list[Event]
@@ -359,6 +601,9 @@ class Matcher:
         level = self.book.remove(order)
         self._canceled(order.order_id, order.account, order.client_oid, order.leaves, USER, out)
         self._delta(order.side, order.price, level.total, out)  # one level changed: no need for the dirty map
+        if self.risk:
+            self._release(order, order.leaves)
+            self.accounts.flush(out)
 
     def _delta(self, side: Side, price: int, total: int, out: list[Event]) -> None:
         ctx = self.ctx
@@ -372,13 +617,13 @@ class Matcher:
             self._cancel_rejected(cmd.account, 0, "", (RejectReason.UNKNOWN_ORDER, "no open orders"), out)
             return
         for order in list(mine.values()):  # ascending order id: the order they were accepted in
-            self._remove(order, USER, out)
+            self.book.remove(order)
+            self._release(order, order.leaves)
+            self._dirty[order.price if order.side is BUY else -order.price] = None
+            self._canceled(order.order_id, order.account, order.client_oid, order.leaves, USER, out)
         self._flush_deltas(out)
-
-    def _remove(self, order: Order, reason: CancelReason, out: list[Event]) -> None:
-        self.book.remove(order)
-        self._dirty[order.price if order.side is BUY else -order.price] = None
-        self._canceled(order.order_id, order.account, order.client_oid, order.leaves, reason, out)
+        if self.risk:
+            self.accounts.flush(out)
 
     def replace(self, cmd: ReplaceOrder, out: list[Event]) -> None:
         ctx, book = self.ctx, self.book
@@ -403,6 +648,8 @@ class Matcher:
                 refusal = RejectReason.REPLACE_NO_CHANGE, "same price, quantity and client order id"
             if refusal is None and order.type is LIMIT_MAKER and self._would_take(order.side, cmd.price):
                 refusal = RejectReason.POST_ONLY_WOULD_TAKE, f"price={cmd.price}"
+            if refusal is None and self.risk and not (same_price and cmd.qty <= order.leaves):
+                refusal = self._check_relock(order, cmd.price, cmd.qty)
         if refusal is not None:
             self._cancel_rejected(cmd.account, cmd.order_id, cmd.client_oid, refusal, out)
             return
@@ -410,6 +657,7 @@ class Matcher:
         if same_price and cmd.qty <= order.leaves:
             # lowering (or keeping) the quantity at the same price keeps the order's queue position
             if cmd.qty != order.leaves:
+                self._release(order, order.leaves - cmd.qty)  # the part no longer open
                 book.reduce(order, cmd.qty)
                 self._dirty[order.price if order.side is BUY else -order.price] = None
             if new_coid != order.client_oid:
@@ -431,9 +679,15 @@ class Matcher:
                 )
             )
             self._flush_deltas(out)
+            if self.risk:
+                self.accounts.flush(out)
             return
         # a new price or a larger quantity: the old order leaves the book, a new one enters at the back
         book.remove(order)
+        if self.risk:  # its lock is released and the new order's taken (_check_relock made sure it fits)
+            self._release(order, order.leaves)
+            refusal = self._lock(order.account, order.side, order.type, cmd.price, cmd.qty, 0, order.stp)
+            assert refusal is None
         self._dirty[order.price if order.side is BUY else -order.price] = None
         new_id = ctx.next_order_id
         ctx.next_order_id = new_id + 1
@@ -454,6 +708,21 @@ class Matcher:
             )
         )
         self._enter(new_id, order.account, order.side, order.type, GTC, cmd.price, cmd.qty, new_coid, order.stp, out)
+        if self.risk:
+            self._settle(new_id, out)
+
+    def _check_relock(self, order: Order, price: int, qty: int) -> Refusal | None:
+        """Can the account lock ``qty`` at ``price`` for a re-entered order, counting the old order's lock,
+        which the replace releases?"""
+        hold = order.hold
+        assert hold is not None
+        rate = price * self._qptl if order.side is BUY else self._bpl
+        old_rate = order.price * self._qptl if order.side is BUY else self._bpl
+        need, free = qty * rate, hold.free + order.leaves * old_rate
+        if need > free:
+            detail = f"needs {need} {hold.asset}, free {free} counting the replaced order's lock"
+            return RejectReason.INSUFFICIENT_BALANCE, detail
+        return None
 
     def _flush_deltas(self, out: list[Event]) -> None:
         dirty = self._dirty

@@ -11,8 +11,10 @@ import msgspec
 
 from wire.enums import OrderType, SelfTradeMode, Side, TimeInForce
 
-FORMAT_VERSION = 2
-READABLE_VERSIONS = (1, 2)  # version 1 had no accounts
+FORMAT_VERSION = 3
+# 1 had no accounts, 2 no order locks or fees: their journals give other events under today's rules (orders from
+# unfunded accounts are now rejected), so an engine that restored them would diverge from its own events stream
+READABLE_VERSIONS = (3,)
 
 
 class OrderState(msgspec.Struct, array_like=True, frozen=True, gc=False):
@@ -46,13 +48,21 @@ class AccountState(msgspec.Struct, array_like=True, frozen=True):
     balances: list[BalanceState]  # sorted by asset
 
 
+class FeeOverrideState(msgspec.Struct, array_like=True, frozen=True, gc=False):
+    account: int
+    maker_bps: int
+    taker_bps: int
+
+
 class EngineState(msgspec.Struct, array_like=True, frozen=True):
     version: int
     in_seq: int
     out_seq: int
     next_order_id: int
     symbols: list[SymbolState]
-    accounts: list[AccountState] = []  # sorted by account; absent in version 1
+    accounts: list[AccountState]  # sorted by account
+    risk: bool  # False only for matching-only engines (tests, benchmarks)
+    fee_overrides: list[FeeOverrideState]  # sorted by account
 
 
 encode_state = msgspec.msgpack.Encoder().encode

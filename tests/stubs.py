@@ -228,7 +228,7 @@ class Driver:
     book invariants after each command."""
 
     def __init__(self, specs: Sequence[SymbolSpec] = SPECS, engine: Engine | None = None) -> None:
-        self.engine = Engine(specs) if engine is None else engine
+        self.engine = Engine(specs, risk=False) if engine is None else engine
         self.in_seq = self.engine.in_seq
         self.out_seq = self.engine.out_seq
         self._first_out_seq = self.out_seq + 1

@@ -15,7 +15,12 @@ from wire.message import Message
 
 
 class PlaceOrder(Message, tag=1, frozen=True):
-    """Place a new order. ``price`` is in ticks (ignored for MARKET), ``qty`` in lots."""
+    """Place a new order. ``price`` is in ticks (ignored for MARKET), ``qty`` in lots.
+
+    A MARKET BUY may give ``quote_qty`` instead of ``qty`` (which is then 0): the amount of the quote asset to
+    spend, in that asset's integer units (Binance's ``quoteOrderQty``). The engine converts it into the lots it
+    buys at the book's prices when the order arrives.
+    """
 
     src: str
     req: int
@@ -28,6 +33,7 @@ class PlaceOrder(Message, tag=1, frozen=True):
     qty: int
     client_oid: str
     stp: SelfTradeMode = SelfTradeMode.EXPIRE_TAKER
+    quote_qty: int = 0
 
 
 class CancelOrder(Message, tag=2, frozen=True):
@@ -97,6 +103,17 @@ class Withdraw(Message, tag=7, frozen=True):
     amount: int
 
 
+class SetFeeRates(Message, tag=8, frozen=True):
+    """Give ``account`` its own maker and taker fee rates (basis points, 0 <= rate < 10 000) on every symbol, in
+    place of the symbols' rates; -1 for both goes back to the symbols' rates."""
+
+    src: str
+    req: int
+    account: int
+    maker_bps: int
+    taker_bps: int
+
+
 class TakeSnapshot(Message, tag=9, frozen=True):
     """Ask the engine to snapshot its whole state at this point of the journal (a known in_seq)."""
 
@@ -104,4 +121,14 @@ class TakeSnapshot(Message, tag=9, frozen=True):
     req: int
 
 
-Command = PlaceOrder | CancelOrder | ReplaceOrder | CancelAll | CreateAccount | Deposit | Withdraw | TakeSnapshot
+Command = (
+    PlaceOrder
+    | CancelOrder
+    | ReplaceOrder
+    | CancelAll
+    | CreateAccount
+    | Deposit
+    | Withdraw
+    | SetFeeRates
+    | TakeSnapshot
+)

@@ -40,10 +40,17 @@ class CancelReason(IntEnum):
 
 
 class BalanceCause(IntEnum):
-    """Why a balance changed (BalanceChanged.cause). Order locking, trades and fees join with the risk checks."""
+    """Why a balance changed (BalanceChanged.cause): what the command that changed it did to it.
+
+    One command emits at most one BalanceChanged per (account, asset), with the final amounts; when one command
+    did several things to a balance (an IOC buy locks, trades, then releases the rest) the cause is TRADE.
+    """
 
     DEPOSIT = 1
     WITHDRAWAL = 2
+    ORDER = 3  # an order of the account locked funds (placed, replaced) or released them (canceled, expired)
+    TRADE = 4  # a fill settled: funds spent from the lock and received, net of the fee
+    FEE = 5  # the venue's fee account was credited the fees of the command's trades
 
 
 class AckStatus(IntEnum):

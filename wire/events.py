@@ -14,6 +14,9 @@ from wire.reasons import RejectReason
 
 
 class OrderAccepted(Message, tag=101, frozen=True):
+    """A new order entered matching. ``qty`` is in lots; for a market buy by quote amount it is the quantity the
+    amount buys at the book's prices on arrival, and ``quote_qty`` is that amount (0 for every other order)."""
+
     out_seq: int
     in_seq: int
     ts: int
@@ -26,6 +29,7 @@ class OrderAccepted(Message, tag=101, frozen=True):
     tif: TimeInForce
     price: int
     qty: int
+    quote_qty: int = 0
 
 
 class OrderRejected(Message, tag=102, frozen=True):
@@ -45,6 +49,8 @@ class TradeExecuted(Message, tag=103, frozen=True):
     """One fill between a resting (maker) order and an incoming (taker) order, at the maker's price.
 
     ``maker_leaves`` / ``taker_leaves`` are each order's open quantity after this fill (0: fully filled).
+    ``maker_fee`` / ``taker_fee`` are the fees each side paid, in integer units of the asset it received (the
+    buyer's in the base asset, the seller's in the quote asset), already credited to the venue's fee account.
     """
 
     out_seq: int
@@ -61,6 +67,8 @@ class TradeExecuted(Message, tag=103, frozen=True):
     taker_order_id: int
     taker_account: int
     taker_leaves: int
+    maker_fee: int = 0
+    taker_fee: int = 0
 
 
 class OrderCanceled(Message, tag=104, frozen=True):
@@ -142,7 +150,8 @@ class BalanceChanged(Message, tag=109, frozen=True):
 
 
 class FundingRejected(Message, tag=110, frozen=True):
-    """A CreateAccount, Deposit or Withdraw refused; nothing changed."""
+    """A CreateAccount, Deposit, Withdraw or SetFeeRates refused; nothing changed (``asset`` and ``amount`` are
+    empty and 0 for the commands without them)."""
 
     out_seq: int
     in_seq: int
@@ -152,6 +161,18 @@ class FundingRejected(Message, tag=110, frozen=True):
     amount: int
     reason: RejectReason
     detail: str
+
+
+class FeeRatesSet(Message, tag=111, frozen=True):
+    """``account`` now pays these maker and taker rates (basis points) on every symbol; -1 and -1: the symbols'
+    own rates again."""
+
+    out_seq: int
+    in_seq: int
+    ts: int
+    account: int
+    maker_bps: int
+    taker_bps: int
 
 
 Event = (
@@ -165,4 +186,5 @@ Event = (
     | AccountCreated
     | BalanceChanged
     | FundingRejected
+    | FeeRatesSet
 )

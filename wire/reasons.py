@@ -3,7 +3,7 @@
 | range | stage |
 | --- | --- |
 | 1xxx | shape and validation (symbol, grid, limits) |
-| 2xxx | risk (balances; the accounts issue fills this range) |
+| 2xxx | risk (accounts and balances) |
 | 3xxx | matching (unknown order, post-only, FOK, ...) |
 | 9xxx | system |
 
@@ -32,7 +32,7 @@ class RejectReason(IntEnum):
     UNKNOWN_ASSET = 1013
     AMOUNT_NOT_POSITIVE = 1014
     # 2xxx: risk (accounts)
-    INSUFFICIENT_BALANCE = 2001
+    INSUFFICIENT_BALANCE = 2001  # the order's lock (or a withdrawal) exceeds the account's free balance
     UNKNOWN_ACCOUNT = 2002
     ACCOUNT_EXISTS = 2003
     # 3xxx: matching

@@ -34,6 +34,9 @@ class SymbolSpec:
     # every balance movement is exact.
     base_per_lot: int = 1
     quote_per_tick_lot: int = 1
+    # fees in basis points of what each side receives (an account may have its own rates: SetFeeRates)
+    maker_fee_bps: int = 0
+    taker_fee_bps: int = 0
 
     def price_to_ticks(self, text: str) -> int:
         """Exact conversion of a decimal string; raises ValueError if it is not on the tick grid."""
@@ -136,6 +139,12 @@ def symbol_from_table(t: dict[str, object]) -> SymbolSpec:
         raise ConfigError(f"{where}: min_notional {min_notional} is too large") from None
     notional_units = whole + 1 if rest else whole  # ceil: the venue never lets a smaller order through
     band = t.get("price_band_bps", 0)
+    fees: dict[str, int] = {}
+    for key in ("maker_fee_bps", "taker_fee_bps"):
+        bps = t.get(key, 0)
+        if not isinstance(bps, int) or isinstance(bps, bool) or not 0 <= bps < 10_000:
+            raise ConfigError(f"{where}: {key} must be an integer in [0, 10000)")
+        fees[key] = bps
     base, quote = t.get("base"), t.get("quote")
     if not isinstance(band, int) or isinstance(band, bool) or band < 0 or band >= 10_000:
         raise ConfigError(f"{where}: price_band_bps must be an integer in [0, 10000)")
@@ -152,6 +161,8 @@ def symbol_from_table(t: dict[str, object]) -> SymbolSpec:
         min_notional=int(notional_units),
         max_price=in_units("max_price", tick),
         band_bps=band,
+        maker_fee_bps=fees["maker_fee_bps"],
+        taker_fee_bps=fees["taker_fee_bps"],
     )
     if not 0 < spec.min_qty <= spec.max_qty:
         raise ConfigError(f"{where}: need 0 < min_qty <= max_qty")

@@ -16,7 +16,7 @@ from wire.events import AccountCreated, BalanceChanged, FundingRejected
 from wire.reasons import RejectReason
 from wire.venue import AssetSpec
 
-ASSETS = (AssetSpec("BTC", 8), AssetSpec("USDT", 6))
+ASSETS = (AssetSpec("BTC", 8), AssetSpec("ETH", 8), AssetSpec("USD", 2), AssetSpec("USDT", 6))
 
 
 def driver() -> Driver:
@@ -80,7 +80,7 @@ def test_funding_when_invalid_is_rejected_and_changes_nothing(
 def state(d: Driver) -> tuple[dict[int, dict[str, tuple[int, ...]]], dict[str, int]]:
     """A deep copy of every balance and the supply."""
     accounts = d.engine.accounts
-    balances = {acct: {a: tuple(v) for a, v in held.items()} for acct, held in accounts.balances.items()}
+    balances = {acct: {a: (b.free, b.locked) for a, b in held.items()} for acct, held in accounts.balances.items()}
     return balances, dict(accounts.supply)
 
 
@@ -109,7 +109,7 @@ funding: st.SearchStrategy[CreateAccount | Deposit | Withdraw] = st.one_of(
 @given(st.lists(funding, max_size=60))
 def test_funding_conserves_every_asset_and_never_goes_negative(cmds: list[CreateAccount | Deposit | Withdraw]) -> None:
     d = driver()  # check_invariants after each command: no negative amount, sum == deposits - withdrawals
-    deposited = dict.fromkeys(("BTC", "USDT"), 0)
+    deposited = dict.fromkeys(("BTC", "ETH", "USD", "USDT"), 0)
     for cmd in cmds:
         for ev in d.apply(cmd):
             if isinstance(ev, BalanceChanged):

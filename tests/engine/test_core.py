@@ -410,7 +410,7 @@ def test_update_id_is_not_used_when_a_command_changes_no_level(d: Driver, cmd: C
 
 
 def test_events_carry_their_command_in_seq_and_ts_and_gap_free_out_seq() -> None:
-    engine = Engine([BTC, ETH])
+    engine = Engine([BTC, ETH], risk=False)
     cmds: list[Command] = [
         limit(1, SELL, 100, 2),
         limit(1, BUY, 0, 1),
@@ -436,7 +436,7 @@ def test_events_carry_their_command_in_seq_and_ts_and_gap_free_out_seq() -> None
 
 
 def test_engine_starts_at_in_seq_and_out_seq_zero() -> None:
-    engine = Engine([BTC])
+    engine = Engine([BTC], risk=False)
 
     assert (engine.in_seq, engine.out_seq) == (0, 0)
 
@@ -467,9 +467,9 @@ def test_take_snapshot_emits_nothing_and_advances_in_seq(d: Driver) -> None:
 def test_apply_many_when_given_a_batch_equals_applying_each_command() -> None:
     cmds: list[Command] = [limit(1, SELL, 100, 5), limit(2, BUY, 100, 2), TakeSnapshot("t", 1), cancel(1, 1)]
     stamps = [10, 11, 12, 13]
-    one_by_one = Engine(SPECS)
+    one_by_one = Engine(SPECS, risk=False)
     expected = [ev for i, cmd in enumerate(cmds) for ev in one_by_one.apply(1 + i, stamps[i], cmd)]
-    batched = Engine(SPECS)
+    batched = Engine(SPECS, risk=False)
     head = batched.apply_many(1, stamps, cmds[:2])
     requested = [batched.snapshot_requested]
     tail = batched.apply_many(1, stamps, cmds, start=2)  # the first two already applied: skipped

@@ -180,7 +180,7 @@ def reference_books(ref: ReferenceEngine) -> dict[tuple[str, int], list[tuple[in
 
 
 def check_against_reference(cmds: list[Command]) -> None:
-    engine, ref = Engine(PROP_SPECS), ReferenceEngine(PROP_SPECS)
+    engine, ref = Engine(PROP_SPECS, risk=False), ReferenceEngine(PROP_SPECS)
     for in_seq, cmd in enumerate(cmds, start=1):
         got = engine.apply(in_seq, stamp_of(in_seq), cmd)
         want = ref.apply(in_seq, stamp_of(in_seq), cmd)
@@ -220,7 +220,7 @@ def test_engine_agrees_with_the_naive_reference_when_streams_are_random(cmds: li
 @ENGINE_PROFILE
 @given(STREAMS)
 def test_engine_keeps_invariants_and_conserves_quantity_when_streams_are_random(cmds: list[Command]) -> None:
-    engine = Engine(PROP_SPECS)
+    engine = Engine(PROP_SPECS, risk=False)
     accepted: dict[int, int] = {}  # order id -> quantity it entered with (placed, or replaced into)
     filled: defaultdict[int, int] = defaultdict(int)
     canceled: dict[int, int] = {}
@@ -273,7 +273,7 @@ def test_engine_keeps_invariants_and_conserves_quantity_when_streams_are_random(
 @ENGINE_PROFILE
 @given(STREAMS)
 def test_engine_gives_byte_identical_events_when_the_same_stream_is_replayed(cmds: list[Command]) -> None:
-    first, second = Engine(PROP_SPECS), Engine(PROP_SPECS)
+    first, second = Engine(PROP_SPECS, risk=False), Engine(PROP_SPECS, risk=False)
 
     a = [ev for evs in run(first, cmds) for ev in evs]
     b = [ev for evs in run(second, cmds) for ev in evs]
@@ -289,10 +289,10 @@ def test_engine_resumes_identically_when_restored_from_a_snapshot_anywhere(
     cmds: list[Command], data: st.DataObject
 ) -> None:
     split = data.draw(st.integers(0, len(cmds)), label="split")
-    uninterrupted = Engine(PROP_SPECS)
+    uninterrupted = Engine(PROP_SPECS, risk=False)
     expected = run(uninterrupted, cmds)
 
-    head = Engine(PROP_SPECS)
+    head = Engine(PROP_SPECS, risk=False)
     run(head, cmds[:split])
     restored = Engine.restore(PROP_SPECS, head.snapshot())
     assert restored.state_hash() == head.state_hash()

@@ -130,14 +130,14 @@ def test_state_hash_is_equal_for_equal_histories_and_differs_after_any_change() 
 
 
 def test_restore_of_a_fresh_engine_is_a_fresh_engine() -> None:
-    restored = Engine.restore(SPECS, Engine(SPECS).snapshot())
+    restored = Engine.restore(SPECS, Engine(SPECS, risk=False).snapshot())
 
-    assert restored.state_hash() == Engine(SPECS).state_hash()
+    assert restored.state_hash() == Engine(SPECS, risk=False).state_hash()
     assert (restored.in_seq, restored.out_seq) == (0, 0)
 
 
 def test_restore_when_format_version_differs_raises_mercury_error() -> None:
-    state = decode_state(Engine(SPECS).snapshot())
+    state = decode_state(Engine(SPECS, risk=False).snapshot())
     data = encode_state(msgspec.structs.replace(state, version=FORMAT_VERSION + 1))
 
     with pytest.raises(MercuryError, match="snapshot format"):

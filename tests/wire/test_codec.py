@@ -101,7 +101,7 @@ def test_heartbeat_round_trips() -> None:
 def test_command_encodes_as_an_array_led_by_its_tag_with_enums_as_integers() -> None:
     raw = msgspec.msgpack.decode(encode(PLACE))
 
-    assert raw == [1, "gw1", 7, 42, "BTCUSDT", 2, 3, 1, 10_050, 3, "my-1", 1]  # stp: EXPIRE_TAKER
+    assert raw == [1, "gw1", 7, 42, "BTCUSDT", 2, 3, 1, 10_050, 3, "my-1", 1, 0]  # stp EXPIRE_TAKER, quote_qty 0
 
 
 def test_place_order_without_trailing_stp_decodes_with_the_default() -> None:

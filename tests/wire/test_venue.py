@@ -102,7 +102,9 @@ def test_load_venue_reads_the_repository_venue_in_integer_units() -> None:
 
     assert venue.shard == "e0"
     assert [s.symbol for s in venue.symbols] == ["BTCUSDT", "ETHUSDT", "ETHBTC"]
-    assert venue.spec("BTCUSDT") == replace(SPEC, base_per_lot=1000, quote_per_tick_lot=10)
+    assert venue.spec("BTCUSDT") == replace(
+        SPEC, base_per_lot=1000, quote_per_tick_lot=10, maker_fee_bps=10, taker_fee_bps=10
+    )
     ethbtc = venue.spec("ETHBTC")
     # min_notional 0.0001 BTC in units of 0.00001 * 0.001
     units = (ethbtc.min_qty, ethbtc.max_qty, ethbtc.min_notional, ethbtc.max_price)
@@ -146,6 +148,12 @@ def test_load_venue_reads_a_minimal_file_with_default_shard_and_band(tmp_path: P
     assert (spec.tick_size, spec.lot_size) == (Decimal("0.01"), Decimal("0.001"))
     units = (spec.min_qty, spec.max_qty, spec.min_notional, spec.max_price, spec.band_bps)
     assert units == (1, 100_000, 500_000, 100_000_000, 0)
+    assert (spec.maker_fee_bps, spec.taker_fee_bps) == (0, 0)  # no fees unless the file sets them
+
+
+def test_load_venue_reads_fee_rates(tmp_path: Path) -> None:
+    spec = load_venue(write(tmp_path, symbol_table(maker_fee_bps="2", taker_fee_bps="7"))).spec("BTCUSDT")
+    assert (spec.maker_fee_bps, spec.taker_fee_bps) == (2, 7)
 
 
 @pytest.mark.parametrize(("min_notional", "units"), [('"0.000015"', 2), ('"0.00001"', 1), ('"0"', 0), ("5", 500_000)])
@@ -191,6 +199,9 @@ def test_load_venue_rounds_the_minimum_notional_up_to_whole_units(
         (symbol_table(price_band_bps="-1"), "price_band_bps"),
         (symbol_table(price_band_bps='"2000"'), "price_band_bps"),
         (symbol_table(price_band_bps="true"), "price_band_bps"),
+        (symbol_table(maker_fee_bps="10000"), "maker_fee_bps must be an integer in"),
+        (symbol_table(taker_fee_bps="-1"), "taker_fee_bps must be an integer in"),
+        (symbol_table(taker_fee_bps='"10"'), "taker_fee_bps must be an integer in"),
         (symbol_table(base=None), "base and quote"),
         (symbol_table(quote='""'), "base and quote"),
     ],
@@ -225,6 +236,9 @@ def test_load_venue_rounds_the_minimum_notional_up_to_whole_units(
         "band-negative",
         "band-string",
         "band-bool",
+        "maker-fee-too-high",
+        "taker-fee-negative",
+        "taker-fee-string",
         "base-missing",
         "quote-empty",
     ],
