@@ -24,7 +24,18 @@ import zmq
 import zmq.asyncio
 
 from wire.codec import Ack, decode_ack, encode
-from wire.commands import CancelAll, CancelOrder, Command, PlaceOrder, ReplaceOrder, TakeSnapshot
+from wire.commands import (
+    CancelAll,
+    CancelOrder,
+    Command,
+    CreateAccount,
+    Deposit,
+    PlaceOrder,
+    ReplaceOrder,
+    SetFeeRates,
+    TakeSnapshot,
+    Withdraw,
+)
 from wire.config import Settings, load_settings
 from wire.enums import AckStatus, OrderType, SelfTradeMode, Side, TimeInForce
 from wire.errors import CommandRefused, MalformedMessage, SequencerUnavailable
@@ -57,9 +68,11 @@ class CommandBuilder:
         tif: TimeInForce = TimeInForce.GTC,
         client_oid: str = "",
         stp: SelfTradeMode = SelfTradeMode.EXPIRE_TAKER,
+        quote_qty: int = 0,
     ) -> PlaceOrder:
+        """``quote_qty`` (with ``qty`` 0 and a MARKET BUY): the quote amount to spend, in the asset's units."""
         req = self.next_req()
-        return PlaceOrder(self.src, req, account, symbol, side, type, tif, price, qty, client_oid, stp)
+        return PlaceOrder(self.src, req, account, symbol, side, type, tif, price, qty, client_oid, stp, quote_qty)
 
     def cancel(self, account: int, symbol: str, order_id: int = 0, client_oid: str = "") -> CancelOrder:
         return CancelOrder(self.src, self.next_req(), account, symbol, order_id, client_oid)
@@ -83,6 +96,20 @@ class CommandBuilder:
 
     def take_snapshot(self) -> TakeSnapshot:
         return TakeSnapshot(self.src, self.next_req())
+
+    def create_account(self, account: int) -> CreateAccount:
+        return CreateAccount(self.src, self.next_req(), account)
+
+    def deposit(self, account: int, asset: str, amount: int) -> Deposit:
+        """``amount`` in the asset's integer units (wire.venue.AssetSpec.to_units)."""
+        return Deposit(self.src, self.next_req(), account, asset, amount)
+
+    def withdraw(self, account: int, asset: str, amount: int) -> Withdraw:
+        return Withdraw(self.src, self.next_req(), account, asset, amount)
+
+    def set_fee_rates(self, account: int, maker_bps: int, taker_bps: int) -> SetFeeRates:
+        """The account's own rates on every symbol; -1 and -1 for the symbols' rates again."""
+        return SetFeeRates(self.src, self.next_req(), account, maker_bps, taker_bps)
 
 
 def _dealer(socket: zmq.Socket[bytes] | zmq.asyncio.Socket, endpoint: str) -> None:

@@ -24,8 +24,10 @@ from engine.events_stream import last_out_seq
 from wire import keys
 from wire.codec import decode_heartbeat
 from wire.config import Settings, load_settings
+from wire.venue import DEFAULT_VENUE, load_venue
 
 ROOT = Path(__file__).resolve().parent.parent
+FUNDING = 10**16  # units of each asset Venue.fund credits: 10**8 BTC or USDT at 8 decimals, far above any test's need
 
 
 def free_port() -> int:
@@ -160,6 +162,7 @@ class Venue:
         self.sequencer = Service("sequencer", self.env, directory / "sequencer.log", "sequencer on")
         self.engine = Service("engine", self.env, directory / "engine.log", "engine matching on core")
         self._clients: list[SequencerClient] = []
+        self.funded = False  # fund() was called
 
     def start(self) -> Venue:
         self.redis.start()
@@ -182,6 +185,17 @@ class Venue:
 
     def r(self) -> redis.Redis:
         return self.redis.client()
+
+    def fund(self, *accounts: int, units: int = FUNDING) -> int:
+        """Create ``accounts`` and credit each ``units`` of every asset; returns the last in_seq."""
+        c = self.client("funding")
+        self.funded = True
+        last = 0
+        for account in accounts:
+            c.submit(c.create_account(account))
+            for asset in load_venue(self.settings.venue_file or DEFAULT_VENUE).assets:
+                last = c.submit(c.deposit(account, asset.name, units)).in_seq
+        return last
 
     def stored_out_seq(self) -> int:
         r = self.r()

@@ -77,7 +77,7 @@ def test_funding_when_invalid_is_rejected_and_changes_nothing(
     assert state(d) == before
 
 
-def state(d: Driver) -> tuple[dict[int, dict[str, tuple[int, ...]]], dict[str, int]]:
+def state(d: Driver) -> tuple[dict[int, dict[str, tuple[int, int]]], dict[str, int]]:
     """A deep copy of every balance and the supply."""
     accounts = d.engine.accounts
     balances = {acct: {a: (b.free, b.locked) for a, b in held.items()} for acct, held in accounts.balances.items()}

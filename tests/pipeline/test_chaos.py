@@ -21,7 +21,7 @@ from engine.replay import replay, stream_hash
 from sequencer.journal import Journal
 from tests.harness import Venue, wait_for
 from wire import keys
-from wire.commands import Command, CreateAccount, Deposit, Withdraw
+from wire.commands import Command, Deposit, Withdraw
 from wire.enums import OrderType, Side, TimeInForce
 from wire.errors import CommandRefused, SequencerUnavailable
 from wire.venue import load_venue
@@ -76,9 +76,7 @@ class Load(threading.Thread):
 @pytest.mark.chaos
 @pytest.mark.timeout(180)
 def test_kill9_engine_sequencer_redis_under_load_loses_nothing_and_doubles_nothing(venue: Venue) -> None:
-    setup = venue.client("setup")
-    for account in range(1, 7):
-        setup.submit(CreateAccount(setup.src, setup.next_req(), account))
+    venue.fund(*range(1, 7), units=10**11)  # 1 000 USDT and BTC each: buys lock up to 50 USDT, some are refused
     load = Load(venue.client("chaos", timeout=0.5))
     load.start()
 

@@ -26,7 +26,10 @@ SYM = "BTCUSDT"
 
 
 def trade_pair(venue: Venue, n: int, price: int = 100_000) -> int:
-    """n resting sells from account 1 and n buys from account 2 that fill them; returns the last in_seq."""
+    """n resting sells from account 1 and n buys from account 2 that fill them; returns the last in_seq.
+    Both accounts are created and funded on first use."""
+    if not venue.funded:
+        venue.fund(1, 2)
     c = venue.client()
     last = 0
     for i in range(n):
@@ -160,6 +163,7 @@ def test_garbage_frame_at_engine_is_dropped_and_logged_once(
 
 
 def test_gap_on_socket_is_filled_from_journal(venue: Venue, in_process: EngineService) -> None:
+    venue.fund(1)  # journaled only: the engine is stopped, and gets these from the journal too
     c = venue.client()
     acks = [c.submit(c.place(1, SYM, Side.SELL, 1000, price=100_000 + i)) for i in range(5)]
     journal = Journal(venue.r(), keys.journal("e0"))
