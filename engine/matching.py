@@ -504,6 +504,7 @@ class Matcher:
                         m_gain.free += quote - maker_fee
                         fee_base.free += taker_fee
                         fee_quote.free += maker_fee
+                        moved[t_hold] = moved[t_gain] = moved[m_hold] = moved[m_gain] = TRADE
                         if taker_fee:
                             moved[fee_base] = FEE
                         if maker_fee:
@@ -518,11 +519,11 @@ class Matcher:
                         m_gain.free += base - maker_fee
                         fee_quote.free += taker_fee
                         fee_base.free += maker_fee
+                        moved[t_hold] = moved[t_gain] = moved[m_hold] = moved[m_gain] = TRADE
                         if taker_fee:
                             moved[fee_quote] = FEE
                         if maker_fee:
                             moved[fee_base] = FEE
-                    moved[t_hold] = moved[t_gain] = moved[m_hold] = moved[m_gain] = TRADE
                 dirty[key] = None  # sign * price, the dirty map's convention; only a level a fill changed
                 leaves -= fill
                 maker.leaves -= fill
