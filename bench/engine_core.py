@@ -10,9 +10,13 @@ What is measured, for 1 symbol and for 10 symbols (see bench/workload.py for the
 - **decode + apply**: decode each batch, then apply it with one ``Engine.apply_many`` call: what the engine
   process does per batch;
 - **decode + apply + encode**: the same, plus ``wire.codec.encode`` of each batch's events as one frame, which
-  the engine process also does before publishing.
+  the engine process also does before publishing;
+- **decode + apply, matching only**: decode + apply on an engine with risk off (no locks, settlement, fees or
+  balance events) restored from the same books, over the same batches: the baseline for the cost of risk.
 
-The four passes run in the same process, one after the other, in an order that rotates every repetition, each
+Every apply pass but the last runs with accounts and risk on (1 000 funded accounts by default), as the engine
+process does. The five passes run in the same process, one after the other, in an order that rotates every
+repetition, each
 apply pass on a fresh engine restored (untimed) from the snapshot taken right before the measured window. After
 every apply pass the engine's event count and state hash are checked against the generator's, so a pass that
 did not do the full work cannot produce a figure. The garbage collector stays on, as in the engine process. A
@@ -45,14 +49,15 @@ from wire.codec import JournalBatch, decode_batch, encode
 from wire.commands import Command, PlaceOrder, ReplaceOrder
 from wire.events import Event
 
-DECODE, APPLY, DECODE_APPLY, DECODE_APPLY_ENCODE = (
+DECODE, APPLY, DECODE_APPLY, DECODE_APPLY_ENCODE, MATCHING = (
     "decode only",
     "apply only",
     "decode + apply",
     "decode + apply + encode",
+    "decode + apply, matching only",
 )
-MODES = (DECODE, APPLY, DECODE_APPLY, DECODE_APPLY_ENCODE)
-TARGET = 300_000  # commands/s for decode + apply in plain CPython (the issue's target)
+MODES = (DECODE, APPLY, DECODE_APPLY, DECODE_APPLY_ENCODE, MATCHING)
+TARGET = 250_000  # commands/s for decode + apply with accounts and risk on, in plain CPython (the accounts issue)
 REPORT_DIR = Path(__file__).resolve().parent / "reports"
 COMMAND = "python -m bench.engine_core"
 
@@ -110,9 +115,12 @@ def _decode_apply_encode(engine: Engine, batches: Sequence[bytes]) -> Pass:
 
 
 def _check(engine: Engine, workload: Workload, result: Pass) -> None:
-    if result.events != workload.n_events or engine.state_hash() != workload.final_hash:
+    events, final = (
+        (workload.n_events, workload.final_hash) if engine.risk else (workload.plain_events, workload.plain_hash)
+    )
+    if result.events != events or engine.state_hash() != final:
         raise RuntimeError(
-            f"the engine diverged from the generator: {result.events} events (expected {workload.n_events}), "
+            f"the engine diverged from the generator: {result.events} events (expected {events}), "
             "or a different final state: the figures would not measure the intended work"
         )
 
@@ -121,11 +129,11 @@ def _run(mode: str, workload: Workload, decoded: Sequence[JournalBatch]) -> Pass
     if mode == DECODE:
         gc.collect()
         return _decode_only(workload.batches)
-    engine = fresh_engine(workload)
+    engine = fresh_engine(workload, risk=mode != MATCHING)
     gc.collect()
     if mode == APPLY:
         result = _apply_only(engine, decoded)
-    elif mode == DECODE_APPLY:
+    elif mode in (DECODE_APPLY, MATCHING):
         result = _decode_apply(engine, workload.batches)
     else:
         result = _decode_apply_encode(engine, workload.batches)
@@ -203,6 +211,11 @@ class Scenario:
         """decode+apply rate / decode-only rate, paired within each repetition (measured seconds apart)."""
         pairs = zip(self.passes[DECODE], self.passes[DECODE_APPLY], strict=True)
         return Rates.of([d.seconds / da.seconds for d, da in pairs])
+
+    def risk_ratio(self) -> Rates:
+        """decode+apply rate with risk / without (matching only), paired within each repetition."""
+        pairs = zip(self.passes[MATCHING], self.passes[DECODE_APPLY], strict=True)
+        return Rates.of([m.seconds / da.seconds for m, da in pairs])
 
     def decode_share(self) -> float:
         """Decoding's share of decode + apply time: median over repetitions of the paired passes."""
@@ -428,11 +441,13 @@ def render(
     for s in scenarios:
         da = s.rates(DECODE_APPLY)
         verdict = "meets" if da.median >= TARGET else "is below"
-        ratio = s.ratio()
+        ratio, risk = s.ratio(), s.risk_ratio()
         add(
-            f"- **{s.name}**: decode + apply **{_k(da.median)} commands/s** (median of {reps}; "
-            f"{_k(da.low)} to {_k(da.high)}), which {verdict} the {_k(TARGET)} commands/s target; "
-            f"{s.event_rates(DECODE_APPLY).median / 1000:,.0f}k events/s. Engine / decode-only ratio "
+            f"- **{s.name}**: decode + apply with accounts and risk on **{_k(da.median)} commands/s** (median of "
+            f"{reps}; {_k(da.low)} to {_k(da.high)}), which {verdict} the {_k(TARGET)} commands/s target; "
+            f"{s.event_rates(DECODE_APPLY).median / 1000:,.0f}k events/s. Risk on / matching only: "
+            f"**{risk.median:.3f}** (matching only: {_k(s.rates(MATCHING).median)} commands/s; risk costs "
+            f"{1 / risk.median - 1:.0%} more time per command). Engine / decode-only ratio "
             f"**{ratio.median:.3f}** (decoding alone is {1 / ratio.median:.1f}x faster)."
         )
     add("")
@@ -460,7 +475,9 @@ def render(
         f"price is taken from the current touch. Prefill: passive orders until {cfg.resting:,} rest in the engine "
         f"(split evenly between the symbols), then {cfg.warmup:,} mixed commands, then the measured window of "
         f"{cfg.measured:,} commands in journal batches of {cfg.batch} (`wire.codec.JournalBatch`, encoded once "
-        f"beforehand). {cfg.accounts:,} accounts, picked at random, so self-trade prevention almost never fires. "
+        f"beforehand). {cfg.accounts:,} accounts, created and funded before the prefill with far more of every "
+        "asset than their orders lock, picked at random, so self-trade prevention almost never fires and risk "
+        "refuses nothing; fees are 10 bps each side. "
         "Symbols are `SymbolSpec` objects made in code (BTCUSDT, then ETHUSDT, SOLUSDT, ... for 10), each with "
         "a 20% price band; commands are spread evenly over the symbols.\n"
     )
@@ -522,6 +539,24 @@ def render(
         r = s.ratio()
         add(
             f"| {s.name} | {r.median:.3f} | {r.low:.3f} | {r.high:.3f} | {1 / r.median:.1f}x | {s.encode_share():.1%} |"
+        )
+    add("")
+    add("## Cost of risk\n")
+    add(
+        "ratio = decode + apply rate with risk on / the same pass on a matching-only engine (risk off), from "
+        "the same books and the same batches, paired within each repetition. The matching work is identical "
+        "(every account is funded far beyond its orders, so risk refuses nothing: see the rejected commands "
+        "above); the difference is the locks, the settlement of every fill with its fees, and the "
+        "BalanceChanged events.\n"
+    )
+    add("| scenario | ratio (median) | min | max | events per command, risk on / off |")
+    add("| --- | ---: | ---: | ---: | ---: |")
+    for s in scenarios:
+        r = s.risk_ratio()
+        w = s.workload
+        add(
+            f"| {s.name} | {r.median:.3f} | {r.low:.3f} | {r.high:.3f} | "
+            f"{w.n_events / w.n_commands:.2f} / {w.plain_events / w.n_commands:.2f} |"
         )
     add("")
     add("## Where the time goes\n")
@@ -591,9 +626,15 @@ def plot(scenarios: Sequence[Scenario], path: Path) -> None:
     fig = Figure(figsize=(14, 5.2))
     FigureCanvasAgg(fig)  # the Agg backend, without pyplot's global state
     engine_ax, decode_ax, reps_ax = fig.subplots(1, 3, gridspec_kw={"width_ratios": [3, 1.4, 2]})
-    colors = {APPLY: "#4c72b0", DECODE_APPLY: "#dd8452", DECODE_APPLY_ENCODE: "#55a868", DECODE: "#9e9e9e"}
-    engine_modes = (APPLY, DECODE_APPLY, DECODE_APPLY_ENCODE)
-    width = 0.26
+    colors = {
+        APPLY: "#4c72b0",
+        DECODE_APPLY: "#dd8452",
+        DECODE_APPLY_ENCODE: "#55a868",
+        MATCHING: "#8172b3",
+        DECODE: "#9e9e9e",
+    }
+    engine_modes = (APPLY, DECODE_APPLY, DECODE_APPLY_ENCODE, MATCHING)
+    width = 0.2
     for ax, modes in ((engine_ax, engine_modes), (decode_ax, (DECODE,))):
         for i, mode in enumerate(modes):
             offset = (i - (len(modes) - 1) / 2) * width
@@ -678,8 +719,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     (args.out / "engine-core.md").write_text(report)
     _log(f"wrote {args.out / 'engine-core.md'} and {args.out / 'engine-core.png'} ({elapsed:.0f} s)")
     for s in scenarios:
-        da, ratio = s.rates(DECODE_APPLY), s.ratio()
-        print(f"{s.name}: decode+apply {da.median:,.0f}/s ({da.low:,.0f}-{da.high:,.0f}), ratio {ratio.median:.3f}")
+        da, ratio, risk = s.rates(DECODE_APPLY), s.ratio(), s.risk_ratio()
+        print(
+            f"{s.name}: decode+apply {da.median:,.0f}/s ({da.low:,.0f}-{da.high:,.0f}), ratio {ratio.median:.3f}, "
+            f"risk on / off {risk.median:.3f}"
+        )
     return 0
 
 

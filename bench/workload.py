@@ -12,6 +12,12 @@ a quantity reduction at the same price, which keeps priority, 20% a price move o
 term moves at most ``Mix.feedback`` of probability between "limit" and "cancel" so that each book stays near its
 target size; the realised mix is counted and reported.
 
+Money: ``accounts`` accounts are created and funded before the prefill, each with far more of every asset than its
+orders need, so that risk refuses nothing and the matching work is the same with risk on or off; the engine
+locks, settles and charges fees (10 bps each side) on every order and fill all the same. The measured window can
+therefore also run on a matching-only engine (``risk=False``) restored from the same snapshot, which is what the
+benchmark's "cost of risk" ratio compares against.
+
 Everything is seeded (``random.Random(seed)``): the same config always gives the same bytes.
 """
 
@@ -22,12 +28,15 @@ from collections import Counter
 from dataclasses import dataclass, field
 from decimal import Decimal
 
+import msgspec
+
 from engine.book import Book, Order
 from engine.core import Engine
-from wire.codec import JournalBatch, encode
-from wire.commands import CancelOrder, Command, PlaceOrder, ReplaceOrder
+from engine.snapshot import decode_state, encode_state
+from wire.codec import JournalBatch, decode_batch, encode
+from wire.commands import CancelOrder, Command, CreateAccount, Deposit, PlaceOrder, ReplaceOrder
 from wire.enums import OrderType, Side, TimeInForce
-from wire.venue import SymbolSpec
+from wire.venue import AssetSpec, SymbolSpec
 
 BUY, SELL = Side.BUY, Side.SELL
 LIMIT, MARKET = OrderType.LIMIT, OrderType.MARKET
@@ -51,6 +60,14 @@ _SYMBOL_TABLE: tuple[tuple[str, str, str, str, int], ...] = (
     ("LINKUSDT", "LINK", "0.01", "0.01", 1_500),
 )
 MAX_SYMBOLS = len(_SYMBOL_TABLE)
+DECIMALS = 8  # every asset's units are 10**-8 of it, as on the repository's venue
+UNIT = Decimal(1).scaleb(-DECIMALS)
+FUNDING = 10**17  # units of every asset per account: 10**9 of it, more than any account's orders ever lock
+FEE_BPS = 10
+
+
+def bench_assets(n: int) -> tuple[AssetSpec, ...]:
+    return tuple(AssetSpec(name, DECIMALS) for name in sorted({"USDT", *(row[1] for row in _SYMBOL_TABLE[:n])}))
 
 
 def bench_specs(n: int) -> tuple[SymbolSpec, ...]:
@@ -73,6 +90,10 @@ def bench_specs(n: int) -> tuple[SymbolSpec, ...]:
                 min_notional=int(min_notional),
                 max_price=ref * 100,
                 band_bps=2000,
+                base_per_lot=int(lot_size / UNIT),
+                quote_per_tick_lot=int(tick_size * lot_size / UNIT),
+                maker_fee_bps=FEE_BPS,
+                taker_fee_bps=FEE_BPS,
             )
         )
     return tuple(specs)
@@ -113,12 +134,15 @@ class WorkloadConfig:
 class Workload:
     config: WorkloadConfig
     specs: tuple[SymbolSpec, ...]
-    snapshot: bytes  # the engine's state right before the measured window
+    assets: tuple[AssetSpec, ...]
+    snapshot: bytes  # the engine's state right before the measured window (risk on)
     first_in_seq: int  # in_seq of the first measured command
     batches: list[bytes]  # the measured commands as encoded JournalBatch frames
     n_commands: int
     n_events: int  # events the measured window must produce
     final_hash: str  # Engine.state_hash() after the measured window
+    plain_events: int  # the same for a matching-only engine (no balance events)
+    plain_hash: str
     kinds: dict[str, int]  # measured commands by kind
     rejects: int  # OrderRejected / CancelRejected events in the measured window (0 expected)
     trades: int
@@ -133,7 +157,8 @@ class _Generator:
         self.config = config
         self.rng = random.Random(config.seed)
         self.specs = bench_specs(config.symbols)
-        self.engine = Engine(self.specs)
+        self.assets = bench_assets(config.symbols)
+        self.engine = Engine(self.specs, self.assets)
         self.symbols = [s.symbol for s in self.specs]
         self.books: dict[str, Book] = {name: m.book for name, m in self.engine.matchers.items()}
         self.ref: dict[str, int] = {name: reference_price(name) for name in self.symbols}
@@ -314,6 +339,11 @@ class _Generator:
 def build(config: WorkloadConfig) -> Workload:
     """Prefill to ``config.resting`` orders, run ``config.warmup`` mixed commands, then generate the window."""
     gen = _Generator(config)
+    # 0. accounts, each funded with plenty of every asset
+    for account in range(1, config.accounts + 1):
+        gen.step(CreateAccount("admin", account, account))
+        for asset in gen.assets:
+            gen.step(Deposit("admin", account, account, asset.name, FUNDING))
     # 1. prefill: passive limit orders only, until the books hold the target
     while gen.resting() < config.resting:
         gen.step(gen.next_command(passive_only=True))
@@ -341,15 +371,19 @@ def build(config: WorkloadConfig) -> Workload:
         done += n
         size = gen.resting()
         lo, hi = min(lo, size), max(hi, size)
+    plain_events, plain_hash = _matching_only(gen.specs, gen.assets, snapshot, batches)
     return Workload(
         config=config,
         specs=gen.specs,
+        assets=gen.assets,
         snapshot=snapshot,
         first_in_seq=first_in_seq,
         batches=batches,
         n_commands=done,
         n_events=gen.n_events,
         final_hash=gen.engine.state_hash(),
+        plain_events=plain_events,
+        plain_hash=plain_hash,
         kinds=dict(sorted(gen.kinds.items())),
         rejects=gen.rejects,
         trades=gen.trades,
@@ -360,6 +394,24 @@ def build(config: WorkloadConfig) -> Workload:
     )
 
 
-def fresh_engine(workload: Workload) -> Engine:
-    """An engine in the state right before the workload's measured window."""
-    return Engine.restore(workload.specs, workload.snapshot)
+def _matching_only(
+    specs: tuple[SymbolSpec, ...], assets: tuple[AssetSpec, ...], snapshot: bytes, batches: list[bytes]
+) -> tuple[int, str]:
+    """The events and final state hash of a matching-only engine over the window (to check its timed runs)."""
+    engine = Engine.restore(specs, _without_risk(snapshot), assets)
+    n_events = 0
+    for raw in batches:
+        batch = decode_batch(raw)
+        n_events += len(engine.apply_many(batch.first_in_seq, batch.stamps, batch.cmds))
+    return n_events, engine.state_hash()
+
+
+def _without_risk(snapshot: bytes) -> bytes:
+    """The same books and balances for a matching-only engine: its orders hold no balances and nothing moves."""
+    return encode_state(msgspec.structs.replace(decode_state(snapshot), risk=False))
+
+
+def fresh_engine(workload: Workload, risk: bool = True) -> Engine:
+    """An engine in the state right before the workload's measured window; ``risk=False``: matching only."""
+    snapshot = workload.snapshot if risk else _without_risk(workload.snapshot)
+    return Engine.restore(workload.specs, snapshot, workload.assets)

@@ -5,7 +5,8 @@ the same ``Balance`` objects from ``engine.matching`` (each resting order holds 
 it spends from and receives into, so a fill costs no lookup).
 
 Every change marks its balance in ``dirty``; at the end of each command ``flush`` emits one BalanceChanged per
-balance the command changed, with its final amounts, in the order the balances were first touched.
+balance the command changed, with its final amounts, in the order the balances were first touched. Trades credit
+the fee account without marking it: its balances are followed from TradeExecuted's fees (engine.matching).
 
 Invariants (``check_invariants``): no amount is ever negative, and for every asset the sum over all accounts,
 the fee account included, of ``free + locked`` equals what was deposited minus what was withdrawn (``supply``).

@@ -143,7 +143,8 @@ class Engine:
     # ---- state ------------------------------------------------------------------------------------------------
 
     def snapshot(self) -> bytes:
-        """The whole state, encoded; ``Engine.restore`` turns it back into an identical engine."""
+        """The whole state, encoded; ``Engine.restore`` turns it back into an identical engine. An empty balance
+        (nothing free or locked) is left out: it is the same as no balance, and the engine creates them freely."""
         ctx = self.ctx
         symbols = []
         for name in sorted(self.matchers):
@@ -154,7 +155,10 @@ class Engine:
             ]
             symbols.append(SymbolState(name, m.update_id, m.trade_id, m.last_price, orders))
         accounts = [
-            AccountState(account, [BalanceState(a, held[a].free, held[a].locked) for a in sorted(held)])
+            AccountState(
+                account,
+                [BalanceState(a, held[a].free, held[a].locked) for a in sorted(held) if held[a].free or held[a].locked],
+            )
             for account, held in sorted(self.accounts.balances.items())
         ]
         fees = [FeeOverrideState(a, *rates) for a, rates in sorted(self.accounts.fee_overrides.items())]

@@ -30,8 +30,10 @@ Risk (when the engine runs with accounts, which it always does outside matching-
 
     - a sell locks ``qty * base_per_lot`` base units;
     - a limit buy (any time in force, post-only too) locks ``price * qty * quote_per_tick_lot`` quote units;
-    - a market buy by quantity locks exactly what it would spend now: the cost of walking the asks it can reach
-      (within the price band, stopping or skipping its own orders as self-trade prevention will);
+    - a market buy by quantity locks what it could spend at most, ``qty`` at its limit price (the band's edge),
+      or, when the account has less than that free, exactly what it would spend now: the cost of walking the
+      asks it can reach (within the band, stopping at or skipping its own orders as self-trade prevention will);
+      either way it spends only what it fills and the rest is released when it ends, with the command;
     - a market buy by quote amount locks that amount.
 
     Fees are charged in the asset each side receives, so they never need a lock: the lock of a buy is the
@@ -50,7 +52,10 @@ Fees
 Event order within one command
     Order events and trades in the order they happened, then one BookDelta per price level the command changed,
     in the order the levels were first touched, each carrying the symbol's next ``update_id``, then one
-    BalanceChanged per balance the command changed (see engine.accounts).
+    BalanceChanged per balance the command changed (see engine.accounts): the incoming order's locked balance
+    first, then the others in the order they were first touched. The fee account is the exception: its
+    balances move with every trade by exactly the trade's ``maker_fee`` and ``taker_fee``, and a BalanceChanged
+    for it would add two events to every trading command for a balance no trader follows, so none is emitted.
 """
 
 from __future__ import annotations
@@ -63,6 +68,7 @@ from engine.context import Context
 from wire.commands import CancelAll, CancelOrder, PlaceOrder, ReplaceOrder
 from wire.enums import BalanceCause, CancelReason, OrderType, SelfTradeMode, Side, TimeInForce
 from wire.events import (
+    BalanceChanged,
     BookDelta,
     CancelRejected,
     Event,
@@ -84,7 +90,7 @@ EXPIRE_TAKER, EXPIRE_MAKER, EXPIRE_BOTH = (
     SelfTradeMode.EXPIRE_MAKER,
     SelfTradeMode.EXPIRE_BOTH,
 )
-ORDER, TRADE, FEE = BalanceCause.ORDER, BalanceCause.TRADE, BalanceCause.FEE
+ORDER, TRADE = BalanceCause.ORDER, BalanceCause.TRADE
 MAX_CLIENT_OID = 64  # longer ids are refused: the engine keeps them in memory for every open order
 
 Refusal = tuple[RejectReason, str]
@@ -99,11 +105,12 @@ class Matcher:
         "_fee_base",
         "_fee_quote",
         "_qptl",
-        "_t_bps",
         "_t_gain",
         "_t_hold",
         "_t_lock",
+        "_t_need",
         "_t_rate",
+        "_wallets",
         "accounts",
         "book",
         "ctx",
@@ -125,14 +132,16 @@ class Matcher:
         if risk:
             self._fee_base = accounts.get(FEE_ACCOUNT, spec.base)
             self._fee_quote = accounts.get(FEE_ACCOUNT, spec.quote)
+        # account -> its (base, quote) balances: one lookup per order instead of three
+        self._wallets: dict[int, tuple[Balance, Balance]] = {}
         # the incoming (taker) order's money while it is applied: the balance it locked and spends from, the one
         # it receives into, its lock per lot (0: a market buy, which spends from a budget), what is still locked
-        # for it, and its fee rate
+        # for it, and what it locked at first
         self._t_hold: Balance | None = None
         self._t_gain: Balance | None = None
         self._t_rate = 0
         self._t_lock = 0
-        self._t_bps = 0
+        self._t_need = 0
         self.update_id = 0
         self.trade_id = 0
         self.last_price = 0  # 0: no trade yet
@@ -262,53 +271,79 @@ class Matcher:
             qty -= available
         return cost
 
-    def _lock(self, account: int, side: Side, typ: OrderType, price: int, qty: int, quote_qty: int,
-              stp: SelfTradeMode) -> Refusal | None:  # fmt: skip
-        """Lock what an incoming order could spend and set up the taker's money (``_t_*``) for matching; or
-        refuse it (unknown account, insufficient balance) without changing anything."""
-        accounts, spec = self.accounts, self.spec
-        held = accounts.balances.get(account)
-        if held is None or account == FEE_ACCOUNT:
-            return RejectReason.UNKNOWN_ACCOUNT, f"account={account}"
+    def _lock(self, cmd: PlaceOrder, qty: int) -> Refusal | None:
+        """Lock what an incoming order of ``qty`` lots could spend and set up the taker's money (``_t_*``) for
+        matching; or refuse it (unknown account, insufficient balance) without changing anything."""
+        account, side, typ = cmd.account, cmd.side, cmd.type
+        wallet = self._wallets.get(account)
+        if wallet is None:
+            accounts = self.accounts
+            if account not in accounts.balances or account == FEE_ACCOUNT:
+                return RejectReason.UNKNOWN_ACCOUNT, f"account={account}"
+            # an empty balance is no state (snapshots leave it out), so creating both now changes nothing
+            wallet = (accounts.get(account, self.spec.base), accounts.get(account, self.spec.quote))
+            self._wallets[account] = wallet
         if side is SELL:
-            spend, receive, rate = spec.base, spec.quote, self._bpl
+            hold, gain = wallet
+            rate = self._bpl
             need = qty * rate
         elif typ is MARKET:
-            spend, receive, rate = spec.quote, spec.base, 0
-            need = quote_qty or self._market_buy_cost(account, stp, qty)
+            gain, hold = wallet
+            rate = 0
+            need = cmd.quote_qty
+            if not need:
+                # the most it can spend is qty at its limit price (the band's edge); when the account does not
+                # have that much free, walk the book for the exact cost, so that a covered order is never refused
+                need = qty * self._market_limit(BUY) * self._qptl
+                if need > hold.free:
+                    need = self._market_buy_cost(account, cmd.stp, qty)
         else:
-            spend, receive, rate = spec.quote, spec.base, price * self._qptl
+            gain, hold = wallet
+            rate = cmd.price * self._qptl
             need = qty * rate
-        hold = held.get(spend)
-        free = 0 if hold is None else hold.free
-        if need > free:
-            return RejectReason.INSUFFICIENT_BALANCE, f"needs {need} {spend}, free {free}"
-        if hold is None:
-            hold = accounts.get(account, spend)
-        gain = held.get(receive)
-        if gain is None:
-            gain = accounts.get(account, receive)
-        if need:
-            hold.free -= need
-            hold.locked += need
-            accounts.dirty.setdefault(hold, ORDER)
-        own = accounts.fee_overrides.get(account) if accounts.fee_overrides else None
-        self._t_bps = spec.taker_fee_bps if own is None else own[1]
-        self._t_hold, self._t_gain, self._t_rate, self._t_lock = hold, gain, rate, need
+        if need > hold.free:
+            return RejectReason.INSUFFICIENT_BALANCE, f"needs {need} {hold.asset}, free {hold.free}"
+        hold.free -= need
+        hold.locked += need
+        # the taker's lock is not in the dirty map: _settle emits its balance first, from these
+        self._t_hold, self._t_gain, self._t_rate, self._t_lock, self._t_need = hold, gain, rate, need, need
         return None
 
-    def _settle(self, order_id: int, out: list[Event]) -> None:
+    def _relock(self, order: Order, price: int, qty: int) -> None:
+        """Lock for the new order a replace enters (``_check_relock`` made sure it fits), as ``_lock`` does."""
+        hold, gain = order.hold, order.gain
+        assert hold is not None and gain is not None
+        rate = price * self._qptl if order.side is BUY else self._bpl
+        need = qty * rate
+        hold.free -= need
+        hold.locked += need
+        self.accounts.dirty.pop(hold, None)  # the old order's release: _settle emits this balance first
+        self._t_hold, self._t_gain, self._t_rate, self._t_lock, self._t_need = hold, gain, rate, need, need
+
+    def _settle(self, rests: bool, out: list[Event]) -> None:
         """After an incoming order matched: release what it still locks unless it rests (a resting order's lock
-        is exactly leaves x rate, by construction), then emit the command's balance changes."""
+        is exactly leaves x rate, by construction), then emit the command's balance changes: the balance the
+        order locked first, then the dirty map's (Accounts.flush, inlined: this runs once per order)."""
+        hold: Balance = self._t_hold  # type: ignore[assignment]
         lock = self._t_lock
-        if lock and order_id not in self.book.orders:
-            hold = self._t_hold
-            assert hold is not None
-            hold.locked -= lock
-            hold.free += lock
-            self.accounts.dirty.setdefault(hold, ORDER)
-        self._t_lock = 0
-        self.accounts.flush(out)
+        if lock:
+            if not rests:
+                hold.locked -= lock
+                hold.free += lock
+            self._t_lock = 0
+        dirty = self.accounts.dirty
+        ctx = self.ctx
+        in_seq, ts, out_seq = ctx.in_seq, ctx.ts, ctx.out_seq
+        if self._t_need:  # else it locked nothing (a market buy that found nothing to buy) and nothing moved
+            cause = TRADE if dirty and dirty.get(self._t_gain) is TRADE else ORDER  # type: ignore[arg-type]
+            out_seq += 1
+            out.append(BalanceChanged(out_seq, in_seq, ts, hold.account, hold.asset, hold.free, hold.locked, cause))
+        if dirty:
+            for b, cause in dirty.items():
+                out_seq += 1
+                out.append(BalanceChanged(out_seq, in_seq, ts, b.account, b.asset, b.free, b.locked, cause))
+            dirty.clear()
+        ctx.out_seq = out_seq
 
     def _release(self, order: Order, qty: int) -> None:
         """Give back what ``qty`` lots of a resting order lock (it leaves the book, or is reduced by ``qty``)."""
@@ -318,7 +353,9 @@ class Matcher:
         amount = qty * (order.price * self._qptl if order.side is BUY else self._bpl)
         hold.locked -= amount
         hold.free += amount
-        self.accounts.dirty.setdefault(hold, ORDER)
+        dirty = self.accounts.dirty
+        if hold not in dirty:
+            dirty[hold] = ORDER
 
     def _would_take(self, side: Side, price: int) -> bool:
         best = (self.book.asks if side is BUY else self.book.bids).best()
@@ -336,13 +373,14 @@ class Matcher:
     # ---- commands ---------------------------------------------------------------------------------------------
 
     def place(self, cmd: PlaceOrder, out: list[Event]) -> None:
-        ctx = self.ctx
+        ctx, risk = self.ctx, self.risk
         side, typ, tif, qty = cmd.side, cmd.type, cmd.tif, cmd.qty
         refusal = self._check_place(cmd)
-        if refusal is None and cmd.quote_qty:
-            qty, refusal = self._quote_to_lots(cmd)
-        if refusal is None and self.risk:
-            refusal = self._lock(cmd.account, side, typ, cmd.price, qty, cmd.quote_qty, cmd.stp)
+        if refusal is None:
+            if cmd.quote_qty:
+                qty, refusal = self._quote_to_lots(cmd)
+            if risk and refusal is None:
+                refusal = self._lock(cmd, qty)
         if refusal is not None:
             ctx.out_seq += 1
             out.append(
@@ -351,28 +389,41 @@ class Matcher:
             return
         order_id = ctx.next_order_id
         ctx.next_order_id = order_id + 1
-        price = self._market_limit(side) if typ is MARKET else cmd.price
-        ctx.out_seq += 1
-        out.append(
-            OrderAccepted(
-                ctx.out_seq,
-                ctx.in_seq,
-                ctx.ts,
-                self.spec.symbol,
-                order_id,
-                cmd.account,
-                cmd.client_oid,
-                side,
-                typ,
-                tif,
-                cmd.price if typ is not MARKET else 0,
-                qty,
-                cmd.quote_qty,
-            )
-        )
-        self._enter(order_id, cmd.account, side, typ, tif, price, qty, cmd.client_oid, cmd.stp, out)
-        if self.risk:
-            self._settle(order_id, out)
+        in_seq, ts, symbol = ctx.in_seq, ctx.ts, self.spec.symbol
+        out_seq = ctx.out_seq + 1
+        if typ is MARKET:
+            price = self._market_limit(side)
+            out.append(OrderAccepted(out_seq, in_seq, ts, symbol, order_id, cmd.account, cmd.client_oid, side, typ,
+                                     tif, 0, qty, cmd.quote_qty))  # fmt: skip
+        else:
+            price = cmd.price
+            out.append(OrderAccepted(out_seq, in_seq, ts, symbol, order_id, cmd.account, cmd.client_oid, side, typ,
+                                     tif, price, qty, 0))  # fmt: skip
+            book = self.book
+            opp = book.asks if side is BUY else book.bids
+            keys = opp.keys
+            if tif is GTC and (not keys or keys[-1] < price * opp.sign):
+                # half of all commands: a passive GTC order rests with one BookDelta (and with risk on, one
+                # BalanceChanged for its lock), built here without the general path's calls (_enter's fast path)
+                hold = self._t_hold
+                level = book.add(Order(order_id, cmd.account, side, price, qty, cmd.client_oid, typ, tif, cmd.stp,
+                                       hold, self._t_gain))  # fmt: skip
+                self.update_id = update_id = self.update_id + 1
+                out_seq += 1
+                out.append(BookDelta(out_seq, in_seq, ts, symbol, update_id, side, price, level.total))
+                if risk:
+                    assert hold is not None
+                    self._t_lock = 0
+                    out_seq += 1
+                    out.append(
+                        BalanceChanged(out_seq, in_seq, ts, hold.account, hold.asset, hold.free, hold.locked, ORDER)
+                    )
+                ctx.out_seq = out_seq
+                return
+        ctx.out_seq = out_seq
+        rests = self._enter(order_id, cmd.account, side, typ, tif, price, qty, cmd.client_oid, cmd.stp, out)
+        if risk:
+            self._settle(rests, out)
 
     def _enter(
         self,
@@ -386,13 +437,14 @@ class Matcher:
         client_oid: str,
         stp: SelfTradeMode,
         out: list[Event],
-    ) -> None:
-        """Match an accepted order, then rest, cancel or expire what is left; emits the book deltas."""
+    ) -> bool:
+        """Match an accepted order, then rest, cancel or expire what is left; emits the book deltas. Returns
+        whether the order rests."""
         book = self.book
         opp = book.asks if side is BUY else book.bids
         if tif is FOK and not self._fillable(side, price, qty, account, stp):
             self._canceled(order_id, account, client_oid, qty, CancelReason.FOK_NOT_FILLABLE, out)
-            return
+            return False
         keys = opp.keys
         if keys and keys[-1] >= price * opp.sign:  # it crosses the opposite touch
             leaves, self_trade = self._take(opp, side, price, qty, order_id, account, stp, out)
@@ -402,11 +454,12 @@ class Matcher:
                     Order(order_id, account, side, price, qty, client_oid, typ, tif, stp, self._t_hold, self._t_gain)
                 )
                 self._delta(side, price, level.total, out)
-            else:
-                self._canceled(order_id, account, client_oid, qty, IOC_REMAINDER, out)
-            return
+                return True
+            self._canceled(order_id, account, client_oid, qty, IOC_REMAINDER, out)
+            return False
         else:  # passive, after a replace removed the old order's level (which was touched first)
             leaves, self_trade = qty, False
+        rests = False
         if leaves:
             if self_trade:
                 self._canceled(order_id, account, client_oid, leaves, SELF_TRADE, out)
@@ -415,9 +468,11 @@ class Matcher:
                     Order(order_id, account, side, price, leaves, client_oid, typ, tif, stp, self._t_hold, self._t_gain)
                 )
                 self._dirty[price if side is BUY else -price] = None
+                rests = True
             else:
                 self._canceled(order_id, account, client_oid, leaves, IOC_REMAINDER, out)
         self._flush_deltas(out)
+        return rests
 
     def _fillable(self, side: Side, price: int, qty: int, account: int, stp: SelfTradeMode) -> bool:
         """Could an order for ``qty`` up to ``price`` fill completely now?"""
@@ -449,7 +504,9 @@ class Matcher:
             bpl, qptl, moved = self._bpl, self._qptl, self.accounts.dirty
             overrides = self.accounts.fee_overrides
             maker_bps = self.spec.maker_fee_bps
-            t_bps, t_rate, t_lock = self._t_bps, self._t_rate, self._t_lock
+            t_rate, t_lock = self._t_rate, self._t_lock
+            own = overrides.get(account) if overrides else None
+            t_bps = self.spec.taker_fee_bps if own is None else own[1]
             t_hold: Balance = self._t_hold  # type: ignore[assignment]  # set by _lock whenever risk is on
             t_gain: Balance = self._t_gain  # type: ignore[assignment]
             fee_base, fee_quote = self._fee_base, self._fee_quote
@@ -504,11 +561,7 @@ class Matcher:
                         m_gain.free += quote - maker_fee
                         fee_base.free += taker_fee
                         fee_quote.free += maker_fee
-                        moved[t_hold] = moved[t_gain] = moved[m_hold] = moved[m_gain] = TRADE
-                        if taker_fee:
-                            moved[fee_base] = FEE
-                        if maker_fee:
-                            moved[fee_quote] = FEE
+                        moved[t_gain] = moved[m_hold] = moved[m_gain] = TRADE  # t_hold: _settle emits it first
                     else:  # the taker sells base from its lock; the resting buy locked quote at this very price
                         taker_fee = -(-quote * t_bps // 10_000)
                         maker_fee = -(-base * m_bps // 10_000)
@@ -519,11 +572,7 @@ class Matcher:
                         m_gain.free += base - maker_fee
                         fee_quote.free += taker_fee
                         fee_base.free += maker_fee
-                        moved[t_hold] = moved[t_gain] = moved[m_hold] = moved[m_gain] = TRADE
-                        if taker_fee:
-                            moved[fee_quote] = FEE
-                        if maker_fee:
-                            moved[fee_base] = FEE
+                        moved[t_gain] = moved[m_hold] = moved[m_gain] = TRADE
                 dirty[key] = None  # sign * price, the dirty map's convention; only a level a fill changed
                 leaves -= fill
                 maker.leaves -= fill
@@ -599,12 +648,25 @@ class Matcher:
             detail = f"order_id={cmd.order_id} client_oid={cmd.client_oid!r}"
             self._cancel_rejected(cmd.account, cmd.order_id, cmd.client_oid, (RejectReason.UNKNOWN_ORDER, detail), out)
             return
+        # a third of all commands: the three events are built here directly (no helper calls, no dirty maps:
+        # exactly one level and at most one balance change)
         level = self.book.remove(order)
-        self._canceled(order.order_id, order.account, order.client_oid, order.leaves, USER, out)
-        self._delta(order.side, order.price, level.total, out)  # one level changed: no need for the dirty map
-        if self.risk:
-            self._release(order, order.leaves)
-            self.accounts.flush(out)
+        ctx = self.ctx
+        in_seq, ts, symbol, leaves = ctx.in_seq, ctx.ts, self.spec.symbol, order.leaves
+        out_seq = ctx.out_seq + 1
+        out.append(OrderCanceled(out_seq, in_seq, ts, symbol, order.order_id, order.account, order.client_oid, leaves,
+                                 USER))  # fmt: skip
+        self.update_id = update_id = self.update_id + 1
+        out_seq += 1
+        out.append(BookDelta(out_seq, in_seq, ts, symbol, update_id, order.side, order.price, level.total))
+        hold = order.hold
+        if hold is not None:  # risk on: release its lock
+            amount = leaves * (order.price * self._qptl if order.side is BUY else self._bpl)
+            hold.locked -= amount
+            hold.free += amount
+            out_seq += 1
+            out.append(BalanceChanged(out_seq, in_seq, ts, hold.account, hold.asset, hold.free, hold.locked, ORDER))
+        ctx.out_seq = out_seq
 
     def _delta(self, side: Side, price: int, total: int, out: list[Event]) -> None:
         ctx = self.ctx
@@ -687,8 +749,7 @@ class Matcher:
         book.remove(order)
         if self.risk:  # its lock is released and the new order's taken (_check_relock made sure it fits)
             self._release(order, order.leaves)
-            refusal = self._lock(order.account, order.side, order.type, cmd.price, cmd.qty, 0, order.stp)
-            assert refusal is None
+            self._relock(order, cmd.price, cmd.qty)
         self._dirty[order.price if order.side is BUY else -order.price] = None
         new_id = ctx.next_order_id
         ctx.next_order_id = new_id + 1
@@ -708,9 +769,11 @@ class Matcher:
                 False,
             )
         )
-        self._enter(new_id, order.account, order.side, order.type, GTC, cmd.price, cmd.qty, new_coid, order.stp, out)
+        rests = self._enter(
+            new_id, order.account, order.side, order.type, GTC, cmd.price, cmd.qty, new_coid, order.stp, out
+        )
         if self.risk:
-            self._settle(new_id, out)
+            self._settle(rests, out)
 
     def _check_relock(self, order: Order, price: int, qty: int) -> Refusal | None:
         """Can the account lock ``qty`` at ``price`` for a re-entered order, counting the old order's lock,

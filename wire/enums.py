@@ -50,7 +50,6 @@ class BalanceCause(IntEnum):
     WITHDRAWAL = 2
     ORDER = 3  # an order of the account locked funds (placed, replaced) or released them (canceled, expired)
     TRADE = 4  # a fill settled: funds spent from the lock and received, net of the fee
-    FEE = 5  # the venue's fee account was credited the fees of the command's trades
 
 
 class AckStatus(IntEnum):

@@ -9,7 +9,7 @@ After every command:
   withdrawals, and each trade's legs and fees, the fees worked out here again from the rates in force;
 - every ``locked`` equals exactly what the account's open orders (tracked here from the events) could still spend;
 - no amount is negative (``Engine.check_invariants``), and a mirror fed only the BalanceChanged events holds the
-  engine's balances;
+  engine's balances (the fee account's followed from the trades' fees, as the protocol says);
 - a limit order is refused INSUFFICIENT_BALANCE exactly when its lock exceeds the free balance.
 
 And with every account funded far beyond its needs, risk changes nothing in matching: the same stream gives the
@@ -89,7 +89,7 @@ class Ledger:
         self.net: defaultdict[str, int] = defaultdict(int)  # deposits - withdrawals
         self.rates: dict[int, tuple[int, int]] = {}
         self.open: dict[int, tuple[int, str, Side, int, int]] = {}  # order id -> (account, symbol, side, price, leaves)
-        self.mirror: dict[tuple[int, str], tuple[int, int]] = {}  # from BalanceChanged only
+        self.mirror: dict[tuple[int, str], tuple[int, int]] = {}  # from BalanceChanged (+ fees for account 0)
 
     def fee(self, account: int, received: int, maker: bool, spec: SymbolSpec) -> int:
         own = self.rates.get(account)
@@ -99,6 +99,7 @@ class Ledger:
     def apply(self, cmd: Command, events: list[Event]) -> None:
         for ev in events:
             if isinstance(ev, BalanceChanged):
+                assert ev.account != FEE_ACCOUNT or ev.cause in (BalanceCause.DEPOSIT, BalanceCause.WITHDRAWAL)
                 self.mirror[(ev.account, ev.asset)] = (ev.free, ev.locked)
                 if ev.cause in (BalanceCause.DEPOSIT, BalanceCause.WITHDRAWAL):
                     assert isinstance(cmd, Deposit | Withdraw) and (cmd.account, cmd.asset) == (ev.account, ev.asset)
@@ -135,6 +136,9 @@ class Ledger:
         t[(seller, spec.quote)] += quote - seller_fee
         t[(FEE_ACCOUNT, spec.base)] += buyer_fee
         t[(FEE_ACCOUNT, spec.quote)] += seller_fee
+        for asset, fee in ((spec.base, buyer_fee), (spec.quote, seller_fee)):
+            free, locked = self.mirror.get((FEE_ACCOUNT, asset), (0, 0))
+            self.mirror[(FEE_ACCOUNT, asset)] = (free + fee, locked)
         for order_id in (ev.maker_order_id, ev.taker_order_id):
             account, symbol, side, price, leaves = self.open[order_id]
             self.open[order_id] = (account, symbol, side, price, leaves - ev.qty)
