@@ -52,10 +52,11 @@ Fees
 Event order within one command
     Order events and trades in the order they happened, then one BookDelta per price level the command changed,
     in the order the levels were first touched, each carrying the symbol's next ``update_id``, then one
-    BalanceChanged per balance the command changed (see engine.accounts): the incoming order's locked balance
-    first, then the others in the order they were first touched. The fee account is the exception: its
-    balances move with every trade by exactly the trade's ``maker_fee`` and ``taker_fee``, and a BalanceChanged
-    for it would add two events to every trading command for a balance no trader follows, so none is emitted.
+    BalanceChanged per balance the command changed (see engine.accounts): the incoming order's first (the one it
+    locked, then, if it traded, the one it received into), then the others in the order they were first touched.
+    The fee account is the exception: its balances move with every trade by exactly the trade's ``maker_fee`` and
+    ``taker_fee``, and a BalanceChanged for it would add two events to every trading command for a balance no
+    trader follows, so none is emitted.
 """
 
 from __future__ import annotations
@@ -322,8 +323,8 @@ class Matcher:
 
     def _settle(self, rests: bool, out: list[Event]) -> None:
         """After an incoming order matched: release what it still locks unless it rests (a resting order's lock
-        is exactly leaves x rate, by construction), then emit the command's balance changes: the balance the
-        order locked first, then the dirty map's (Accounts.flush, inlined: this runs once per order)."""
+        is exactly leaves x rate, by construction), then emit the command's balance changes: the order's own
+        first, then the dirty map's (Accounts.flush, inlined: this runs once per order)."""
         hold: Balance = self._t_hold  # type: ignore[assignment]
         lock = self._t_lock
         if lock:
@@ -334,10 +335,20 @@ class Matcher:
         dirty = self.accounts.dirty
         ctx = self.ctx
         in_seq, ts, out_seq = ctx.in_seq, ctx.ts, ctx.out_seq
-        if self._t_need:  # else it locked nothing (a market buy that found nothing to buy) and nothing moved
-            cause = TRADE if dirty and dirty.get(self._t_gain) is TRADE else ORDER  # type: ignore[arg-type]
-            out_seq += 1
-            out.append(BalanceChanged(out_seq, in_seq, ts, hold.account, hold.asset, hold.free, hold.locked, cause))
+        need = self._t_need
+        if need:  # else it locked nothing (a market buy that found nothing to buy) and nothing moved
+            if lock == need:  # nothing filled
+                out_seq += 1
+                out.append(BalanceChanged(out_seq, in_seq, ts, hold.account, hold.asset, hold.free, hold.locked, ORDER))
+            else:  # it traded: its two balances, then the resting orders'
+                gain: Balance = self._t_gain  # type: ignore[assignment]
+                if dirty:
+                    dirty.pop(gain, None)  # an own resting order expired by self-trade prevention may have touched it
+                out_seq += 2
+                out.append(
+                    BalanceChanged(out_seq - 1, in_seq, ts, hold.account, hold.asset, hold.free, hold.locked, TRADE)
+                )
+                out.append(BalanceChanged(out_seq, in_seq, ts, gain.account, gain.asset, gain.free, gain.locked, TRADE))
         if dirty:
             for b, cause in dirty.items():
                 out_seq += 1
@@ -507,10 +518,10 @@ class Matcher:
             t_rate, t_lock = self._t_rate, self._t_lock
             own = overrides.get(account) if overrides else None
             t_bps = self.spec.taker_fee_bps if own is None else own[1]
-            t_hold: Balance = self._t_hold  # type: ignore[assignment]  # set by _lock whenever risk is on
-            t_gain: Balance = self._t_gain  # type: ignore[assignment]
-            fee_base, fee_quote = self._fee_base, self._fee_quote
             budget = side is BUY and not t_rate  # a market buy: each fill must fit what is left of its lock
+            # the taker's side of every fill is summed here and applied once after the loop (its balances are
+            # emitted first by _settle anyway): what left its lock, what it spent, what it got net, the fees
+            t_unlock = t_spent = t_got = fee_b = fee_q = 0
         stopped = False
         while leaves and keys and keys[-1] >= limit_key:
             key = keys[-1]
@@ -552,27 +563,28 @@ class Matcher:
                     if side is BUY:  # the taker pays quote from its lock and receives base; the maker the reverse
                         taker_fee = -(-base * t_bps // 10_000)  # ceil: rounded in the venue's favour
                         maker_fee = -(-quote * m_bps // 10_000)
-                        unlock = fill * t_rate if t_rate else quote
+                        unlock = fill * t_rate if t_rate else quote  # a limit buy below its limit: gets the rest back
                         t_lock -= unlock
-                        t_hold.locked -= unlock
-                        t_hold.free += unlock - quote  # a limit buy filled below its limit: the difference
-                        t_gain.free += base - taker_fee
+                        t_unlock += unlock
+                        t_spent += quote
+                        t_got += base - taker_fee
+                        fee_b += taker_fee
+                        fee_q += maker_fee
                         m_hold.locked -= base
                         m_gain.free += quote - maker_fee
-                        fee_base.free += taker_fee
-                        fee_quote.free += maker_fee
-                        moved[t_gain] = moved[m_hold] = moved[m_gain] = TRADE  # t_hold: _settle emits it first
+                        moved[m_hold] = moved[m_gain] = TRADE
                     else:  # the taker sells base from its lock; the resting buy locked quote at this very price
                         taker_fee = -(-quote * t_bps // 10_000)
                         maker_fee = -(-base * m_bps // 10_000)
                         t_lock -= base
-                        t_hold.locked -= base
-                        t_gain.free += quote - taker_fee
+                        t_unlock += base
+                        t_spent += base
+                        t_got += quote - taker_fee
+                        fee_q += taker_fee
+                        fee_b += maker_fee
                         m_hold.locked -= quote
                         m_gain.free += base - maker_fee
-                        fee_quote.free += taker_fee
-                        fee_base.free += maker_fee
-                        moved[t_gain] = moved[m_hold] = moved[m_gain] = TRADE
+                        moved[m_hold] = moved[m_gain] = TRADE
                 dirty[key] = None  # sign * price, the dirty map's convention; only a level a fill changed
                 leaves -= fill
                 maker.leaves -= fill
@@ -607,7 +619,14 @@ class Matcher:
             else:
                 continue
             break  # self-trade stop, or a market buy's money ran out
-        if risk:
+        if risk and t_unlock:
+            t_hold: Balance = self._t_hold  # type: ignore[assignment]  # set by _lock whenever risk is on
+            t_gain: Balance = self._t_gain  # type: ignore[assignment]
+            t_hold.locked -= t_unlock
+            t_hold.free += t_unlock - t_spent
+            t_gain.free += t_got
+            self._fee_base.free += fee_b
+            self._fee_quote.free += fee_q
             self._t_lock = t_lock
         return leaves, stopped
 
