@@ -3,6 +3,8 @@
     python -m client.admin create-account 7
     python -m client.admin deposit 7 USDT 10000
     python -m client.admin withdraw 7 BTC 0.5
+    python -m client.admin set-fees 7 2 5        # maker 2 bps, taker 5 bps on every symbol
+    python -m client.admin set-fees 7 default    # back to the symbols' rates
 
 Amounts are decimals of the asset (converted exactly with the venue's ``[[assets]]`` decimals). The command waits
 for the engine's answer to *this* command (the event carrying its in_seq) and prints it; the exit code is 0 on
@@ -22,10 +24,10 @@ from client.events import EventFollower
 from client.sequencer import SequencerClient
 from engine.events_stream import last_out_seq
 from wire import keys
-from wire.commands import CreateAccount, Deposit, Withdraw
+from wire.commands import CreateAccount, Deposit, SetFeeRates, Withdraw
 from wire.config import Settings, load_settings
 from wire.errors import CommandRefused, ConfigError, SequencerUnavailable
-from wire.events import AccountCreated, BalanceChanged, Event, FundingRejected
+from wire.events import AccountCreated, BalanceChanged, Event, FeeRatesSet, FundingRejected
 from wire.venue import DEFAULT_VENUE, Venue, load_venue
 
 
@@ -37,9 +39,13 @@ class AdminError(Exception):
         self.code = code
 
 
-def build(args: argparse.Namespace, venue: Venue, client: SequencerClient) -> CreateAccount | Deposit | Withdraw:
+def build(
+    args: argparse.Namespace, venue: Venue, client: SequencerClient
+) -> CreateAccount | Deposit | Withdraw | SetFeeRates:
     if args.action == "create-account":
         return CreateAccount(client.src, client.next_req(), args.account)
+    if args.action == "set-fees":
+        return SetFeeRates(client.src, client.next_req(), args.account, *_rates(args.maker, args.taker))
     asset = next((a for a in venue.assets if a.name == args.asset), None)
     if asset is None:
         names = ", ".join(a.name for a in venue.assets)
@@ -52,9 +58,24 @@ def build(args: argparse.Namespace, venue: Venue, client: SequencerClient) -> Cr
     return kind(client.src, client.next_req(), args.account, asset.name, units)
 
 
+def _rates(maker: str, taker: str | None) -> tuple[int, int]:
+    if maker == "default" and taker is None:
+        return -1, -1
+    if taker is None:
+        raise AdminError("set-fees needs MAKER_BPS TAKER_BPS, or 'default'", 2)
+    try:
+        return int(maker), int(taker)
+    except ValueError:
+        raise AdminError(f"fee rates are whole basis points, not {maker!r} {taker!r}", 2) from None
+
+
 def describe(event: Event, venue: Venue) -> str:
     if isinstance(event, AccountCreated):
         return f"account {event.account} created"
+    if isinstance(event, FeeRatesSet):
+        if event.maker_bps == -1:
+            return f"account {event.account} pays the symbols' fee rates"
+        return f"account {event.account} fees: maker {event.maker_bps} bps, taker {event.taker_bps} bps"
     if isinstance(event, BalanceChanged):
         asset = next(a for a in venue.assets if a.name == event.asset)
         free, locked = asset.from_units(event.free), asset.from_units(event.locked)
@@ -65,7 +86,9 @@ def describe(event: Event, venue: Venue) -> str:
 
 
 def run(argv: list[str], settings: Settings, timeout: float = 5.0) -> str:
-    parser = argparse.ArgumentParser(prog="python -m client.admin", description="Create and fund accounts.")
+    parser = argparse.ArgumentParser(
+        prog="python -m client.admin", description="Create and fund accounts, set their fee rates."
+    )
     sub = parser.add_subparsers(dest="action", required=True)
     sub.add_parser("create-account", help="open an account").add_argument("account", type=int)
     for action in ("deposit", "withdraw"):
@@ -73,6 +96,10 @@ def run(argv: list[str], settings: Settings, timeout: float = 5.0) -> str:
         p.add_argument("account", type=int)
         p.add_argument("asset")
         p.add_argument("amount", help="a decimal amount, e.g. 1000.5")
+    fees = sub.add_parser("set-fees", help="give an account its own fee rates on every symbol, or 'default'")
+    fees.add_argument("account", type=int)
+    fees.add_argument("maker", help="maker rate in basis points, or 'default' for the symbols' rates")
+    fees.add_argument("taker", nargs="?", help="taker rate in basis points")
     args = parser.parse_args(argv)
     try:
         venue = load_venue(settings.venue_file or DEFAULT_VENUE)

@@ -34,6 +34,9 @@ BUY = Side.BUY  # a module global: reading an enum member off its class (Side.BU
 
 
 class Order:
+    prev: Order | None
+    next: Order | None
+    level: Level | None
     __slots__ = (
         "account",
         "client_oid",
@@ -77,9 +80,7 @@ class Order:
         # the owner's balances this order spends from (its lock) and receives into; None when risk is off
         self.hold = hold
         self.gain = gain
-        self.prev: Order | None = None
-        self.next: Order | None = None
-        self.level: Level | None = None
+        # prev, next and level are set by Level.append, which every order goes through before anything reads them
 
 
 class Level:

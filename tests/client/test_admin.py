@@ -35,6 +35,28 @@ def test_admin_when_refused_says_why(venue: Venue, argv: list[str], message: str
     assert message in str(info.value) and info.value.code == code
 
 
+def test_admin_sets_and_resets_an_accounts_fee_rates(venue: Venue) -> None:
+    run(["create-account", "7"], venue.settings)
+    assert run(["set-fees", "7", "2", "5"], venue.settings) == "account 7 fees: maker 2 bps, taker 5 bps"
+    assert run(["set-fees", "7", "default"], venue.settings) == "account 7 pays the symbols' fee rates"
+
+
+@pytest.mark.parametrize(
+    ("argv", "message", "code"),
+    [
+        (["set-fees", "8", "1", "1"], "refused: unknown account", 1),
+        (["set-fees", "7", "10000", "1"], "refused: invalid field (maker_bps=10000 taker_bps=1", 1),
+        (["set-fees", "7", "2"], "set-fees needs MAKER_BPS TAKER_BPS, or 'default'", 2),
+        (["set-fees", "7", "2.5", "1"], "fee rates are whole basis points", 2),
+    ],
+)
+def test_admin_set_fees_when_refused_says_why(venue: Venue, argv: list[str], message: str, code: int) -> None:
+    run(["create-account", "7"], venue.settings)
+    with pytest.raises(AdminError) as info:
+        run(argv, venue.settings)
+    assert message in str(info.value) and info.value.code == code
+
+
 def test_admin_when_sequencer_down_says_so(venue: Venue) -> None:
     venue.sequencer.kill9()
     with pytest.raises(AdminError, match="sequencer not reachable") as info:
