@@ -193,7 +193,8 @@ class Engine:
                 if s.orders or s.trade_id:
                     raise MercuryError(f"snapshot holds symbol {s.symbol} that the venue no longer lists")
                 continue
-            m.update_id, m.trade_id, m.last_price = s.update_id, s.trade_id, s.last_price
+            m.update_id, m.trade_id = s.update_id, s.trade_id
+            m.set_last_price(s.last_price)
             spec = m.spec
             for o in s.orders:
                 hold = gain = None

@@ -99,8 +99,8 @@ Refusal = tuple[RejectReason, str]
 
 class Matcher:
     __slots__ = (
-        "_band",
-        "_band_last",
+        "_band_high",
+        "_band_low",
         "_bpl",
         "_dirty",
         "_fee_base",
@@ -145,12 +145,22 @@ class Matcher:
         self._t_need = 0
         self.update_id = 0
         self.trade_id = 0
-        self.last_price = 0  # 0: no trade yet
         # levels changed by the command being applied: key = price for bids, -price for asks (prices are > 0)
         self._dirty: dict[int, None] = {}
-        # the price band around last_price, computed again only when last_price has changed
-        self._band_last = 0
-        self._band = (0, 0)
+        self.last_price = 0  # 0: no trade yet
+        # the price band's edges around last_price (the whole price range while there is no band): computed when
+        # last_price changes, read by every limit order's check and every market order
+        self._band_low = 1
+        self._band_high = spec.max_price
+
+    def set_last_price(self, price: int) -> None:
+        self.last_price = price
+        band = self.spec.band_bps
+        if price and band:
+            self._band_low = -((-price * (10_000 - band)) // 10_000)
+            self._band_high = price * (10_000 + band) // 10_000
+        else:
+            self._band_low, self._band_high = 1, self.spec.max_price
 
     # ---- validation -------------------------------------------------------------------------------------------
 
@@ -172,14 +182,9 @@ class Matcher:
             return RejectReason.PRICE_NOT_POSITIVE, f"price={price}"
         if price > spec.max_price:
             return RejectReason.PRICE_TOO_HIGH, f"price={price} max_price={spec.max_price}"
-        last, band = self.last_price, spec.band_bps
-        if last and band:
-            if last != self._band_last:
-                self._band_last = last
-                self._band = -((-last * (10_000 - band)) // 10_000), last * (10_000 + band) // 10_000
-            low, high = self._band
-            if not low <= price <= high:
-                return RejectReason.PRICE_OUT_OF_BAND, f"price={price} band=[{low},{high}] last={last}"
+        low, high = self._band_low, self._band_high  # [1, max_price] without a band: checked above already
+        if not low <= price <= high:
+            return RejectReason.PRICE_OUT_OF_BAND, f"price={price} band=[{low},{high}] last={self.last_price}"
         if price * qty < spec.min_notional:
             return RejectReason.NOTIONAL_BELOW_MIN, f"notional={price * qty} min_notional={spec.min_notional}"
         return None
@@ -376,10 +381,7 @@ class Matcher:
 
     def _market_limit(self, side: Side) -> int:
         """The worst price a market order may reach: the band's edge, or the whole book before any trade."""
-        last, band = self.last_price, self.spec.band_bps
-        if side is BUY:
-            return last * (10_000 + band) // 10_000 if last and band else self.spec.max_price
-        return -((-last * (10_000 - band)) // 10_000) if last and band else 1
+        return self._band_high if side is BUY else self._band_low
 
     # ---- commands ---------------------------------------------------------------------------------------------
 
@@ -523,6 +525,8 @@ class Matcher:
             # emitted first by _settle anyway): what left its lock, what it spent, what it got net, the fees
             t_unlock = t_spent = t_got = fee_b = fee_q = 0
         stopped = False
+        trade_id = self.trade_id
+        last_price = self.last_price
         while leaves and keys and keys[-1] >= limit_key:
             key = keys[-1]
             level = levels[key * sign]
@@ -589,7 +593,7 @@ class Matcher:
                 leaves -= fill
                 maker.leaves -= fill
                 level.total -= fill
-                self.trade_id += 1
+                trade_id += 1
                 ctx.out_seq += 1
                 out.append(
                     TradeExecuted(
@@ -597,7 +601,7 @@ class Matcher:
                         ctx.in_seq,
                         ctx.ts,
                         symbol,
-                        self.trade_id,
+                        trade_id,
                         level_price,
                         fill,
                         side,
@@ -611,7 +615,7 @@ class Matcher:
                         taker_fee,
                     )
                 )
-                self.last_price = level_price
+                last_price = level_price
                 nxt = maker.next
                 if not maker.leaves:
                     book.remove(maker)
@@ -619,6 +623,10 @@ class Matcher:
             else:
                 continue
             break  # self-trade stop, or a market buy's money ran out
+        if trade_id != self.trade_id:
+            self.trade_id = trade_id
+            if last_price != self.last_price:
+                self.set_last_price(last_price)
         if risk and t_unlock:
             t_hold: Balance = self._t_hold  # type: ignore[assignment]  # set by _lock whenever risk is on
             t_gain: Balance = self._t_gain  # type: ignore[assignment]

@@ -17,6 +17,7 @@ from tests.stubs import (
     LIMIT_MAKER,
     MARKET,
     SELL,
+    SYM,
     SYM2,
     Driver,
     accepted,
@@ -901,3 +902,12 @@ def test_replace_that_re_enters_keeps_the_order_self_trade_mode(d: Driver) -> No
         "BookDelta",
     ]
     assert d.levels(BUY) == [(102, [(3, 2)])] and d.levels(SELL) == []
+
+
+def test_last_price_is_the_last_fill_not_the_level_where_self_trade_prevention_stopped(d: Driver) -> None:
+    # account 1's own sell at 101 stops its buy after the fill at 100: the band must then be centred on 100 (the
+    # last trade), not on 101, where matching stopped
+    d.run(limit(2, SELL, 100, 1), limit(1, SELL, 101, 1), limit(1, BUY, 105, 2))
+    assert d.engine.matchers[SYM].last_price == 100
+    (event,) = d.apply(limit(3, BUY, 111, 1))  # 100 + 10 % = 110: 111 is outside the band
+    assert event == d.stamp([rejected(3, RejectReason.PRICE_OUT_OF_BAND, "price=111 band=[90,110] last=100")])[0]
