@@ -95,34 +95,6 @@ class Level:
         self.head: Order | None = None
         self.tail: Order | None = None
 
-    def append(self, order: Order) -> None:
-        tail = self.tail
-        order.prev = tail
-        order.next = None
-        if tail is None:
-            self.head = order
-        else:
-            tail.next = order
-        self.tail = order
-        order.level = self
-        self.total += order.leaves
-        self.count += 1
-
-    def unlink(self, order: Order) -> None:
-        prev, nxt = order.prev, order.next
-        if prev is None:
-            self.head = nxt
-        else:
-            prev.next = nxt
-        if nxt is None:
-            self.tail = prev
-        else:
-            nxt.prev = prev
-        order.prev = order.next = None
-        order.level = None
-        self.total -= order.leaves
-        self.count -= 1
-
     def __iter__(self) -> Iterator[Order]:
         order = self.head
         while order is not None:
@@ -192,7 +164,18 @@ class Book:
         level = book_side.levels.get(order.price)  # most orders join an existing level: skip the call
         if level is None:
             level = book_side.level_for(order.price)
-        level.append(order)
+        # append to the level's FIFO (inline: half of all commands come here)
+        tail = level.tail
+        order.prev = tail
+        order.next = None
+        if tail is None:
+            level.head = order
+        else:
+            tail.next = order
+        level.tail = order
+        order.level = level
+        level.total += order.leaves
+        level.count += 1
         self.orders[order.order_id] = order
         mine = self.by_account.get(order.account)
         if mine is None:
@@ -206,7 +189,20 @@ class Book:
         """Take an order out of the book (cancel, full fill, replace); returns the level it was in."""
         level = order.level
         assert level is not None, "order is not resting"
-        level.unlink(order)
+        # unlink from the level's FIFO (inline, as in add)
+        prev, nxt = order.prev, order.next
+        if prev is None:
+            level.head = nxt
+        else:
+            prev.next = nxt
+        if nxt is None:
+            level.tail = prev
+        else:
+            nxt.prev = prev
+        order.prev = order.next = None
+        order.level = None
+        level.total -= order.leaves
+        level.count -= 1
         if level.count == 0:
             (self.bids if order.side is BUY else self.asks).drop_level(level)
         del self.orders[order.order_id]

@@ -176,18 +176,25 @@ class Matcher:
 
     def _check_limit(self, price: int, qty: int) -> Refusal | None:
         spec = self.spec
+        # the common case in one expression (min_qty >= 1 and the band's low edge >= 1 cover the signs)
+        if (
+            spec.min_qty <= qty <= spec.max_qty
+            and self._band_low <= price <= self._band_high
+            and price <= spec.max_price
+            and price * qty >= spec.min_notional
+        ):
+            return None
+        # refused: the reason, in the order of precedence
         if qty <= 0 or qty < spec.min_qty or qty > spec.max_qty:
             return self._check_qty(qty)
         if price <= 0:
             return RejectReason.PRICE_NOT_POSITIVE, f"price={price}"
         if price > spec.max_price:
             return RejectReason.PRICE_TOO_HIGH, f"price={price} max_price={spec.max_price}"
-        low, high = self._band_low, self._band_high  # [1, max_price] without a band: checked above already
+        low, high = self._band_low, self._band_high
         if not low <= price <= high:
             return RejectReason.PRICE_OUT_OF_BAND, f"price={price} band=[{low},{high}] last={self.last_price}"
-        if price * qty < spec.min_notional:
-            return RejectReason.NOTIONAL_BELOW_MIN, f"notional={price * qty} min_notional={spec.min_notional}"
-        return None
+        return RejectReason.NOTIONAL_BELOW_MIN, f"notional={price * qty} min_notional={spec.min_notional}"
 
     def _check_place(self, cmd: PlaceOrder) -> Refusal | None:
         typ, tif = cmd.type, cmd.tif
