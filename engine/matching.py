@@ -307,7 +307,7 @@ class Matcher:
             if not need:
                 # the most it can spend is qty at its limit price (the band's edge); when the account does not
                 # have that much free, walk the book for the exact cost, so that a covered order is never refused
-                need = qty * self._market_limit(BUY) * self._qptl
+                need = qty * self._band_high * self._qptl
                 if need > hold.free:
                     need = self._market_buy_cost(account, cmd.stp, qty)
         else:
