@@ -15,7 +15,8 @@ What is measured, for 1 symbol and for 10 symbols (see bench/workload.py for the
   balance events) restored from the same books, over the same batches: the baseline for the cost of risk.
 
 Every apply pass but the last runs with accounts and risk on (1 000 funded accounts by default), as the engine
-process does. The five passes run in the same process, one after the other, in an order that rotates every
+process does. The engine's hot modules run as installed: compiled with mypyc (setup.py) unless
+``MERCURY_PURE_PYTHON`` removed the compiled modules; the report says which. The five passes run in the same process, one after the other, in an order that rotates every
 repetition, each
 apply pass on a fresh engine restored (untimed) from the snapshot taken right before the measured window. After
 every apply pass the engine's event count and state hash are checked against the generator's, so a pass that
@@ -42,8 +43,9 @@ from types import CodeType
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from bench.machine import REPO, machine_markdown
+from bench.machine import REPO, engine_build, machine_markdown
 from bench.workload import Workload, WorkloadConfig, build, fresh_engine
+from engine import matching as matching_module
 from engine.core import Engine
 from wire.codec import JournalBatch, decode_batch, encode
 from wire.commands import Command, PlaceOrder, ReplaceOrder
@@ -57,8 +59,9 @@ DECODE, APPLY, DECODE_APPLY, DECODE_APPLY_ENCODE, MATCHING = (
     "decode + apply, matching only",
 )
 MODES = (DECODE, APPLY, DECODE_APPLY, DECODE_APPLY_ENCODE, MATCHING)
-TARGET = 250_000  # commands/s for decode + apply with accounts and risk on, in plain CPython (the accounts issue)
+TARGET = 250_000  # commands/s, decode + apply with accounts and risk on, in CPython (the accounts issue)
 REPORT_DIR = Path(__file__).resolve().parent / "reports"
+COMPILED = str(matching_module.__file__).endswith(".so")  # the engine's hot modules run compiled (setup.py)
 COMMAND = "python -m bench.engine_core"
 
 
@@ -451,6 +454,10 @@ def render(
             f"**{ratio.median:.3f}** (decoding alone is {1 / ratio.median:.1f}x faster)."
         )
     add("")
+    add(
+        f"Engine build: {engine_build()}. The same sources run as Python with `MERCURY_PURE_PYTHON=1 ./mercury "
+        "build`; compiling is what lets the engine clear the target with accounts and risk on (setup.py).\n"
+    )
     add("## Machine and code\n")
     add(machine)
     add(
@@ -564,24 +571,15 @@ def render(
         add(f"### {s.name}\n")
         add(_findings(s))
         p = s.profile
-        add(
-            f"cProfile of one decode + apply pass ({p.total:.2f} s profiled, against "
-            f"{statistics.median(x.seconds for x in s.passes[DECODE_APPLY]):.2f} s unprofiled: the profiler "
-            "charges every Python call, so small functions look heavier than they are). Top functions by own "
-            "time:\n"
-        )
-        add("| function | calls | own time | % of total | cumulative |")
-        add("| --- | ---: | ---: | ---: | ---: |")
-        for row in p.rows[:15]:
-            add(f"| `{row.name}` | {row.calls:,} | {row.own:.3f} s | {row.own / p.total:.1%} | {row.cum:.3f} s |")
-        add("")
-        add("Own time by file:\n")
-        add("| file | % of total |")
-        add("| --- | ---: |")
-        for group, own in p.by_file:
-            if own / p.total >= 0.0005:
-                add(f"| {group} | {own / p.total:.1%} |")
-        add("")
+        if COMPILED:
+            add(
+                "No cProfile table: the engine's modules ran compiled (mypyc), and a profiler sees a compiled "
+                "module's work only as the one call Python made into it (`apply_many`). For a function-level "
+                "profile, run the sources as Python: `MERCURY_PURE_PYTHON=1 ./mercury build`, then this "
+                "benchmark (and `./mercury build` again to compile).\n"
+            )
+        else:
+            _profile_tables(p, s, add)
         add(
             "Apply time by command kind (one more pass, `perf_counter_ns` around each `Engine.apply`, the "
             "clock's own cost subtracted):\n"
@@ -594,6 +592,28 @@ def render(
     return "\n".join(out).rstrip() + "\n"
 
 
+def _profile_tables(p: Profile, s: Scenario, add: Callable[[str], None]) -> None:
+    """The cProfile tables (only meaningful when the engine runs as Python sources)."""
+    add(
+        f"cProfile of one decode + apply pass ({p.total:.2f} s profiled, against "
+        f"{statistics.median(x.seconds for x in s.passes[DECODE_APPLY]):.2f} s unprofiled: the profiler "
+        "charges every Python call, so small functions look heavier than they are). Top functions by own "
+        "time:\n"
+    )
+    add("| function | calls | own time | % of total | cumulative |")
+    add("| --- | ---: | ---: | ---: | ---: |")
+    for row in p.rows[:15]:
+        add(f"| `{row.name}` | {row.calls:,} | {row.own:.3f} s | {row.own / p.total:.1%} | {row.cum:.3f} s |")
+    add("")
+    add("Own time by file:\n")
+    add("| file | % of total |")
+    add("| --- | ---: |")
+    for group, own in p.by_file:
+        if own / p.total >= 0.0005:
+            add(f"| {group} | {own / p.total:.1%} |")
+    add("")
+
+
 def _findings(s: Scenario) -> str:
     """The profile's story in sentences, every number taken from this run."""
     p = s.profile
@@ -604,16 +624,24 @@ def _findings(s: Scenario) -> str:
     lightest = min(s.kinds, key=lambda k: k.ns)
     gc_share = s.gc.seconds / s.gc.run_seconds
     top_text = ", ".join(f"`{r.name.split(' ', 1)[-1]}` ({r.own / p.total:.1%})" for r in top)
-    return (
-        f"- Unprofiled: decoding is {s.decode_share():.1%} of decode + apply, so {1 - s.decode_share():.1%} is "
-        "applying (`Engine.apply_many`); encoding each batch's events takes "
-        f"{s.encode_share():.1%} of the pass that also encodes.\n"
-        f"- In the profile, {engine_share:.1%} of the time is spent in engine/ code itself and the rest in C "
+    profile_text = (
+        "- The engine ran compiled: per command, the cost is the work itself (validation, the order and its "
+        "indexes, the lock and the settlement, one event struct per event) rather than any one algorithm, and "
+        "nothing in the path depends on the number of resting orders. The cost of risk is its share of the "
+        "events (see above) and the balance arithmetic of every order and fill.\n"
+        if COMPILED
+        else f"- In the profile, {engine_share:.1%} of the time is spent in engine/ code itself and the rest in C "
         f"functions (decode, dict and list methods) and the benchmark loop. No single function dominates: the "
         f"top three are {top_text}. "
         "The cost is the number of Python-level steps per command (validation, the order and its indexes, one "
         "event struct per order event, trade and book level) rather than any one algorithm: nothing in the "
         "path depends on the number of resting orders.\n"
+    )
+    return (
+        f"- Unprofiled: decoding is {s.decode_share():.1%} of decode + apply, so {1 - s.decode_share():.1%} is "
+        "applying (`Engine.apply_many`); encoding each batch's events takes "
+        f"{s.encode_share():.1%} of the pass that also encodes.\n"
+        f"{profile_text}"
         f"- By kind, {heaviest.kind} is the most expensive ({heaviest.ns:,.0f} ns, {heaviest.events:.1f} "
         f"events each) and {lightest.kind} the cheapest ({lightest.ns:,.0f} ns).\n"
         f"- The garbage collector ran {s.gc.collections} time(s) during a decode + apply pass, for "

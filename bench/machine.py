@@ -6,6 +6,7 @@ and the code that produced them. Nothing here is timed; reading /proc and runnin
 
 from __future__ import annotations
 
+import importlib
 import os
 import platform
 import subprocess
@@ -14,6 +15,8 @@ import sysconfig
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
+
+from engine import COMPILED_MODULES
 
 REPO = Path(__file__).resolve().parent.parent
 _MAX_LISTED = 12  # changed files listed by name in a report; the rest are counted
@@ -87,6 +90,17 @@ def _version(dist: str) -> str:
         return "not installed"
 
 
+def engine_build() -> str:
+    """Whether the engine's hot modules run compiled (setup.py) or as Python sources."""
+    files = [str(importlib.import_module(f"engine.{name}").__file__) for name in COMPILED_MODULES]
+    compiled = sum(f.endswith(".so") for f in files)
+    if compiled == len(files):
+        return f"compiled with mypyc {_version('mypy')} ({', '.join(COMPILED_MODULES)})"
+    if not compiled:
+        return "pure Python (MERCURY_PURE_PYTHON: nothing compiled)"
+    return f"mixed: {compiled} of {len(files)} hot modules compiled"
+
+
 def machine_info(repo: Path = REPO) -> dict[str, str]:
     """Machine, interpreter and code details as label -> value, in display order."""
     cpu = _cpuinfo()
@@ -112,6 +126,7 @@ def machine_info(repo: Path = REPO) -> dict[str, str]:
         "kernel": f"{platform.system()} {platform.release()}",
         "Python": f"{platform.python_implementation()} {platform.python_version()} ({_python_build()})",
         "msgspec": _version("msgspec"),
+        "engine build": engine_build(),
         "executable": sys.executable,
         "git commit": git.commit,
         "working tree": tree,
