@@ -16,12 +16,12 @@ What is measured, for 1 symbol and for 10 symbols (see bench/workload.py for the
 
 Every apply pass but the last runs with accounts and risk on (1 000 funded accounts by default), as the engine
 process does. The engine's hot modules run as installed: compiled with mypyc (setup.py) unless
-``MERCURY_PURE_PYTHON`` removed the compiled modules; the report says which. The five passes run in the same process, one after the other, in an order that rotates every
-repetition, each
-apply pass on a fresh engine restored (untimed) from the snapshot taken right before the measured window. After
-every apply pass the engine's event count and state hash are checked against the generator's, so a pass that
-did not do the full work cannot produce a figure. The garbage collector stays on, as in the engine process. A
-cProfile pass and a per-command-kind timing pass follow; their overhead never touches the figures above.
+``MERCURY_PURE_PYTHON`` removed the compiled modules; the report says which. The five passes run in the same
+process, one after the other, in an order that rotates every repetition, each apply pass on a fresh engine
+restored (untimed) from the snapshot taken right before the measured window. After every apply pass the
+engine's event count and state hash are checked against the generator's, so a pass that did not do the full
+work cannot produce a figure. The garbage collector stays on, as in the engine process. A cProfile pass and a
+per-command-kind timing pass follow; their overhead never touches the figures above.
 """
 
 from __future__ import annotations
