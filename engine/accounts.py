@@ -16,6 +16,7 @@ The engine checks on top that each ``locked`` is exactly what the account's open
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Final
 
 from engine.context import Context
 from wire.commands import CreateAccount, Deposit, SetFeeRates, Withdraw
@@ -24,10 +25,11 @@ from wire.events import AccountCreated, BalanceChanged, Event, FeeRatesSet, Fund
 from wire.reasons import RejectReason
 from wire.venue import AssetSpec
 
-MAX_AMOUNT = 2**62  # far above any real balance; keeps every sum a small int and every encoding an int64
-FEE_ACCOUNT = 0  # the venue's own account (fees land here); it exists from the start and cannot be created
-MAX_FEE_BPS = 10_000  # exclusive: a fee is always less than what it is charged on, so no balance goes negative
-DEPOSIT, WITHDRAWAL = BalanceCause.DEPOSIT, BalanceCause.WITHDRAWAL
+MAX_AMOUNT: Final = 2**62  # far above any real balance; keeps every sum a small int and every encoding an int64
+FEE_ACCOUNT: Final = 0  # the venue's own account (fees land here); it exists from the start and cannot be created
+MAX_FEE_BPS: Final = 10_000  # exclusive: a fee is always less than what it is charged on, so no balance goes negative
+DEPOSIT: Final = BalanceCause.DEPOSIT
+WITHDRAWAL: Final = BalanceCause.WITHDRAWAL
 
 
 class Balance:

@@ -23,14 +23,14 @@ from __future__ import annotations
 
 from bisect import bisect_left, insort
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 from wire.enums import OrderType, SelfTradeMode, Side, TimeInForce
 
 if TYPE_CHECKING:
     from engine.accounts import Balance
 
-BUY = Side.BUY  # a module global: reading an enum member off its class (Side.BUY) is ~10x slower on the hot path
+BUY: Final = Side.BUY  # a module global: reading an enum member off its class (Side.BUY) is ~10x slower on the hot path
 
 
 class Order:

@@ -62,6 +62,7 @@ Event order within one command
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Final
 
 from engine.accounts import FEE_ACCOUNT, Accounts, Balance
 from engine.book import Book, BookSide, Order
@@ -82,17 +83,24 @@ from wire.events import (
 from wire.reasons import RejectReason
 from wire.venue import SymbolSpec
 
-BUY, SELL = Side.BUY, Side.SELL
-GTC, IOC, FOK = TimeInForce.GTC, TimeInForce.IOC, TimeInForce.FOK
-LIMIT, MARKET, LIMIT_MAKER = OrderType.LIMIT, OrderType.MARKET, OrderType.LIMIT_MAKER
-USER, IOC_REMAINDER, SELF_TRADE = CancelReason.USER, CancelReason.IOC_REMAINDER, CancelReason.SELF_TRADE
-EXPIRE_TAKER, EXPIRE_MAKER, EXPIRE_BOTH = (
-    SelfTradeMode.EXPIRE_TAKER,
-    SelfTradeMode.EXPIRE_MAKER,
-    SelfTradeMode.EXPIRE_BOTH,
-)
-ORDER, TRADE = BalanceCause.ORDER, BalanceCause.TRADE
-MAX_CLIENT_OID = 64  # longer ids are refused: the engine keeps them in memory for every open order
+# Module constants, Final: compiled (mypyc), a Final global is a C static rather than a module-dict lookup
+BUY: Final = Side.BUY
+SELL: Final = Side.SELL
+GTC: Final = TimeInForce.GTC
+IOC: Final = TimeInForce.IOC
+FOK: Final = TimeInForce.FOK
+LIMIT: Final = OrderType.LIMIT
+MARKET: Final = OrderType.MARKET
+LIMIT_MAKER: Final = OrderType.LIMIT_MAKER
+USER: Final = CancelReason.USER
+IOC_REMAINDER: Final = CancelReason.IOC_REMAINDER
+SELF_TRADE: Final = CancelReason.SELF_TRADE
+EXPIRE_TAKER: Final = SelfTradeMode.EXPIRE_TAKER
+EXPIRE_MAKER: Final = SelfTradeMode.EXPIRE_MAKER
+EXPIRE_BOTH: Final = SelfTradeMode.EXPIRE_BOTH
+ORDER: Final = BalanceCause.ORDER
+TRADE: Final = BalanceCause.TRADE
+MAX_CLIENT_OID: Final = 64  # longer ids are refused: the engine keeps them in memory for every open order
 
 Refusal = tuple[RejectReason, str]
 
