@@ -27,11 +27,16 @@ per-command-kind timing pass follow; their overhead never touches the figures ab
 from __future__ import annotations
 
 import argparse
+import ast
 import cProfile
+import dataclasses
 import gc
 import os
+import pickle
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
@@ -391,6 +396,33 @@ def run_scenario(name: str, config: WorkloadConfig, reps: int) -> Scenario:
     return Scenario(name, workload, built, passes, profile, kinds, gc_cost)
 
 
+def _in_own_process(name: str, config: WorkloadConfig, reps: int, cpu: int | None) -> Scenario:
+    """run_scenario in a fresh interpreter (``python -m bench.engine_core --one-scenario``, pinned to the same
+    core): a scenario run after another in the same process inherits its heap, which measurably slowed the
+    second scenario (10 symbols after 1: about 25%)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "scenario.pickle"
+        argv = [sys.executable, "-m", "bench.engine_core", "--one-scenario", str(out), "--name", name,
+                "--config", repr(dataclasses.astuple(config)), "--reps", str(reps)]  # fmt: skip
+        if cpu is not None:
+            argv += ["--cpu", str(cpu)]
+        subprocess.run(argv, check=True, cwd=REPO)
+        with out.open("rb") as f:
+            scenario: Scenario = pickle.load(f)
+    return scenario
+
+
+def _one_scenario(path: Path, name: str, config_text: str, reps: int, cpu: int | None) -> int:
+    """The child side of _in_own_process."""
+    pin(cpu)
+    symbols, seed, resting, warmup, measured, batch, accounts, _mix = ast.literal_eval(config_text)
+    config = WorkloadConfig(symbols, seed, resting, warmup, measured, batch, accounts)
+    scenario = run_scenario(name, config, reps)
+    with path.open("wb") as f:
+        pickle.dump(scenario, f)
+    return 0
+
+
 def pin(cpu: int | None) -> int | None:
     """Pin this process to one core (the highest usable one unless told): the engine runs pinned too."""
     if not hasattr(os, "sched_setaffinity"):
@@ -713,14 +745,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--cpu", type=int, default=None, help="core to pin to (default: the highest usable)")
     parser.add_argument("--out", type=Path, default=REPORT_DIR, help="where engine-core.md and .png are written")
     parser.add_argument("--quick", action="store_true", help="a small smoke run (20k commands, 2 repetitions)")
+    parser.add_argument("--one-scenario", type=Path, help=argparse.SUPPRESS)  # internal: see _in_own_process
+    parser.add_argument("--name", help=argparse.SUPPRESS)
+    parser.add_argument("--config", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.one_scenario:
+        return _one_scenario(args.one_scenario, args.name, args.config, args.reps, args.cpu)
     if args.quick:
         args.measured, args.reps, args.warmup = 20_000, 2, 2_000
     defaults = parser.parse_args([])
     changed = [
         f"--{name} {' '.join(map(str, v)) if isinstance(v, list) else v}"
         for name, v in vars(args).items()
-        if name not in ("out", "quick") and v != getattr(defaults, name)
+        if name not in ("out", "quick", "one_scenario", "name", "config") and v != getattr(defaults, name)
     ]
     args_line = "".join(f" {c}" for c in changed)
     machine = machine_markdown()  # before pinning, so that it shows every usable core
@@ -738,7 +775,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             batch=args.batch,
             accounts=args.accounts,
         )
-        scenarios.append(run_scenario(f"{n} symbol" + ("s" if n > 1 else ""), config, args.reps))
+        scenarios.append(_in_own_process(f"{n} symbol" + ("s" if n > 1 else ""), config, args.reps, cpu))
     elapsed = time.perf_counter() - started
     load = meter.stop()
     args.out.mkdir(parents=True, exist_ok=True)
