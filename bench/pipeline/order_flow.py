@@ -11,6 +11,15 @@ from wire.commands import CancelOrder, PlaceOrder
 from wire.enums import OrderType, Side, TimeInForce
 
 
+def first_account(worker: int) -> int:
+    return 1 + worker * 100_000
+
+
+def funded_accounts(workers: int) -> list[int]:
+    """Every account the load processes trade from (the limits and sample flows, workers 97-99, only encode)."""
+    return [first_account(w) + i for w in range(workers) for i in range(ACCOUNTS_PER_WORKER)]
+
+
 class OrderFlow:
     """Deterministic command frames for one load process: passive limits, cancels of its own orders, IOC takers.
 
@@ -24,7 +33,7 @@ class OrderFlow:
         self.req = 0
         self.oids = 0
         self.tag = f"w{worker}-"
-        self.first_account = 1 + worker * 100_000
+        self.first_account = first_account(worker)
         self.open: list[tuple[int, str]] = []  # (account, client_oid) of orders believed resting
         self.kinds: Counter[str] = Counter()
 

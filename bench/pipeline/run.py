@@ -14,7 +14,7 @@ from bench.pipeline.cpu import CpuMeter, background_busy
 from bench.pipeline.limits import PlumbingCost, RedisLimit, plumbing_costs, redis_limits
 from bench.pipeline.load import LoadProcess
 from bench.pipeline.monitor import Monitor
-from bench.pipeline.order_flow import OrderFlow
+from bench.pipeline.order_flow import OrderFlow, funded_accounts
 from bench.pipeline.steps import (
     LatencyRow,
     StepResult,
@@ -52,6 +52,9 @@ def execute(args: argparse.Namespace) -> Run:
     with tempfile.TemporaryDirectory(prefix="mercury-bench-") as tmp:
         venue = Venue(Path(tmp))
         venue.start()
+        # the engine refuses orders it cannot lock for: fund every account the load processes trade from
+        _say("funding accounts")
+        venue.wait_engine(venue.fund(*funded_accounts(args.workers)), timeout=120)
         loads: list[LoadProcess] = []
         r = venue.r()
         monitor = Monitor(venue.settings, r, venue.shard)
