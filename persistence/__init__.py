@@ -1,1 +1,2 @@
-"""Persisters (PostgreSQL, MongoDB) that consume the engine's events stream. Built by a later issue."""
+"""Persistence: PostgreSQL (accounts, API keys, and, with the persisters, orders, trades and the ledger) and
+MongoDB (ticks and klines). The schema is managed by the numbered migrations in ``persistence/migrations``."""

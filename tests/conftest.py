@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Generator, Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.harness import RedisServer, Venue
+from tests.harness import PostgresServer, RedisServer, Venue
+
+_databases = itertools.count(1)
 
 
 @pytest.fixture
@@ -16,6 +19,21 @@ def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
     server.start()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """One real PostgreSQL cluster for the whole test session (initdb takes seconds); tests get a database each."""
+    server = PostgresServer()
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def pg_url(postgres_server: PostgresServer) -> str:
+    """The URL of a new, empty database of the session's PostgreSQL."""
+    return postgres_server.create_database(f"test_{next(_databases)}")
 
 
 @pytest.fixture

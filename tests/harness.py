@@ -7,20 +7,25 @@ can kill -9 and restart any of them.
 
 from __future__ import annotations
 
+import asyncio
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 
+import asyncpg
 import redis
 import zmq
 
 from client.sequencer import SequencerClient
 from engine.events_stream import last_out_seq
+from persistence import cluster
 from wire import keys
 from wire.codec import decode_heartbeat
 from wire.commands import Command
@@ -89,6 +94,55 @@ class RedisServer:
             self.proc.terminate()
             self.proc.wait(10)
             self.proc = None
+
+
+class PostgresServer:
+    """A throw-away PostgreSQL cluster (persistence.cluster) on a free port, in a directory of its own under /tmp
+    (pytest's tmp_path is private to root, and the server runs as the postgres user when we are root)."""
+
+    def __init__(self) -> None:
+        self.dir = Path(tempfile.mkdtemp(prefix="mercury-pg-"))
+        self.dir.chmod(0o755)
+        self.port = free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def url(self, database: str = cluster.SUPERUSER) -> str:
+        return cluster.url(self.port, database)
+
+    def start(self) -> None:
+        data = self.dir / "data"
+        if not (data / "PG_VERSION").exists():
+            cluster.init(data)
+        log = open(self.dir / "postgres.log", "ab")
+        self.proc = subprocess.Popen(
+            cluster.server_command(data, self.port, self.dir / "sock"),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            **cluster.owner(),
+        )
+        log.close()
+        ready = [cluster.server_binary("pg_isready"), "-q", "-h", "127.0.0.1", "-p", str(self.port)]
+        wait_for(lambda: subprocess.run(ready, check=False).returncode == 0, 30, "PostgreSQL to accept connections")
+
+    def create_database(self, name: str) -> str:
+        """A new empty database; returns its URL."""
+
+        async def create() -> None:
+            conn = await asyncpg.connect(self.url())
+            try:
+                await conn.execute(f'CREATE DATABASE "{name}"')
+            finally:
+                await conn.close()
+
+        asyncio.run(create())
+        return self.url(name)
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.send_signal(signal.SIGINT)  # fast shutdown
+            self.proc.wait(30)
+            self.proc = None
+        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 class Service:

@@ -15,6 +15,7 @@ from wire.errors import ConfigError
 @dataclass(frozen=True, slots=True)
 class Settings:
     redis_url: str = "redis://127.0.0.1:6479/0"  # the project-local Redis of the Procfile
+    postgres_url: str = "postgresql://mercury@127.0.0.1:6543/mercury"  # the project-local PostgreSQL of the Procfile
     venue_file: str = ""  # empty: config/venue.toml in the repository
     sequencer_endpoint: str = "tcp://127.0.0.1:7001"  # ROUTER: gateways submit commands here
     journal_pub_endpoint: str = "tcp://127.0.0.1:7002"  # PUB: journaled batches to the engine
