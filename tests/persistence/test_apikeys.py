@@ -1,0 +1,172 @@
+"""API keys against a real PostgreSQL: HMAC secrets stored only encrypted and shown once, Ed25519 public keys,
+revocation, and what every bad input or missing setting gets (command output and exit codes)."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import TypeVar
+
+import asyncpg
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+from persistence.apikeys import (
+    ENV_KEY,
+    ApiKey,
+    ApiKeyRefused,
+    EncryptionKeyMissing,
+    SecretCipher,
+    add_ed25519,
+    create_hmac,
+    lookup,
+    main,
+    revoke,
+)
+from persistence.migrate import migrate
+
+T = TypeVar("T")
+KEK = base64.b64encode(b"k" * 32).decode()
+
+
+@pytest.fixture
+def db(pg_url: str) -> str:
+    """A database with the schema."""
+    run(pg_url, migrate)
+    return pg_url
+
+
+def run(url: str, fn: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
+    async def go() -> T:
+        conn = await asyncpg.connect(url)
+        try:
+            return await fn(conn)
+        finally:
+            await conn.close()
+
+    return asyncio.run(go())
+
+
+def test_hmac_secret_is_stored_encrypted_and_decrypts_for_the_gateways(db: str) -> None:
+    cipher = SecretCipher(b"k" * 32)
+    key_id, secret = run(db, lambda c: create_hmac(c, cipher, 7, "bot"))
+    assert len(key_id) == 64 and len(secret) == 64 and key_id.isalnum() and secret.isalnum()
+    stored = run(db, lambda c: c.fetchval("SELECT secret_ciphertext FROM api_keys WHERE key_id = $1", key_id))
+    assert secret.encode() not in bytes(stored)
+    key = run(db, lambda c: lookup(c, cipher, key_id))
+    assert key is not None and (key.account, key.kind, key.label, key.secret) == (7, "HMAC", "bot", secret)
+    assert run(db, lambda c: lookup(c, cipher, "nope")) is None
+
+
+def test_secret_with_the_wrong_encryption_key_or_moved_to_another_row_does_not_decrypt(db: str) -> None:
+    cipher = SecretCipher(b"k" * 32)
+    key_id, _ = run(db, lambda c: create_hmac(c, cipher, 7))
+    with pytest.raises(ApiKeyRefused, match="does not decrypt"):
+        run(db, lambda c: lookup(c, SecretCipher(b"x" * 32), key_id))
+    other, _ = run(db, lambda c: create_hmac(c, cipher, 8))
+    run(db, lambda c: c.execute(
+        "UPDATE api_keys SET secret_ciphertext = (SELECT secret_ciphertext FROM api_keys WHERE key_id = $1)"
+        " WHERE key_id = $2", key_id, other))  # fmt: skip
+    with pytest.raises(ApiKeyRefused, match="does not decrypt"):
+        run(db, lambda c: lookup(c, cipher, other))  # the key id is the associated data
+
+
+def test_ed25519_public_key_is_stored_raw_from_pem_or_raw_bytes(db: str) -> None:
+    public = Ed25519PrivateKey.generate().public_key()
+    pem = public.public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo)
+    raw = public.public_bytes(Encoding.Raw, PublicFormat.Raw)
+    cipher = SecretCipher(b"k" * 32)
+    for given in (pem, raw):
+
+        async def add_then_lookup(c: asyncpg.Connection, g: bytes = given) -> ApiKey | None:
+            return await lookup(c, cipher, await add_ed25519(c, 7, g))
+
+        key = run(db, add_then_lookup)
+        assert key is not None and (key.kind, key.public_key, key.secret) == ("ED25519", raw, None)
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (b"not a key", "not an Ed25519 public key"),
+        (b"-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n", "not an Ed25519 public key"),
+    ],
+)
+def test_invalid_public_key_is_refused_and_nothing_is_stored(db: str, data: bytes, message: str) -> None:
+    with pytest.raises(ApiKeyRefused, match=message):
+        run(db, lambda c: add_ed25519(c, 7, data))
+    assert run(db, lambda c: c.fetchval("SELECT count(*) FROM api_keys")) == 0
+
+
+def test_revoked_key_stays_with_its_date_and_cannot_be_revoked_twice(db: str) -> None:
+    cipher = SecretCipher(b"k" * 32)
+    key_id, _ = run(db, lambda c: create_hmac(c, cipher, 7))
+    run(db, lambda c: revoke(c, key_id))
+    key = run(db, lambda c: lookup(c, cipher, key_id))
+    assert key is not None and key.revoked_at is not None
+    with pytest.raises(ApiKeyRefused, match="already revoked"):
+        run(db, lambda c: revoke(c, key_id))
+    with pytest.raises(ApiKeyRefused, match="no key nope"):
+        run(db, lambda c: revoke(c, "nope"))
+
+
+@pytest.mark.parametrize(
+    ("environ", "message"),
+    [({}, "is not set"), ({ENV_KEY: "***"}, "is not base64"), ({ENV_KEY: base64.b64encode(b"short").decode()}, "32")],
+)
+def test_encryption_key_missing_or_invalid_is_refused(environ: dict[str, str], message: str) -> None:
+    with pytest.raises(EncryptionKeyMissing, match=message):
+        SecretCipher.from_env(environ)
+
+
+def test_command_creates_shows_the_secret_once_lists_and_revokes(
+    db: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv(ENV_KEY, KEK)
+    assert main(["--url", db, "create", "7", "--label", "bot-1"]) == 0
+    out = capsys.readouterr().out
+    key_id = out.split("key id: ")[1].split()[0]
+    secret = out.split("secret: ")[1].split()[0]
+    assert "shown this once" in out
+    assert main(["--url", db, "list", "7"]) == 0
+    listed = capsys.readouterr().out
+    assert key_id in listed and "HMAC bot-1" in listed and secret not in listed
+    assert main(["--url", db, "revoke", key_id]) == 0
+    assert main(["--url", db, "revoke", key_id]) == 1
+    assert "already revoked" in capsys.readouterr().err
+
+
+def test_command_add_ed25519_from_a_pem_file(db: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "key.pem"
+    path.write_bytes(
+        Ed25519PrivateKey.generate().public_key().public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo)
+    )
+    assert main(["--url", db, "add-ed25519", "7", str(path)]) == 0
+    assert "key id: " in capsys.readouterr().out
+    assert main(["--url", db, "add-ed25519", "7", str(tmp_path / "missing.pem")]) == 1
+
+
+@pytest.mark.parametrize(
+    ("argv", "environ", "code", "message"),
+    [
+        (["create", "7"], {}, 2, f"{ENV_KEY} is not set"),
+        (["--url", "postgresql://mercury@127.0.0.1:1/x", "list", "7"], {}, 2, "cannot reach PostgreSQL"),
+    ],
+)
+def test_command_when_it_cannot_work_says_why(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], argv: list[str], environ: dict[str, str],
+    code: int, message: str,
+) -> None:  # fmt: skip
+    monkeypatch.delenv(ENV_KEY, raising=False)
+    assert main(argv) == code
+    assert message in capsys.readouterr().err
+
+
+def test_new_encryption_key_is_32_random_bytes(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["new-encryption-key"]) == 0
+    first = capsys.readouterr().out.strip()
+    main(["new-encryption-key"])
+    assert len(base64.b64decode(first)) == 32 and first != capsys.readouterr().out.strip()
