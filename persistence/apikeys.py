@@ -24,7 +24,6 @@ encryption key missing or invalid.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import base64
 import binascii
 import os
@@ -41,6 +40,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat, load_pem_public_key
 
+from persistence.db import connect, run_command
 from wire.config import load_settings
 from wire.errors import MercuryError
 
@@ -192,10 +192,7 @@ async def revoke(conn: asyncpg.Connection, key_id: str) -> None:
 
 async def _command(args: argparse.Namespace, url: str) -> str:
     cipher = SecretCipher.from_env() if args.action == "create" else None
-    try:
-        conn = await asyncpg.connect(url, timeout=5)
-    except (OSError, asyncpg.PostgresError) as exc:
-        raise ConnectionError(f"cannot reach PostgreSQL at {url}: {exc}") from None
+    conn = await connect(url)
     try:
         if args.action == "create":
             assert cipher is not None
@@ -236,15 +233,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.action == "new-encryption-key":
         print(base64.b64encode(secrets.token_bytes(32)).decode())
         return 0
-    try:
-        print(asyncio.run(_command(args, args.url or load_settings().postgres_url)))
-    except (ApiKeyRefused, OSError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2 if isinstance(exc, ConnectionError) else 1
-    except EncryptionKeyMissing as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    return 0
+    work = _command(args, args.url or load_settings().postgres_url)
+    return run_command(work, refused=(ApiKeyRefused, OSError), unavailable=(EncryptionKeyMissing,))
 
 
 if __name__ == "__main__":

@@ -18,7 +18,6 @@ Exit codes of the command: 0 up to date, 1 refused (the reason is printed), 2 Po
 from __future__ import annotations
 
 import argparse
-import asyncio
 import hashlib
 import re
 import sys
@@ -27,6 +26,7 @@ from pathlib import Path
 
 import asyncpg
 
+from persistence.db import connect, run_command
 from wire.config import load_settings
 from wire.errors import MercuryError
 
@@ -106,10 +106,7 @@ async def migrate(conn: asyncpg.Connection, migrations: list[Migration] | None =
 
 
 async def _run(url: str) -> str:
-    try:
-        conn = await asyncpg.connect(url, timeout=5)
-    except (OSError, asyncpg.PostgresError) as exc:
-        raise ConnectionError(f"cannot reach PostgreSQL at {url}: {exc}") from None
+    conn = await connect(url)
     try:
         applied = await migrate(conn)
         version = await conn.fetchval("SELECT max(version) FROM schema_migrations")
@@ -124,16 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m persistence.migrate", description=__doc__.split("\n\n")[0])
     parser.add_argument("--url", help="PostgreSQL URL (default: MERCURY_POSTGRES_URL)")
     args = parser.parse_args(argv)
-    url = args.url or load_settings().postgres_url
-    try:
-        print(asyncio.run(_run(url)))
-    except MigrationError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    except ConnectionError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    return 0
+    return run_command(_run(args.url or load_settings().postgres_url), refused=(MigrationError,), unavailable=())
 
 
 if __name__ == "__main__":
