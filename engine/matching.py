@@ -344,7 +344,7 @@ class Matcher:
     def _settle(self, rests: bool, out: list[Event]) -> None:
         """After an incoming order matched: release what it still locks unless it rests (a resting order's lock
         is exactly leaves x rate, by construction), then emit the command's balance changes: the order's own
-        first, then the dirty map's (Accounts.flush, inlined: this runs once per order)."""
+        first, then the dirty map's."""
         hold: Balance = self._t_hold  # type: ignore[assignment]
         lock = self._t_lock
         if lock:
@@ -369,12 +369,9 @@ class Matcher:
                     BalanceChanged(out_seq - 1, in_seq, ts, hold.account, hold.asset, hold.free, hold.locked, TRADE)
                 )
                 out.append(BalanceChanged(out_seq, in_seq, ts, gain.account, gain.asset, gain.free, gain.locked, TRADE))
-        if dirty:
-            for b, cause in dirty.items():
-                out_seq += 1
-                out.append(BalanceChanged(out_seq, in_seq, ts, b.account, b.asset, b.free, b.locked, cause))
-            dirty.clear()
         ctx.out_seq = out_seq
+        if dirty:
+            self.accounts.flush(out)  # the resting orders' balances
 
     def _release(self, order: Order, qty: int) -> None:
         """Give back what ``qty`` lots of a resting order lock (it leaves the book, or is reduced by ``qty``)."""
