@@ -137,11 +137,15 @@ class PostgresServer:
         asyncio.run(create())
         return self.url(name)
 
-    def stop(self) -> None:
+    def stop_server(self) -> None:
+        """Stop the server (a fast shutdown) and keep its data: ``start`` brings the same cluster back."""
         if self.proc is not None:
-            self.proc.send_signal(signal.SIGINT)  # fast shutdown
+            self.proc.send_signal(signal.SIGINT)
             self.proc.wait(30)
             self.proc = None
+
+    def stop(self) -> None:
+        self.stop_server()
         shutil.rmtree(self.dir, ignore_errors=True)
 
 

@@ -16,6 +16,7 @@ from wire.errors import ConfigError
 class Settings:
     redis_url: str = "redis://127.0.0.1:6479/0"  # the project-local Redis of the Procfile
     postgres_url: str = "postgresql://mercury@127.0.0.1:6543/mercury"  # the project-local PostgreSQL of the Procfile
+    mongodb_url: str = "mongodb://127.0.0.1:27018/mercury"  # the Procfile's FerretDB, or any real MongoDB
     venue_file: str = ""  # empty: config/venue.toml in the repository
     sequencer_endpoint: str = "tcp://127.0.0.1:7001"  # ROUTER: gateways submit commands here
     journal_pub_endpoint: str = "tcp://127.0.0.1:7002"  # PUB: journaled batches to the engine

@@ -14,3 +14,9 @@ def events(shard: str) -> str:
 
 def snapshot(shard: str) -> str:
     return f"mercury:{{{shard}}}:snapshot"
+
+
+def consumers(shard: str) -> str:
+    """Hash: consumer name -> the last out_seq it has durably applied. The events stream is trimmed below the
+    smallest (persistence.stream)."""
+    return f"mercury:{{{shard}}}:consumers"

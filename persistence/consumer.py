@@ -1,0 +1,180 @@
+"""The loop every persister runs: read whole entries of the events stream after the store's offset, write them
+with the new offset, confirm the offset in the registry, and trim the stream behind every consumer.
+
+Faults: any error of the store or of Redis (a server down, a connection cut, a timeout) makes the loop close the
+store, wait (exponential backoff, 0.1 s doubling to 5 s) and start over from what the store has committed. The
+store reloads its state from its own database then, so a batch that failed halfway is not half-remembered. The lag
+(events and seconds behind the newest event in the stream) is exported all the while, so a stalled persister shows.
+Only a gap in the stream (events that are gone) stops the loop: reading on cannot repair it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Protocol
+
+import redis
+import redis.asyncio as aioredis
+from prometheus_client import Counter, Gauge, Histogram
+
+from persistence.stream import Chunk, EventStream, Registry, StreamGap
+
+log = logging.getLogger("mercury.persistence")
+
+EVENTS = Counter("mercury_persister_events_total", "Events applied", ["consumer"])
+QUARANTINED = Counter("mercury_persister_quarantined_total", "Events or entries quarantined", ["consumer"])
+RETRIES = Counter("mercury_persister_retries_total", "Restarts of the loop after an error", ["consumer"])
+OUT_SEQ = Gauge("mercury_persister_out_seq", "Last out_seq durably applied", ["consumer"])
+LAG_EVENTS = Gauge("mercury_persister_lag_events", "Events in the stream not yet applied", ["consumer"])
+LAG_SECONDS = Gauge(
+    "mercury_persister_lag_seconds", "Sequencer time between the newest event and the last applied", ["consumer"]
+)
+BATCH_SECONDS = Histogram(
+    "mercury_persister_batch_seconds",
+    "Time to write one batch with its offset",
+    ["consumer"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+)
+
+
+class Store(Protocol):
+    """Where a persister writes. ``write`` applies a chunk and stores the new offset atomically (one transaction),
+    or idempotently (the same chunk written twice leaves the same data)."""
+
+    consumer: str
+    transient: tuple[type[Exception], ...]  # its errors that mean "the server is away", logged without a traceback
+
+    async def open(self) -> tuple[str, int]:
+        """Connect and load state; returns the offset stored: (stream entry id, out_seq)."""
+        ...
+
+    async def write(self, chunk: Chunk, stream_id: str, out_seq: int) -> int:
+        """Apply the chunk and store the offset; returns how many items it quarantined beyond the chunk's."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+# errors that mean a server is away or a connection broke: expected, retried, logged as one line
+TRANSIENT: tuple[type[Exception], ...] = (
+    OSError,
+    ConnectionError,
+    TimeoutError,
+    redis.ConnectionError,
+    redis.TimeoutError,
+)
+
+
+class Backoff:
+    def __init__(self, first: float = 0.1, most: float = 5.0) -> None:
+        self.first, self.most = first, most
+        self.delay = first
+
+    def next(self) -> float:
+        delay = self.delay
+        self.delay = min(self.delay * 2, self.most)
+        return delay
+
+    def reset(self) -> None:
+        self.delay = self.first
+
+
+class Consumer:
+    def __init__(
+        self,
+        store: Store,
+        r: aioredis.Redis,
+        shard: str,
+        *,
+        max_entries: int = 64,
+        block_ms: int = 100,
+        trim_every: float = 10.0,
+    ) -> None:
+        self.store = store
+        self.r = r
+        self.name = store.consumer
+        self.source = EventStream(r, shard)
+        self.registry = Registry(r, shard)
+        self.max_entries = max_entries
+        self.block_ms = block_ms
+        self.trim_every = trim_every
+        self.applied_ts = 0  # ts of the last applied event
+        self.labels = (self.name,)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        backoff = Backoff()
+        while not stop.is_set():
+            try:
+                await self._serve(stop, backoff)
+            except StreamGap:
+                await self.store.close()
+                raise
+            except Exception as exc:
+                RETRIES.labels(*self.labels).inc()
+                delay = backoff.next()
+                transient = isinstance(exc, TRANSIENT + self.store.transient)
+                log.log(
+                    logging.WARNING if transient else logging.ERROR,
+                    "%s: %s: %s; starting over from the stored offset in %.1f s",
+                    self.name,
+                    type(exc).__name__,
+                    exc,
+                    delay,
+                    exc_info=not transient,
+                )
+                await self._close_quietly()
+                try:
+                    await asyncio.wait_for(stop.wait(), delay)
+                except TimeoutError:
+                    pass
+        await self._close_quietly()
+
+    async def _close_quietly(self) -> None:
+        try:
+            await self.store.close()
+        except Exception as exc:  # closing a broken connection may fail too; the next open starts afresh
+            log.debug("%s: close: %s", self.name, exc)
+
+    async def _serve(self, stop: asyncio.Event, backoff: Backoff) -> None:
+        stream_id, out_seq = await self.store.open()
+        self.source.seek(stream_id, out_seq)
+        await self.registry.confirm(self.name, out_seq)
+        OUT_SEQ.labels(*self.labels).set(out_seq)
+        log.info("%s persister at out_seq %d (after stream entry %s)", self.name, out_seq, stream_id)
+        backoff.reset()
+        next_report = next_trim = 0.0
+        while not stop.is_set():
+            chunk = await self.source.read(self.max_entries, self.block_ms)
+            if chunk is not None:
+                await self._write(chunk)
+            now = time.monotonic()
+            if now >= next_report:
+                next_report = now + 1.0
+                await self._report_lag()
+            if now >= next_trim and self.trim_every > 0:
+                next_trim = now + self.trim_every
+                trimmed = await self.registry.trim()
+                if trimmed:
+                    log.info("%s: trimmed %d entries of the events stream", self.name, trimmed)
+
+    async def _write(self, chunk: Chunk) -> None:
+        started = time.perf_counter()
+        extra = await self.store.write(chunk, self.source.stream_id, self.source.out_seq)
+        BATCH_SECONDS.labels(*self.labels).observe(time.perf_counter() - started)
+        await self.registry.confirm(self.name, self.source.out_seq)
+        EVENTS.labels(*self.labels).inc(len(chunk.events))
+        OUT_SEQ.labels(*self.labels).set(self.source.out_seq)
+        quarantined = len(chunk.quarantined) + extra
+        if quarantined:
+            QUARANTINED.labels(*self.labels).inc(quarantined)
+            log.warning("%s: quarantined %d item(s) up to stream entry %s", self.name, quarantined, chunk.stream_id)
+        if chunk.events:
+            self.applied_ts = chunk.events[-1].ts
+
+    async def _report_lag(self) -> None:
+        newest, newest_ts = await self.source.last_event()
+        behind = max(newest - self.source.out_seq, 0)
+        LAG_EVENTS.labels(*self.labels).set(behind)
+        LAG_SECONDS.labels(*self.labels).set(max(newest_ts - self.applied_ts, 0) / 1e9 if behind else 0.0)

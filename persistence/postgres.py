@@ -1,0 +1,196 @@
+"""``python -m persistence.postgres``: the PostgreSQL persister (orders, order history, trades, balances, ledger,
+accounts, refusals), consumer ``postgres`` of the events stream.
+
+Each chunk of stream entries is folded (persistence.pg_model) and written in one transaction together with the
+consumer's offset: append-only rows by COPY, the orders and balances it changed by COPY into a temporary table and
+one upsert. A crash anywhere rolls the transaction back, and the restarted persister starts after the last
+committed entry: no row is lost or written twice. One persister per database at a time (an advisory lock; a
+second one waits).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+import zlib
+
+import asyncpg
+import redis.asyncio as aioredis
+import uvloop
+from prometheus_client import start_http_server
+
+from persistence.consumer import Consumer
+from persistence.db import connect
+from persistence.migrate import migrate
+from persistence.pg_model import OPEN_STATUSES, ORDER_COLUMNS, OrderRow, PostgresModel, Rows
+from persistence.stream import Chunk, Quarantined
+from wire.config import Settings, load_settings
+from wire.venue import DEFAULT_VENUE, Venue, load_venue
+
+log = logging.getLogger("mercury.persistence.postgres")
+
+CONSUMER = "postgres"
+
+UPDATE_COLUMNS = (
+    "out_seq", "order_id", "account", "symbol", "ts", "kind", "status", "price", "executed_qty", "leaves",
+    "last_qty", "last_price", "trade_id",
+)  # fmt: skip
+TRADE_COLUMNS = (
+    "symbol", "trade_id", "price", "qty", "quote_qty", "taker_side", "maker_order_id", "maker_account", "maker_fee",
+    "taker_order_id", "taker_account", "taker_fee", "ts", "out_seq",
+)  # fmt: skip
+LEDGER_COLUMNS = (
+    "out_seq", "line", "in_seq", "ts", "kind", "account", "bucket", "asset", "amount", "symbol", "trade_id",
+)  # fmt: skip
+REJECTION_COLUMNS = (
+    "out_seq", "in_seq", "ts", "kind", "account", "symbol", "order_id", "client_oid", "asset", "amount", "reason",
+    "detail",
+)  # fmt: skip
+BALANCE_COLUMNS = ("account", "asset", "free", "locked", "out_seq")
+
+UPSERT_ORDERS = "INSERT INTO orders SELECT * FROM orders_in ON CONFLICT (order_id) DO UPDATE SET " + ", ".join(
+    f"{c} = EXCLUDED.{c}" for c in ORDER_COLUMNS if c not in ("order_id", "created_ts", "created_out_seq")
+)
+UPSERT_BALANCES = (
+    "INSERT INTO balances SELECT * FROM balances_in ON CONFLICT (account, asset) DO UPDATE SET "
+    "free = EXCLUDED.free, locked = EXCLUDED.locked, out_seq = EXCLUDED.out_seq"
+)
+QUARANTINE = (
+    "INSERT INTO quarantine (consumer, out_seq, stream_id, payload, reason) VALUES ($1, $2, $3, $4, $5) "
+    "ON CONFLICT DO NOTHING"
+)
+SAVE_OFFSET = (
+    "INSERT INTO consumer_offsets (consumer, out_seq, stream_id, updated_at) VALUES ($1, $2, $3, now()) "
+    "ON CONFLICT (consumer) DO UPDATE SET out_seq = EXCLUDED.out_seq, stream_id = EXCLUDED.stream_id, "
+    "updated_at = now()"
+)
+
+
+class StoreBusy(ConnectionError):
+    """Another persister holds this database's consumer lock."""
+
+
+class PostgresStore:
+    transient: tuple[type[Exception], ...] = (
+        asyncpg.PostgresConnectionError,
+        asyncpg.InterfaceError,
+        asyncpg.exceptions.OperatorInterventionError,  # the server shutting down or starting up
+    )
+
+    def __init__(self, url: str, venue: Venue, consumer: str = CONSUMER) -> None:
+        self.url = url
+        self.venue = venue
+        self.consumer = consumer
+        self.conn: asyncpg.Connection | None = None
+        self.model = PostgresModel({})
+
+    async def open(self) -> tuple[str, int]:
+        conn = self.conn = await connect(self.url)
+        await migrate(conn)
+        # one writer per consumer and database: a second persister would write every row twice
+        lock = zlib.crc32(f"mercury consumer {self.consumer}".encode())
+        if not await conn.fetchval("SELECT pg_try_advisory_lock($1)", lock):
+            raise StoreBusy(f"another {self.consumer} persister is writing to this database")
+        row = await conn.fetchrow("SELECT stream_id, out_seq FROM consumer_offsets WHERE consumer = $1", self.consumer)
+        orders = await conn.fetch(
+            f"SELECT {', '.join(ORDER_COLUMNS)} FROM orders WHERE status = ANY($1::text[])", list(OPEN_STATUSES)
+        )
+        balances = await conn.fetch("SELECT account, asset, free, locked FROM balances")
+        self.model = PostgresModel(
+            {s.symbol: s for s in self.venue.symbols},
+            (OrderRow(*r) for r in orders),
+            (tuple(r) for r in balances),
+        )
+        await conn.execute("CREATE TEMP TABLE orders_in (LIKE orders) ON COMMIT DELETE ROWS")
+        await conn.execute("CREATE TEMP TABLE balances_in (LIKE balances) ON COMMIT DELETE ROWS")
+        return (row["stream_id"], row["out_seq"]) if row else ("0-0", 0)
+
+    async def write(self, chunk: Chunk, stream_id: str, out_seq: int) -> int:
+        conn = self.conn
+        assert conn is not None
+        self.model.apply(chunk.events, chunk.stream_id)
+        rows = self.model.take_rows()
+        async with conn.transaction():
+            await self._write_rows(conn, rows)
+            quarantined = chunk.quarantined + rows.quarantined
+            if quarantined:
+                await conn.executemany(QUARANTINE, [self._quarantine_row(q, chunk) for q in quarantined])
+            await conn.execute(SAVE_OFFSET, self.consumer, out_seq, stream_id)
+        if rows.suspense:
+            log.error("%d ledger line(s) booked to suspense: see the quarantine table", rows.suspense)
+        return len(rows.quarantined)
+
+    def _quarantine_row(self, q: Quarantined, chunk: Chunk) -> tuple[str, int | None, str, bytes, str]:
+        return self.consumer, q.out_seq, q.stream_id or chunk.stream_id, q.payload, q.reason
+
+    @staticmethod
+    async def _write_rows(conn: asyncpg.Connection, rows: Rows) -> None:
+        if rows.accounts:
+            await conn.copy_records_to_table(
+                "accounts", records=rows.accounts, columns=("account", "created_ts", "out_seq")
+            )
+        if rows.fee_rates:
+            await conn.executemany(
+                "UPDATE accounts SET maker_bps = $2, taker_bps = $3 WHERE account = $1", rows.fee_rates
+            )
+        if rows.orders:
+            await conn.copy_records_to_table(
+                "orders_in", records=[o.record() for o in rows.orders.values()], columns=ORDER_COLUMNS
+            )
+            await conn.execute(UPSERT_ORDERS)
+        if rows.order_updates:
+            await conn.copy_records_to_table("order_updates", records=rows.order_updates, columns=UPDATE_COLUMNS)
+        if rows.trades:
+            await conn.copy_records_to_table("trades", records=rows.trades, columns=TRADE_COLUMNS)
+        if rows.ledger:
+            await conn.copy_records_to_table("ledger", records=rows.ledger, columns=LEDGER_COLUMNS)
+        if rows.balances:
+            await conn.copy_records_to_table(
+                "balances_in", records=list(rows.balances.values()), columns=BALANCE_COLUMNS
+            )
+            await conn.execute(UPSERT_BALANCES)
+        if rows.rejections:
+            await conn.copy_records_to_table("rejections", records=rows.rejections, columns=REJECTION_COLUMNS)
+
+    async def close(self) -> None:
+        conn, self.conn = self.conn, None
+        if conn is not None:
+            await conn.close(timeout=2)  # also frees the advisory lock
+
+
+async def serve(settings: Settings, venue: Venue, store_url: str | None = None) -> int:
+    r = aioredis.Redis.from_url(settings.redis_url, socket_connect_timeout=2, socket_timeout=10)
+    consumer = Consumer(PostgresStore(store_url or settings.postgres_url, venue), r, venue.shard)
+    return await run_until_signal(consumer, r)
+
+
+async def run_until_signal(consumer: Consumer, r: aioredis.Redis) -> int:
+    """Run the consumer until SIGTERM or SIGINT; exit code 0, or 1 when the stream has a gap."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await consumer.run(stop)
+    except Exception as exc:
+        log.error("%s persister stopped: %s", consumer.name, exc)
+        return 1
+    finally:
+        await r.aclose()
+    log.info("%s persister stopped at out_seq %d", consumer.name, consumer.source.out_seq)
+    return 0
+
+
+def main() -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    settings = load_settings()
+    venue = load_venue(settings.venue_file or DEFAULT_VENUE)
+    if settings.metrics_port:
+        start_http_server(settings.metrics_port)
+    return uvloop.run(serve(settings, venue))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

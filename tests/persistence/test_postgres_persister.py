@@ -1,0 +1,171 @@
+"""The PostgreSQL persister as a process, on a real venue (Redis, sequencer, engine) and a real PostgreSQL."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from engine.events_stream import read_events
+from engine.replay import replay
+from persistence.postgres import CONSUMER
+from tests.harness import PostgresServer, Service, Venue, wait_for
+from tests.persistence.checks import assert_database_matches, fetch, offset
+from tests.pipeline.test_chaos import Load
+from wire import keys
+from wire.events import Event
+from wire.venue import load_venue
+
+READY = "postgres persister at out_seq"
+
+
+def persister(venue: Venue, pg_url: str) -> Service:
+    env = dict(venue.env, MERCURY_POSTGRES_URL=pg_url)
+    return Service("persistence.postgres", env, venue.dir / "persister.log", READY)
+
+
+def run_load(venue: Venue, seconds: float, rate: float = 600.0) -> Load:
+    load = Load(venue.client("load", timeout=2.0), rate=rate)
+    load.start()
+    time.sleep(seconds)
+    load.stop.set()
+    load.join(10)
+    assert load.error is None, load.error
+    venue.wait_engine(max(load.acked))
+    return load
+
+
+def replayed(venue: Venue) -> tuple[object, list[Event]]:
+    events: list[Event] = []
+    r = venue.r()
+    try:
+        result = replay(r, load_venue(venue.settings.venue_file or "config/venue.toml"), keep=events)
+    finally:
+        r.close()
+    return result.engine, events
+
+
+def wait_caught_up(venue: Venue, pg_url: str, timeout: float = 60) -> int:
+    target = venue.stored_out_seq()
+    wait_for(
+        lambda: offset(pg_url) >= target, timeout, f"the persister to reach out_seq {target} (at {offset(pg_url)})"
+    )
+    return target
+
+
+@pytest.mark.timeout(180)
+def test_after_a_random_flow_the_database_holds_the_engines_trades_orders_and_balances(
+    venue: Venue, pg_url: str
+) -> None:
+    venue.fund(*range(1, 7), units=10**11)
+    p = persister(venue, pg_url)
+    p.start()
+    run_load(venue, 4.0)
+    wait_caught_up(venue, pg_url)
+    engine, events = replayed(venue)
+    assert sum(1 for ev in events if type(ev).__name__ == "TradeExecuted") > 50  # the flow really traded
+    assert_database_matches(pg_url, engine, events)  # type: ignore[arg-type]
+    assert p.stop() == 0
+    assert "ERROR" not in p.log()
+
+
+@pytest.mark.timeout(240)
+def test_kill9_while_it_writes_a_backlog_loses_no_row_and_doubles_none(venue: Venue, pg_url: str) -> None:
+    venue.fund(*range(1, 7), units=10**11)
+    run_load(venue, 6.0, rate=1500)  # a backlog: the persister starts later and writes for a while
+    p = persister(venue, pg_url)
+    target = venue.stored_out_seq()
+    kills = 0
+    while offset(pg_url) < target and kills < 6:
+        p.start()
+        time.sleep(0.3 + 0.1 * kills)  # writing batches back to back now: a kill lands inside one
+        if offset(pg_url) >= target:
+            break
+        p.kill9()
+        kills += 1
+    assert kills >= 2, "the persister caught up before it could be killed twice: make the backlog bigger"
+    if not p.alive():
+        p.start()
+    wait_caught_up(venue, pg_url)
+    engine, events = replayed(venue)
+    assert_database_matches(pg_url, engine, events)  # type: ignore[arg-type]
+    p.stop()
+    assert "ERROR" not in p.log()
+
+
+@pytest.mark.timeout(120)
+def test_a_malformed_entry_is_quarantined_with_its_reason_and_the_persister_goes_on(venue: Venue, pg_url: str) -> None:
+    venue.fund(1, 2, units=10**11)
+    p = persister(venue, pg_url)
+    p.start()
+    wait_caught_up(venue, pg_url)
+    last = venue.stored_out_seq()
+    r = venue.r()
+    # between the engine's entries ("<first out_seq>-0"): garbage, and a list holding one event of the wrong shape
+    r.xadd(keys.events(venue.shard), {b"b": b"\xc1 not msgpack"}, id=f"{last}-1")
+    r.xadd(keys.events(venue.shard), {b"b": b"\x91\x93\x67\xa1x\x02"}, id=f"{last}-2")
+    r.close()
+    venue.fund(3, units=10**11)  # more events after the garbage: applied as usual
+    wait_caught_up(venue, pg_url)
+    rows = fetch(pg_url, "SELECT consumer, out_seq, stream_id, reason FROM quarantine ORDER BY id")
+    assert [(q["consumer"], q["stream_id"]) for q in rows] == [(CONSUMER, f"{last}-1"), (CONSUMER, f"{last}-2")]
+    assert rows[0]["out_seq"] is None and "bad event batch" in rows[0]["reason"]
+    assert rows[1]["out_seq"] is None and "bad event" in rows[1]["reason"]  # [103, 'x', 2]: out_seq not an int
+    assert {r["account"] for r in fetch(pg_url, "SELECT account FROM accounts")} == {1, 2, 3}
+    # restarted, it resumes after the garbage and quarantines nothing twice
+    p.stop()
+    p.start()
+    venue.fund(4, units=10**11)
+    wait_caught_up(venue, pg_url)
+    assert len(fetch(pg_url, "SELECT id FROM quarantine")) == 2
+    p.stop()
+    assert "quarantined 1 item(s)" in p.log()
+
+
+@pytest.mark.timeout(180)
+def test_postgresql_down_the_persister_retries_reports_its_lag_and_loses_nothing(
+    venue: Venue,
+) -> None:
+    server = PostgresServer()
+    server.start()
+    try:
+        url = server.create_database("own")
+        venue.fund(*range(1, 7), units=10**11)
+        p = persister(venue, url)
+        p.start()
+        wait_caught_up(venue, url)
+        server.stop_server()  # PostgreSQL goes away under load
+        run_load(venue, 2.0)
+        time.sleep(1.5)
+        assert p.alive()
+        log = p.log()
+        assert "starting over from the stored offset" in log
+        server.start()
+        wait_caught_up(venue, url)
+        engine, events = replayed(venue)
+        assert_database_matches(url, engine, events)  # type: ignore[arg-type]
+        p.stop()
+    finally:
+        server.stop()
+
+
+@pytest.mark.timeout(120)
+def test_the_events_stream_is_trimmed_only_below_every_registered_consumer(venue: Venue, pg_url: str) -> None:
+    venue.fund(*range(1, 4), units=10**11)
+    r = venue.r()
+    r.hset(keys.consumers(venue.shard), "slow-reader", 0)  # a registered consumer that confirmed nothing yet
+    p = persister(venue, pg_url)
+    p.start()
+    run_load(venue, 1.0)
+    wait_caught_up(venue, pg_url)
+    before = r.xlen(keys.events(venue.shard))
+    time.sleep(0.5)
+    assert r.xlen(keys.events(venue.shard)) == before  # held back by slow-reader
+    assert len(list(read_events(r, keys.events(venue.shard)))) == venue.stored_out_seq()
+    r.hset(keys.consumers(venue.shard), "slow-reader", venue.stored_out_seq())
+    p.stop()
+    p.start()  # trims at start, then every 10 s
+    wait_for(lambda: r.xlen(keys.events(venue.shard)) < before, 15, "the persister to trim the events stream")
+    assert r.xlen(keys.events(venue.shard)) >= 1  # the last entry stays: the engine resumes its out_seq there
+    p.stop()
+    r.close()
