@@ -34,8 +34,11 @@ class ReplayResult:
     engine: Engine
 
 
-def replay(r: redis.Redis, venue: Venue, upto: int | None = None, keep: list[Event] | None = None) -> ReplayResult:
-    """Apply the whole journal (or up to in_seq ``upto``) to a fresh engine."""
+def replay(
+    r: redis.Redis, venue: Venue, upto: int | None = None, keep: list[Event] | None = None, hash_from: int = 1
+) -> ReplayResult:
+    """Apply the whole journal (or up to in_seq ``upto``) to a fresh engine. ``events`` and ``events_hash`` count
+    the events from out_seq ``hash_from`` on (to compare with a trimmed events stream)."""
     engine = Engine(venue.symbols, venue.assets)
     digest = hashlib.sha256()
     events = 0
@@ -45,23 +48,27 @@ def replay(r: redis.Redis, venue: Venue, upto: int | None = None, keep: list[Eve
             if upto is not None and in_seq > upto:
                 break
             for ev in engine.apply(in_seq, batch.stamps[i], cmd):
-                digest.update(encode(ev))
-                events += 1
+                if ev.out_seq >= hash_from:
+                    digest.update(encode(ev))
+                    events += 1
                 if keep is not None:
                     keep.append(ev)
     return ReplayResult(engine.in_seq, events, digest.hexdigest(), engine.state_hash(), engine)
 
 
-def stream_hash(r: redis.Redis, shard: str) -> tuple[int, str]:
-    """(events, hash) of what the live engine stored, checked gap-free."""
+def stream_hash(r: redis.Redis, shard: str) -> tuple[int, int, str]:
+    """(first out_seq, events, hash) of what the live engine stored, checked gap-free. The stream may have been
+    trimmed below what every consumer has applied (persistence.stream): then it starts past out_seq 1."""
     digest = hashlib.sha256()
-    count = 0
+    count = first = 0
     for ev in read_events(r, keys.events(shard)):
+        if not count:
+            first = ev.out_seq
+        if ev.out_seq != first + count:
+            raise SystemExit(f"events stream has a gap or duplicate: out_seq {ev.out_seq} at position {count + 1}")
         count += 1
-        if ev.out_seq != count:
-            raise SystemExit(f"events stream has a gap or duplicate: out_seq {ev.out_seq} at position {count}")
         digest.update(encode(ev))
-    return count, digest.hexdigest()
+    return first, count, digest.hexdigest()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -75,17 +82,18 @@ def main(argv: list[str] | None = None) -> int:
     venue = load_venue(args.venue or settings.venue_file or DEFAULT_VENUE)
     r = redis.Redis.from_url(args.redis or settings.redis_url, socket_connect_timeout=2)
     try:
-        result = replay(r, venue, args.upto)
+        first = stream_hash(r, venue.shard)[0] if args.check_stream else 1
+        result = replay(r, venue, args.upto, hash_from=max(first, 1))
     except redis.ConnectionError as exc:
         print(f"error: cannot reach Redis: {exc}", file=sys.stderr)
         return 2
     print(f"commands {result.commands}")
-    print(f"events {result.events}")
+    print(f"events {result.events}" + (f" (from out_seq {first})" if first > 1 else ""))
     print(f"events_sha256 {result.events_hash}")
     print(f"state_sha256 {result.state_hash}")
     if args.check_stream:
-        count, digest = stream_hash(r, venue.shard)
-        print(f"stream_events {count}")
+        first, count, digest = stream_hash(r, venue.shard)
+        print(f"stream_events {count}" + (f" (from out_seq {first}: trimmed below it)" if first > 1 else ""))
         print(f"stream_sha256 {digest}")
         if (count, digest) != (result.events, result.events_hash):
             print("MISMATCH: the events stream differs from the replay", file=sys.stderr)

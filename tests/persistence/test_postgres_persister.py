@@ -7,6 +7,7 @@ import time
 import pytest
 
 from engine.events_stream import read_events
+from engine.replay import main as replay_main
 from engine.replay import replay
 from persistence.postgres import CONSUMER
 from tests.harness import PostgresServer, Service, Venue, wait_for
@@ -167,5 +168,6 @@ def test_the_events_stream_is_trimmed_only_below_every_registered_consumer(venue
     p.start()  # trims at start, then every 10 s
     wait_for(lambda: r.xlen(keys.events(venue.shard)) < before, 15, "the persister to trim the events stream")
     assert r.xlen(keys.events(venue.shard)) >= 1  # the last entry stays: the engine resumes its out_seq there
+    assert replay_main(["--redis", venue.redis.url, "--check-stream"]) == 0  # the audit compares what is left
     p.stop()
     r.close()

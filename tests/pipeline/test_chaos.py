@@ -130,7 +130,7 @@ def test_kill9_engine_sequencer_redis_under_load_loses_nothing_and_doubles_nothi
     # 2. the events stream is gap-free, without duplicates, and equal to a clean replay of the journal
     result = replay(r, load_venue())
     assert result.commands == len(journaled)
-    assert stream_hash(r, "e0") == (result.events, result.events_hash)
+    assert stream_hash(r, "e0") == (1, result.events, result.events_hash)
 
     # 3. the live engine's books equal the replay's
     data = stored_snapshot(r, "e0")

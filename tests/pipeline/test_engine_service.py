@@ -107,7 +107,7 @@ def test_restart_when_killed_emits_nothing_twice_and_continues_gap_free(venue: V
     last = trade_pair(venue, 10, price=100_100)  # journaled while the engine is down
     venue.engine.start()
     venue.wait_engine(last)
-    count, digest = stream_hash(venue.r(), "e0")  # raises on a gap or a duplicate
+    _, count, digest = stream_hash(venue.r(), "e0")  # raises on a gap or a duplicate
     result = replay(venue.r(), load_venue())
     assert (count, digest) == (result.events, result.events_hash)
     assert "replayed to" in venue.engine.log()
@@ -129,7 +129,7 @@ def test_snapshot_when_requested_is_stored_and_used_on_restart(venue: Venue) -> 
     last = c.submit(c.place(2, SYM, Side.BUY, 500, price=101_000)).in_seq
     venue.wait_engine(last)
     result = replay(r, load_venue())
-    assert stream_hash(r, "e0") == (result.events, result.events_hash)
+    assert stream_hash(r, "e0") == (1, result.events, result.events_hash)
 
 
 def test_clean_stop_when_terminated_snapshots_and_restarts_from_it(venue: Venue) -> None:
