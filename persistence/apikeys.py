@@ -111,7 +111,8 @@ async def create_hmac(conn: asyncpg.Connection, cipher: SecretCipher, account: i
     """A new HMAC key for ``account``: returns (key id, secret). The secret is not retrievable through this module
     again except by the gateways' ``lookup``."""
     key_id, secret = _token(), _token()
-    await conn.execute(
+    await _insert(
+        conn,
         "INSERT INTO api_keys (key_id, account, kind, secret_ciphertext, label) VALUES ($1, $2, 'HMAC', $3, $4)",
         key_id,
         account,
@@ -119,6 +120,16 @@ async def create_hmac(conn: asyncpg.Connection, cipher: SecretCipher, account: i
         label,
     )
     return key_id, secret
+
+
+async def _insert(conn: asyncpg.Connection, query: str, key_id: str, account: int, *rest: object) -> None:
+    try:
+        await conn.execute(query, key_id, account, *rest)
+    except asyncpg.ForeignKeyViolationError:
+        raise ApiKeyRefused(
+            f"account {account} does not exist: create it first (python -m client.admin create-account {account}); "
+            "the PostgreSQL persister stores it within moments"
+        ) from None
 
 
 def parse_ed25519(data: bytes) -> bytes:
@@ -140,7 +151,8 @@ def parse_ed25519(data: bytes) -> bytes:
 async def add_ed25519(conn: asyncpg.Connection, account: int, public_key: bytes, label: str = "") -> str:
     raw = parse_ed25519(public_key)
     key_id = _token()
-    await conn.execute(
+    await _insert(
+        conn,
         "INSERT INTO api_keys (key_id, account, kind, public_key, label) VALUES ($1, $2, 'ED25519', $3, $4)",
         key_id,
         account,

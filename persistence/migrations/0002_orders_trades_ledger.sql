@@ -9,6 +9,9 @@ ALTER TABLE consumer_offsets ADD COLUMN stream_id text NOT NULL DEFAULT '0-0';
 -- A quarantined entry is stored once per consumer even when a restarted consumer meets it again.
 CREATE UNIQUE INDEX quarantine_entry ON quarantine (consumer, stream_id, COALESCE(out_seq, -1));
 
+-- A key belongs to an account the engine created (and the PostgreSQL persister stored).
+ALTER TABLE api_keys ADD CONSTRAINT api_keys_account_exists FOREIGN KEY (account) REFERENCES accounts (account);
+
 ALTER TABLE accounts
     ADD COLUMN maker_bps integer,  -- the account's own fee rates (FeeRatesSet); NULL: the symbols' rates
     ADD COLUMN taker_bps integer;

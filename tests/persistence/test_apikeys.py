@@ -34,8 +34,9 @@ KEK = base64.b64encode(b"k" * 32).decode()
 
 @pytest.fixture
 def db(pg_url: str) -> str:
-    """A database with the schema."""
+    """A database with the schema and accounts 7 and 8 (as the PostgreSQL persister stores them)."""
     run(pg_url, migrate)
+    run(pg_url, lambda c: c.execute("INSERT INTO accounts (account, created_ts, out_seq) VALUES (7, 1, 1), (8, 1, 2)"))
     return pg_url
 
 
@@ -147,6 +148,18 @@ def test_command_add_ed25519_from_a_pem_file(db: str, tmp_path: Path, capsys: py
     assert main(["--url", db, "add-ed25519", "7", str(path)]) == 0
     assert "key id: " in capsys.readouterr().out
     assert main(["--url", db, "add-ed25519", "7", str(tmp_path / "missing.pem")]) == 1
+
+
+def test_a_key_for_an_account_that_does_not_exist_is_refused(
+    db: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv(ENV_KEY, KEK)
+    assert main(["--url", db, "create", "99"]) == 1
+    assert "account 99 does not exist: create it first" in capsys.readouterr().err
+    with pytest.raises(ApiKeyRefused, match="account 99 does not exist"):
+        raw = Ed25519PrivateKey.generate().public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+        run(db, lambda c: add_ed25519(c, 99, raw))
+    assert run(db, lambda c: c.fetchval("SELECT count(*) FROM api_keys")) == 0
 
 
 @pytest.mark.parametrize(
