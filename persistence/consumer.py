@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Protocol
+from typing import Any, Protocol, TypeVar
 
 import redis
 import redis.asyncio as aioredis
@@ -39,9 +39,17 @@ BATCH_SECONDS = Histogram(
 )
 
 
-class Store(Protocol):
-    """Where a persister writes. ``write`` applies a chunk and stores the new offset atomically (one transaction),
-    or idempotently (the same chunk written twice leaves the same data)."""
+class Batch(Protocol):
+    quarantined: int  # items the store quarantined (undecodable ones and those its model could not use)
+
+
+B = TypeVar("B", bound=Batch)
+
+
+class Store(Protocol[B]):
+    """Where a persister writes. ``prepare`` folds a chunk into what ``commit`` writes; ``commit`` stores it with the
+    new offset atomically (one transaction) or idempotently (writing the same batch twice leaves the same data).
+    Batches are committed one at a time, in order; ``prepare`` of the next one runs while a commit is in flight."""
 
     consumer: str
     transient: tuple[type[Exception], ...]  # its errors that mean "the server is away", logged without a traceback
@@ -50,9 +58,9 @@ class Store(Protocol):
         """Connect and load state; returns the offset stored: (stream entry id, out_seq)."""
         ...
 
-    async def write(self, chunk: Chunk, stream_id: str, out_seq: int) -> int:
-        """Apply the chunk and store the offset; returns how many items it quarantined beyond the chunk's."""
-        ...
+    def prepare(self, chunk: Chunk) -> B: ...
+
+    async def commit(self, batch: B, stream_id: str, out_seq: int) -> None: ...
 
     async def close(self) -> None: ...
 
@@ -84,7 +92,7 @@ class Backoff:
 class Consumer:
     def __init__(
         self,
-        store: Store,
+        store: Store[Any],
         r: aioredis.Redis,
         shard: str,
         *,
@@ -101,6 +109,7 @@ class Consumer:
         self.block_ms = block_ms
         self.trim_every = trim_every
         self.applied_ts = 0  # ts of the last applied event
+        self.confirmed = 0  # out_seq of the last committed batch
         self.labels = (self.name,)
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -141,32 +150,51 @@ class Consumer:
         stream_id, out_seq = await self.store.open()
         self.source.seek(stream_id, out_seq)
         await self.registry.confirm(self.name, out_seq)
+        self.confirmed = out_seq
         OUT_SEQ.labels(*self.labels).set(out_seq)
         log.info("%s persister at out_seq %d (after stream entry %s)", self.name, out_seq, stream_id)
         backoff.reset()
         next_report = next_trim = 0.0
-        while not stop.is_set():
-            chunk = await self.source.read(self.max_entries, self.block_ms)
-            if chunk is not None:
-                await self._write(chunk)
-            now = time.monotonic()
-            if now >= next_report:
-                next_report = now + 1.0
-                await self._report_lag()
-            if now >= next_trim and self.trim_every > 0:
-                next_trim = now + self.trim_every
-                trimmed = await self.registry.trim()
-                if trimmed:
-                    log.info("%s: trimmed %d entries of the events stream", self.name, trimmed)
+        # one commit in flight: while the database works on batch k, this loop reads and folds batch k + 1 (the
+        # fold is CPU in this process, the commit mostly waiting on the server), then waits for k before it
+        # commits k + 1, so batches still commit in order and one at a time
+        in_flight: asyncio.Task[None] | None = None
+        try:
+            while not stop.is_set():
+                chunk = await self.source.read(self.max_entries, None if in_flight else self.block_ms)
+                batch = self.store.prepare(chunk) if chunk is not None else None
+                if in_flight is not None:
+                    await in_flight
+                    in_flight = None
+                if chunk is not None and batch is not None:
+                    in_flight = asyncio.ensure_future(self._commit(chunk, batch, self.source.stream_id,
+                                                                   self.source.out_seq))  # fmt: skip
+                now = time.monotonic()
+                if now >= next_report:
+                    next_report = now + 1.0
+                    await self._report_lag()
+                if now >= next_trim and self.trim_every > 0:
+                    next_trim = now + self.trim_every
+                    trimmed = await self.registry.trim()
+                    if trimmed:
+                        log.info("%s: trimmed %d entries of the events stream", self.name, trimmed)
+            if in_flight is not None:
+                await in_flight
+                in_flight = None
+        finally:
+            if in_flight is not None:  # a fault elsewhere: the store is closed and reopened from its offset
+                in_flight.cancel()
+                await asyncio.gather(in_flight, return_exceptions=True)
 
-    async def _write(self, chunk: Chunk) -> None:
+    async def _commit(self, chunk: Chunk, batch: Batch, stream_id: str, out_seq: int) -> None:
         started = time.perf_counter()
-        extra = await self.store.write(chunk, self.source.stream_id, self.source.out_seq)
+        await self.store.commit(batch, stream_id, out_seq)
         BATCH_SECONDS.labels(*self.labels).observe(time.perf_counter() - started)
-        await self.registry.confirm(self.name, self.source.out_seq)
+        await self.registry.confirm(self.name, out_seq)
+        self.confirmed = out_seq
         EVENTS.labels(*self.labels).inc(len(chunk.events))
-        OUT_SEQ.labels(*self.labels).set(self.source.out_seq)
-        quarantined = len(chunk.quarantined) + extra
+        OUT_SEQ.labels(*self.labels).set(out_seq)
+        quarantined = batch.quarantined
         if quarantined:
             QUARANTINED.labels(*self.labels).inc(quarantined)
             log.warning("%s: quarantined %d item(s) up to stream entry %s", self.name, quarantined, chunk.stream_id)
@@ -175,6 +203,6 @@ class Consumer:
 
     async def _report_lag(self) -> None:
         newest, newest_ts = await self.source.last_event()
-        behind = max(newest - self.source.out_seq, 0)
+        behind = max(newest - self.confirmed, 0)
         LAG_EVENTS.labels(*self.labels).set(behind)
         LAG_SECONDS.labels(*self.labels).set(max(newest_ts - self.applied_ts, 0) / 1e9 if behind else 0.0)

@@ -94,7 +94,8 @@ class OrderRow:
 class Rows:
     """One batch's writes. Orders and balances hold their latest state (one upsert each); the rest are appends."""
 
-    orders: dict[int, OrderRow] = field(default_factory=dict)
+    orders: dict[int, OrderRow] = field(default_factory=dict)  # while folding: the orders the batch changed
+    order_records: list[tuple[Any, ...]] = field(default_factory=list)  # their rows, taken with the batch
     order_updates: list[tuple[Any, ...]] = field(default_factory=list)
     trades: list[tuple[Any, ...]] = field(default_factory=list)
     ledger: list[tuple[Any, ...]] = field(default_factory=list)
@@ -151,6 +152,9 @@ class PostgresModel:
         appends whole batches of commands), so a chunk of whole entries ends with a whole command."""
         self._finish_command()
         rows, self.rows = self.rows, Rows()
+        # copied now: the OrderRow objects stay in the model and change with the next batch, which may be folded
+        # while this one is still being written
+        rows.order_records = [row.record() for row in rows.orders.values()]
         return rows
 
     def apply(self, events: Iterable[Event], stream_id: str = "") -> None:

@@ -15,6 +15,7 @@ import logging
 import signal
 import sys
 import zlib
+from dataclasses import dataclass
 
 import asyncpg
 import redis.asyncio as aioredis
@@ -68,6 +69,13 @@ SAVE_OFFSET = (
 )
 
 
+@dataclass(slots=True)
+class PgBatch:
+    rows: Rows
+    quarantine_rows: list[tuple[str, int | None, str, bytes, str]]
+    quarantined: int
+
+
 class StoreBusy(ConnectionError):
     """Another persister holds this database's consumer lock."""
 
@@ -107,20 +115,22 @@ class PostgresStore:
         await conn.execute("CREATE TEMP TABLE balances_in (LIKE balances) ON COMMIT DELETE ROWS")
         return (row["stream_id"], row["out_seq"]) if row else ("0-0", 0)
 
-    async def write(self, chunk: Chunk, stream_id: str, out_seq: int) -> int:
-        conn = self.conn
-        assert conn is not None
+    def prepare(self, chunk: Chunk) -> PgBatch:
         self.model.apply(chunk.events, chunk.stream_id)
         rows = self.model.take_rows()
+        quarantined = [self._quarantine_row(q, chunk) for q in chunk.quarantined + rows.quarantined]
+        return PgBatch(rows, quarantined, len(quarantined))
+
+    async def commit(self, batch: PgBatch, stream_id: str, out_seq: int) -> None:
+        conn = self.conn
+        assert conn is not None
         async with conn.transaction():
-            await self._write_rows(conn, rows)
-            quarantined = chunk.quarantined + rows.quarantined
-            if quarantined:
-                await conn.executemany(QUARANTINE, [self._quarantine_row(q, chunk) for q in quarantined])
+            await self._write_rows(conn, batch.rows)
+            if batch.quarantine_rows:
+                await conn.executemany(QUARANTINE, batch.quarantine_rows)
             await conn.execute(SAVE_OFFSET, self.consumer, out_seq, stream_id)
-        if rows.suspense:
-            log.error("%d ledger line(s) booked to suspense: see the quarantine table", rows.suspense)
-        return len(rows.quarantined)
+        if batch.rows.suspense:
+            log.error("%d ledger line(s) booked to suspense: see the quarantine table", batch.rows.suspense)
 
     def _quarantine_row(self, q: Quarantined, chunk: Chunk) -> tuple[str, int | None, str, bytes, str]:
         return self.consumer, q.out_seq, q.stream_id or chunk.stream_id, q.payload, q.reason
@@ -135,10 +145,8 @@ class PostgresStore:
             await conn.executemany(
                 "UPDATE accounts SET maker_bps = $2, taker_bps = $3 WHERE account = $1", rows.fee_rates
             )
-        if rows.orders:
-            await conn.copy_records_to_table(
-                "orders_in", records=[o.record() for o in rows.orders.values()], columns=ORDER_COLUMNS
-            )
+        if rows.order_records:
+            await conn.copy_records_to_table("orders_in", records=rows.order_records, columns=ORDER_COLUMNS)
             await conn.execute(UPSERT_ORDERS)
         if rows.order_updates:
             await conn.copy_records_to_table("order_updates", records=rows.order_updates, columns=UPDATE_COLUMNS)

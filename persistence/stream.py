@@ -102,8 +102,9 @@ class EventStream:
     def seek(self, stream_id: str, out_seq: int) -> None:
         self.stream_id, self.out_seq = stream_id, out_seq
 
-    async def read(self, max_entries: int, block_ms: int) -> Chunk | None:
-        """The next entries (at most ``max_entries``), waiting up to ``block_ms`` for one; None if none came."""
+    async def read(self, max_entries: int, block_ms: int | None) -> Chunk | None:
+        """The next entries (at most ``max_entries``), waiting up to ``block_ms`` for one (None: not at all); None
+        if none came."""
         reply = cast(StreamReply, await self.r.xread({self.key: self.stream_id}, count=max_entries, block=block_ms))
         if not reply:
             return None

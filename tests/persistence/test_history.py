@@ -46,7 +46,7 @@ async def with_history(pg_url: str, body: Callable[[History], Awaitable[None]]) 
         events += engine.apply(in_seq, T0 + in_seq * STEP, cmd)
     store = PostgresStore(pg_url, VENUE)
     await store.open()
-    await store.write(Chunk(events, [], "1-0"), "1-0", events[-1].out_seq)
+    await store.commit(store.prepare(Chunk(events, [], "1-0")), "1-0", events[-1].out_seq)
     await store.close()
     pool = await asyncpg.create_pool(pg_url, min_size=1, max_size=2)
     try:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import itertools
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from hypothesis import given
@@ -16,6 +16,7 @@ from tests.engine.test_properties import ENGINE_PROFILE
 from tests.stubs import BTC, ETH
 from wire.enums import Side
 from wire.events import BookDelta, Event, TradeExecuted
+from wire.venue import SymbolSpec
 
 SPECS = {s.symbol: s for s in (BTC, ETH)}
 T0 = 1_800_000_000 * SECOND
@@ -77,7 +78,9 @@ class Stored:
         return KlineModel(SPECS, opened, self.now)
 
 
-def brute_force(events: Sequence[Event], now: int) -> dict[str, dict[str, Any]]:
+def brute_force(
+    events: Sequence[Event], now: int, specs: Mapping[str, SymbolSpec] = SPECS
+) -> dict[str, dict[str, Any]]:
     """Every kline whose window ended by ``now``, from the trades directly."""
     groups: defaultdict[tuple[str, str, int], list[TradeExecuted]] = defaultdict(list)
     for ev in events:
@@ -88,7 +91,7 @@ def brute_force(events: Sequence[Event], now: int) -> dict[str, dict[str, Any]]:
     for (symbol, interval, open_time), trades in groups.items():
         if open_time + WIDTH[interval] > now:
             continue
-        qptl = SPECS[symbol].quote_per_tick_lot
+        qptl = specs[symbol].quote_per_tick_lot
         quotes = [t.price * t.qty * qptl for t in trades]
         doc: dict[str, Any] = {
             "_id": f"{symbol}:{interval}:{open_time}",

@@ -31,8 +31,8 @@ class Tables:
         self.updates: dict[tuple[int, int], tuple[Any, ...]] = {}
 
     def add(self, rows: Rows) -> None:
-        for row in rows.orders.values():
-            self.orders[row.order_id] = OrderRow(*row.record())
+        for record in rows.order_records:
+            self.orders[record[0]] = OrderRow(*record)
         for line in rows.ledger:
             key = (line[0], line[1])
             assert key not in self.ledger_keys, f"ledger line {key} written twice"

@@ -73,24 +73,26 @@ def test_after_a_random_flow_the_database_holds_the_engines_trades_orders_and_ba
 @pytest.mark.timeout(240)
 def test_kill9_while_it_writes_a_backlog_loses_no_row_and_doubles_none(venue: Venue, pg_url: str) -> None:
     venue.fund(*range(1, 7), units=10**11)
-    run_load(venue, 6.0, rate=1500)  # a backlog: the persister starts later and writes for a while
+    run_load(venue, 8.0, rate=2000)  # a backlog: the persister starts later and writes for a while
     p = persister(venue, pg_url)
     target = venue.stored_out_seq()
     kills = 0
-    while offset(pg_url) < target and kills < 6:
-        p.start()
-        time.sleep(0.3 + 0.1 * kills)  # writing batches back to back now: a kill lands inside one
-        if offset(pg_url) >= target:
-            break
-        p.kill9()
-        kills += 1
-    assert kills >= 2, "the persister caught up before it could be killed twice: make the backlog bigger"
-    if not p.alive():
-        p.start()
-    wait_caught_up(venue, pg_url)
-    engine, events = replayed(venue)
-    assert_database_matches(pg_url, engine, events)  # type: ignore[arg-type]
-    p.stop()
+    try:
+        while offset(pg_url) < target and kills < 6:
+            p.start()  # returns once it is ready: from now on it writes batches back to back
+            time.sleep(0.05 + 0.03 * kills)  # so a kill lands inside one
+            if offset(pg_url) >= target:
+                break
+            p.kill9()
+            kills += 1
+        assert kills >= 2, "the persister caught up before it could be killed twice: make the backlog bigger"
+        if not p.alive():
+            p.start()
+        wait_caught_up(venue, pg_url)
+        engine, events = replayed(venue)
+        assert_database_matches(pg_url, engine, events)  # type: ignore[arg-type]
+    finally:
+        p.stop()
     assert "ERROR" not in p.log()
 
 
