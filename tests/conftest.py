@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import itertools
+import os
 from collections.abc import Generator, Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.harness import PostgresServer, RedisServer, Venue
+from tests.harness import MongoServer, PostgresServer, RedisServer, Venue
 
 _databases = itertools.count(1)
 
@@ -55,3 +56,29 @@ def pytest_runtest_makereport(
     report = yield
     setattr(item, "rep_" + report.when, report)
     return report
+
+
+@pytest.fixture(scope="session")
+def mongo_server(request: pytest.FixtureRequest) -> Iterator[MongoServer]:
+    """The session's MongoDB-protocol server: FerretDB over a database of the session's PostgreSQL, or the real
+    MongoDB that MERCURY_MONGODB_URL names (then nothing is started, and no PostgreSQL for it)."""
+    external = os.environ.get("MERCURY_MONGODB_URL") or None
+    postgres = None if external else request.getfixturevalue("postgres_server")
+    server = MongoServer(postgres, external)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def mongo_url(mongo_server: MongoServer, request: pytest.FixtureRequest) -> Iterator[str]:
+    """The URL of a new database on the session's MongoDB-protocol server (a name no test used, this process's id
+    in it for a shared real MongoDB, where it is dropped afterwards); FerretDB's log of the test if it fails."""
+    name = f"test_{next(_databases)}_{os.getpid()}"
+    offset = mongo_server.log_size()
+    yield mongo_server.url(name)
+    report = getattr(request.node, "rep_call", None)
+    if report is not None and report.failed and not mongo_server.external:
+        print(f"--- FerretDB ({mongo_server.log_path}) ---\n{mongo_server.log(offset)}")
+    if mongo_server.external:
+        mongo_server.drop_database(name)

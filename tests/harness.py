@@ -20,12 +20,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 import asyncpg
+import pymongo
 import redis
 import zmq
 
 from client.sequencer import SequencerClient
 from engine.events_stream import last_out_seq
-from persistence import cluster
+from persistence import cluster, mongo_server
 from wire import keys
 from wire.codec import decode_heartbeat
 from wire.commands import Command
@@ -296,3 +297,84 @@ class Venue:
 
     def logs(self) -> str:
         return f"--- sequencer ---\n{self.sequencer.log()}\n--- engine ---\n{self.engine.log()}"
+
+
+class MongoServer:
+    """The tests' MongoDB-protocol server: FerretDB (persistence.mongo_server's binary, built when a source is newer)
+    on a free port, keeping its data in a database of the session's PostgreSQL (PostgresServer); or, when
+    ``external`` (MERCURY_MONGODB_URL) names a real MongoDB, that server, and nothing is started. FerretDB's log
+    (warn level: every failed command with its message) is in its own directory under /tmp. ``pool_max_conns``
+    replaces the size of FerretDB's pool of PostgreSQL connections (50, persistence/ferretdb/main.go)."""
+
+    def __init__(
+        self,
+        postgres: PostgresServer | None,
+        external: str | None = None,
+        database: str = "ferretdb",
+        pool_max_conns: int | None = None,
+    ) -> None:
+        self.postgres = postgres
+        self.pool_max_conns = pool_max_conns
+        self.external = external
+        self.database = database  # FerretDB's PostgreSQL database
+        self.dir = Path(tempfile.mkdtemp(prefix="mercury-mongo-"))
+        self.log_path = self.dir / "ferretdb.log"
+        self.port = free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def url(self, database: str) -> str:
+        """The URL of ``database`` on this server (on the external one with its options kept)."""
+        if self.external:
+            return mongo_server.with_database(self.external, database)
+        return f"mongodb://127.0.0.1:{self.port}/{database}"
+
+    def start(self) -> None:
+        if self.external:
+            return
+        if self.postgres is None:
+            raise ValueError("FerretDB needs a PostgresServer (or an external MongoDB)")
+        mongo_server.build()
+        pg_url = self.postgres.create_database(self.database)
+        if self.pool_max_conns is not None:
+            pg_url += f"?pool_max_conns={self.pool_max_conns}"
+        offset = self.log_size()
+        log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(
+            mongo_server.command(self.port, pg_url, log_level="warn"), stdout=log, stderr=subprocess.STDOUT
+        )
+        log.close()
+        wait_for(lambda: mongo_server.READY in self.log(offset) or not self.alive(), 30, "FerretDB to listen")
+        if not self.alive():
+            raise RuntimeError(f"FerretDB exited at start:\n{self.log(offset)}")
+
+    def log_size(self) -> int:
+        return self.log_path.stat().st_size if self.log_path.exists() else 0
+
+    def log(self, offset: int = 0) -> str:
+        try:
+            with open(self.log_path, "rb") as f:
+                f.seek(offset)
+                return f.read().decode(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def drop_database(self, database: str) -> None:
+        client: pymongo.MongoClient[dict[str, object]] = pymongo.MongoClient(
+            self.url(database), serverSelectionTimeoutMS=5000, socketTimeoutMS=30000
+        )
+        with client:
+            client.drop_database(database)
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:  # a wedged FerretDB may wait for its stuck commands forever
+                self.proc.kill()
+                self.proc.wait(10)
+            self.proc = None
+        shutil.rmtree(self.dir, ignore_errors=True)
