@@ -42,8 +42,10 @@ CREATE TABLE orders (
     created_out_seq bigint  NOT NULL,
     updated_out_seq bigint  NOT NULL
 );
+-- Every index costs the persister on each row it writes (its speed is in docs/benchmarks.md), so only those the
+-- history queries (persistence/history.py) need: an account's orders of a symbol by id (time windows filter these,
+-- ids grow with time), by client order id, and its open ones.
 CREATE INDEX orders_account_symbol ON orders (account, symbol, order_id);
-CREATE INDEX orders_account_time ON orders (account, created_ts, order_id);
 CREATE INDEX orders_client_oid ON orders (account, symbol, client_oid, order_id);
 CREATE INDEX orders_open ON orders (account, symbol, order_id) WHERE status IN ('NEW', 'PARTIALLY_FILLED');
 
@@ -82,13 +84,12 @@ CREATE TABLE trades (
     taker_account  bigint NOT NULL,
     taker_fee      bigint NOT NULL,
     ts             bigint NOT NULL,
-    out_seq        bigint NOT NULL UNIQUE,
+    out_seq        bigint NOT NULL,
     PRIMARY KEY (symbol, trade_id)
 );
+-- an account's fills of a symbol (an order's fills: these, filtered by order id)
 CREATE INDEX trades_maker ON trades (maker_account, symbol, trade_id);
 CREATE INDEX trades_taker ON trades (taker_account, symbol, trade_id);
-CREATE INDEX trades_maker_order ON trades (maker_order_id);
-CREATE INDEX trades_taker_order ON trades (taker_order_id);
 
 -- Balances, current state (BalanceChanged; the fee account's from the trades' fees).
 CREATE TABLE balances (
@@ -121,7 +122,6 @@ CREATE TABLE ledger (
     PRIMARY KEY (out_seq, line)
 );
 CREATE INDEX ledger_account ON ledger (account, asset, out_seq);
-CREATE INDEX ledger_command ON ledger (in_seq);
 
 -- Refused commands (OrderRejected, CancelRejected, FundingRejected), for audits and support.
 CREATE TABLE rejections (
