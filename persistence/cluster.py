@@ -80,7 +80,9 @@ def server_command(data: Path, port: int, sockets: Path) -> list[str]:
     sockets.mkdir(parents=True, exist_ok=True)
     give_to_owner(sockets)
     postgres = [server_binary("postgres"), "-D", str(data), "-p", str(port), "-k", str(sockets)]
-    return [*postgres, "-c", "listen_addresses=127.0.0.1"]
+    # max_connections: FerretDB alone may hold 50 (its pool, persistence/ferretdb/main.go), beside the persisters,
+    # the gateways and, in the tests, many of each at once; PostgreSQL's default of 100 leaves too little room
+    return [*postgres, "-c", "listen_addresses=127.0.0.1", "-c", "max_connections=200"]
 
 
 def url(port: int, database: str = SUPERUSER) -> str:

@@ -95,7 +95,10 @@ class Rows:
     """One batch's writes. Orders and balances hold their latest state (one upsert each); the rest are appends."""
 
     orders: dict[int, OrderRow] = field(default_factory=dict)  # while folding: the orders the batch changed
-    order_records: list[tuple[Any, ...]] = field(default_factory=list)  # their rows, taken with the batch
+    created: set[int] = field(default_factory=set)  # ... of which these entered in this batch
+    # their rows, copied when the batch is taken: inserts (orders new in the batch) and updates (older ones)
+    order_inserts: list[tuple[Any, ...]] = field(default_factory=list)
+    order_changes: list[tuple[Any, ...]] = field(default_factory=list)
     order_updates: list[tuple[Any, ...]] = field(default_factory=list)
     trades: list[tuple[Any, ...]] = field(default_factory=list)
     ledger: list[tuple[Any, ...]] = field(default_factory=list)
@@ -154,7 +157,9 @@ class PostgresModel:
         rows, self.rows = self.rows, Rows()
         # copied now: the OrderRow objects stay in the model and change with the next batch, which may be folded
         # while this one is still being written
-        rows.order_records = [row.record() for row in rows.orders.values()]
+        created = rows.created
+        for order_id, row in rows.orders.items():
+            (rows.order_inserts if order_id in created else rows.order_changes).append(row.record())
         return rows
 
     def apply(self, events: Iterable[Event], stream_id: str = "") -> None:
@@ -201,6 +206,7 @@ class PostgresModel:
             ev.qty, ev.quote_qty, 0, 0, ev.qty, "NEW", None, None, None, ev.ts, ev.ts, ev.out_seq, ev.out_seq,
         )  # fmt: skip
         self.open[ev.order_id] = self.rows.orders[ev.order_id] = row
+        self.rows.created.add(ev.order_id)
         self._history(ev, row, "NEW")
 
     def _fill(self, ev: TradeExecuted, order_id: int, leaves: int, quote: int) -> None:
@@ -239,6 +245,7 @@ class PostgresModel:
             0, 0, ev.qty, "NEW", None, row.order_id, None, ev.ts, ev.ts, ev.out_seq, ev.out_seq,
         )  # fmt: skip
         self.open[new.order_id] = self.rows.orders[new.order_id] = new
+        self.rows.created.add(new.order_id)
         self._history(ev, new, "NEW")
 
     # --- trades and the ledger -----------------------------------------------------------------------------

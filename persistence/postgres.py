@@ -51,8 +51,11 @@ REJECTION_COLUMNS = (
 )  # fmt: skip
 BALANCE_COLUMNS = ("account", "asset", "free", "locked", "out_seq")
 
-UPSERT_ORDERS = "INSERT INTO orders SELECT * FROM orders_in ON CONFLICT (order_id) DO UPDATE SET " + ", ".join(
-    f"{c} = EXCLUDED.{c}" for c in ORDER_COLUMNS if c not in ("order_id", "created_ts", "created_out_seq")
+# orders that existed before the batch: their new state (one plain UPDATE joined to the staged rows)
+UPDATE_ORDERS = (
+    "UPDATE orders SET "
+    + ", ".join(f"{c} = i.{c}" for c in ORDER_COLUMNS if c not in ("order_id", "created_ts", "created_out_seq"))
+    + " FROM orders_in i WHERE orders.order_id = i.order_id"
 )
 UPSERT_BALANCES = (
     "INSERT INTO balances SELECT * FROM balances_in ON CONFLICT (account, asset) DO UPDATE SET "
@@ -145,9 +148,11 @@ class PostgresStore:
             await conn.executemany(
                 "UPDATE accounts SET maker_bps = $2, taker_bps = $3 WHERE account = $1", rows.fee_rates
             )
-        if rows.order_records:
-            await conn.copy_records_to_table("orders_in", records=rows.order_records, columns=ORDER_COLUMNS)
-            await conn.execute(UPSERT_ORDERS)
+        if rows.order_inserts:  # new in this batch: no row to conflict with
+            await conn.copy_records_to_table("orders", records=rows.order_inserts, columns=ORDER_COLUMNS)
+        if rows.order_changes:
+            await conn.copy_records_to_table("orders_in", records=rows.order_changes, columns=ORDER_COLUMNS)
+            await conn.execute(UPDATE_ORDERS)
         if rows.order_updates:
             await conn.copy_records_to_table("order_updates", records=rows.order_updates, columns=UPDATE_COLUMNS)
         if rows.trades:

@@ -31,7 +31,11 @@ class Tables:
         self.updates: dict[tuple[int, int], tuple[Any, ...]] = {}
 
     def add(self, rows: Rows) -> None:
-        for record in rows.order_records:
+        for record in rows.order_inserts:
+            assert record[0] not in self.orders, f"order {record[0]} inserted twice"
+            self.orders[record[0]] = OrderRow(*record)
+        for record in rows.order_changes:
+            assert record[0] in self.orders, f"order {record[0]} updated before it was inserted"
             self.orders[record[0]] = OrderRow(*record)
         for line in rows.ledger:
             key = (line[0], line[1])
