@@ -5,12 +5,14 @@ event changes a row without reading it back. Each batch's rows are collected in 
 transaction with the consumer's offset; when a write fails the persister drops this model and loads a new one from
 the database, so a half-applied batch never lingers in memory.
 
-The ledger (see migrations/0002) is built per command, because the engine reports a command's balances once, with
-their final amounts, after its trades: each trade gives its legs and fees (payer's ``locked`` to receiver's
-``free``, the fee from the receiver's ``free`` to the fee account), and what a BalanceChanged adds beyond the
-command's trades is a deposit or withdrawal (from or to account -1, the world outside) or a move between ``free``
-and ``locked`` (an order's lock or release). Anything else means the events and the rules disagree: it is booked
-to the suspense account -2 so the ledger still balances, and quarantined so that someone looks at it.
+The ledger (see migrations/0002) holds transfers: an amount of an asset moved from one (account, bucket) to
+another, so every row is both sides of a double entry. It is built per command, because the engine reports a
+command's balances once, with their final amounts, after its trades: each trade gives its legs and fees (payer's
+``locked`` to receiver's ``free``, the fee from the receiver's ``free`` to the fee account), and what a
+BalanceChanged adds beyond the command's trades is a deposit or withdrawal (from or to account -1, the world
+outside) or a move between ``free`` and ``locked`` (an order's lock or release). Anything else means the events and
+the rules disagree: it is booked from the suspense account -2 so the ledger still balances, and quarantined so that
+someone looks at it.
 """
 
 from __future__ import annotations
@@ -107,7 +109,7 @@ class Rows:
     fee_rates: list[tuple[int, int | None, int | None]] = field(default_factory=list)
     rejections: list[tuple[Any, ...]] = field(default_factory=list)
     quarantined: list[Quarantined] = field(default_factory=list)
-    suspense: int = 0  # ledger lines booked to the suspense account
+    suspense: int = 0  # balances whose change was booked to the suspense account
 
 
 class _Command:
@@ -267,14 +269,10 @@ class PostgresModel:
         else:
             buyer, seller, buyer_fee, seller_fee = ev.maker_account, ev.taker_account, ev.maker_fee, ev.taker_fee
         lines = _Lines(self, ev, ev.symbol, ev.trade_id)
-        lines.add("TRADE", buyer, "locked", spec.quote, -quote)
-        lines.add("TRADE", seller, "free", spec.quote, quote)
-        lines.add("TRADE", seller, "locked", spec.base, -base)
-        lines.add("TRADE", buyer, "free", spec.base, base)
-        lines.add("FEE", seller, "free", spec.quote, -seller_fee)
-        lines.add("FEE", FEE_ACCOUNT, "free", spec.quote, seller_fee)
-        lines.add("FEE", buyer, "free", spec.base, -buyer_fee)
-        lines.add("FEE", FEE_ACCOUNT, "free", spec.base, buyer_fee)
+        lines.move("TRADE", spec.quote, quote, buyer, "locked", seller, "free")
+        lines.move("TRADE", spec.base, base, seller, "locked", buyer, "free")
+        lines.move("FEE", spec.quote, seller_fee, seller, "free", FEE_ACCOUNT, "free")
+        lines.move("FEE", spec.base, buyer_fee, buyer, "free", FEE_ACCOUNT, "free")
 
     def _balance(self, ev: BalanceChanged) -> None:
         assert self._cmd is not None
@@ -311,18 +309,13 @@ class PostgresModel:
         lines = _Lines(self, source)
         cause = source.cause if isinstance(source, BalanceChanged) else None
         if cause in (BalanceCause.DEPOSIT, BalanceCause.WITHDRAWAL) and locked == 0:
-            kind = "DEPOSIT" if free > 0 else "WITHDRAWAL"
-            lines.add(kind, account, "free", asset, free)
-            lines.add(kind, EXTERNAL, "external", asset, -free)
+            lines.move("DEPOSIT" if free > 0 else "WITHDRAWAL", asset, free, EXTERNAL, "external", account, "free")
             return
         if free + locked == 0:
-            kind = "LOCK" if locked > 0 else "RELEASE"
-            lines.add(kind, account, "free", asset, free)
-            lines.add(kind, account, "locked", asset, locked)
+            lines.move("LOCK" if locked > 0 else "RELEASE", asset, locked, account, "free", account, "locked")
             return
-        lines.add("SUSPENSE", account, "free", asset, free)
-        lines.add("SUSPENSE", account, "locked", asset, locked)
-        lines.add("SUSPENSE", SUSPENSE, "external", asset, -(free + locked))
+        lines.move("SUSPENSE", asset, free, SUSPENSE, "external", account, "free")
+        lines.move("SUSPENSE", asset, locked, SUSPENSE, "external", account, "locked")
         self.rows.suspense += 1
         self.rows.quarantined.append(
             Quarantined(
@@ -365,8 +358,8 @@ class _Unusable(Exception):
 
 
 class _Lines:
-    """Ledger lines of one event, numbered in order; zero amounts are skipped. Lines of a command that has not
-    finished also count as its moves, to tell its other balance changes apart."""
+    """Ledger transfers of one event, numbered in order; zero amounts are skipped. Trades and fees of a command
+    that has not finished also count as its moves, to tell its other balance changes apart."""
 
     __slots__ = ("event", "model", "n", "symbol", "trade_id")
 
@@ -374,18 +367,25 @@ class _Lines:
         self.model, self.event, self.symbol, self.trade_id = model, event, symbol, trade_id
         self.n = model.next_line.get(event.out_seq, 0)
 
-    def add(self, kind: str, account: int, bucket: str, asset: str, amount: int) -> None:
+    def move(self, kind: str, asset: str, amount: int, debit: int, debit_bucket: str, credit: int,
+             credit_bucket: str) -> None:  # fmt: skip
+        """``amount`` of ``asset`` from (debit, debit_bucket) to (credit, credit_bucket); a negative amount moves
+        the other way (stored positive, the sides swapped)."""
         if not amount:
             return
+        if amount < 0:
+            amount, debit, debit_bucket, credit, credit_bucket = -amount, credit, credit_bucket, debit, debit_bucket
         ev, model = self.event, self.model
         model.rows.ledger.append(
-            (ev.out_seq, self.n, ev.in_seq, ev.ts, kind, account, bucket, asset, amount, self.symbol, self.trade_id)
-        )
+            (ev.out_seq, self.n, ev.in_seq, ev.ts, kind, asset, amount, debit, debit_bucket, credit, credit_bucket,
+             self.symbol, self.trade_id)
+        )  # fmt: skip
         self.n += 1
         model.next_line[ev.out_seq] = self.n
         if kind in ("TRADE", "FEE") and model._cmd is not None:
-            move = model._cmd.moves.setdefault((account, asset), [0, 0])
-            move[bucket == "locked"] += amount
+            moves = model._cmd.moves
+            moves.setdefault((debit, asset), [0, 0])[debit_bucket == "locked"] -= amount
+            moves.setdefault((credit, asset), [0, 0])[credit_bucket == "locked"] += amount
 
 
 def _ignore(ev: Event) -> None:

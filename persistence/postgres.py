@@ -43,7 +43,8 @@ TRADE_COLUMNS = (
     "taker_order_id", "taker_account", "taker_fee", "ts", "out_seq",
 )  # fmt: skip
 LEDGER_COLUMNS = (
-    "out_seq", "line", "in_seq", "ts", "kind", "account", "bucket", "asset", "amount", "symbol", "trade_id",
+    "out_seq", "line", "in_seq", "ts", "kind", "asset", "amount", "debit_account", "debit_bucket", "credit_account",
+    "credit_bucket", "symbol", "trade_id",
 )  # fmt: skip
 REJECTION_COLUMNS = (
     "out_seq", "in_seq", "ts", "kind", "account", "symbol", "order_id", "client_oid", "asset", "amount", "reason",

@@ -101,27 +101,39 @@ CREATE TABLE balances (
     PRIMARY KEY (account, asset)
 );
 
--- The double-entry ledger: every movement of money as lines that sum to zero per asset within one command
--- (in_seq). A line moves `amount` (signed) into (account, bucket, asset). Account -1 is the world outside the
--- venue (deposits come from it, withdrawals go to it); account -2 is the suspense account, which takes what
--- the events could not explain (it stays empty while the engine keeps its invariants). So the sum of an
--- account's lines per bucket and asset is that balance, and the sum over all accounts of an asset is zero.
+-- The double-entry ledger, as transfers: `amount` (> 0) of `asset` moved from the debit side to the credit side,
+-- each side an (account, bucket free/locked/external), so every row is both entries of one movement and the ledger
+-- balances by construction. Account -1 is the world outside the venue (deposits come from it, withdrawals go to
+-- it); account -2 is the suspense account, which gives what the events could not explain (it stays untouched
+-- while the engine keeps its invariants). An (account, bucket, asset) balance is what it was credited minus what
+-- it was debited: the view ledger_lines gives both sides as signed lines to sum.
 CREATE TABLE ledger (
-    out_seq  bigint   NOT NULL,  -- the event the line comes from
-    line     smallint NOT NULL,
-    in_seq   bigint   NOT NULL,
-    ts       bigint   NOT NULL,
-    kind     text     NOT NULL CHECK (kind IN ('DEPOSIT', 'WITHDRAWAL', 'LOCK', 'RELEASE', 'TRADE', 'FEE',
-                                               'SUSPENSE')),
-    account  bigint   NOT NULL,
-    bucket   text     NOT NULL CHECK (bucket IN ('free', 'locked', 'external')),
-    asset    text     NOT NULL,
-    amount   bigint   NOT NULL CHECK (amount <> 0),
-    symbol   text,               -- TRADE and FEE lines: the trade's symbol and id
-    trade_id bigint,
+    out_seq        bigint   NOT NULL,  -- the event the transfer comes from
+    line           smallint NOT NULL,
+    in_seq         bigint   NOT NULL,  -- the command
+    ts             bigint   NOT NULL,
+    kind           text     NOT NULL CHECK (kind IN ('DEPOSIT', 'WITHDRAWAL', 'LOCK', 'RELEASE', 'TRADE', 'FEE',
+                                                     'SUSPENSE')),
+    asset          text     NOT NULL,
+    amount         bigint   NOT NULL CHECK (amount > 0),
+    debit_account  bigint   NOT NULL,
+    debit_bucket   text     NOT NULL CHECK (debit_bucket IN ('free', 'locked', 'external')),
+    credit_account bigint   NOT NULL,
+    credit_bucket  text     NOT NULL CHECK (credit_bucket IN ('free', 'locked', 'external')),
+    symbol         text,               -- TRADE and FEE: the trade's symbol and id
+    trade_id       bigint,
     PRIMARY KEY (out_seq, line)
 );
-CREATE INDEX ledger_account ON ledger (account, asset, out_seq);
+CREATE INDEX ledger_debit ON ledger (debit_account, asset, out_seq);
+CREATE INDEX ledger_credit ON ledger (credit_account, asset, out_seq);
+
+CREATE VIEW ledger_lines AS
+    SELECT out_seq, line, in_seq, ts, kind, credit_account AS account, credit_bucket AS bucket, asset, amount,
+           symbol, trade_id
+      FROM ledger
+    UNION ALL
+    SELECT out_seq, line, in_seq, ts, kind, debit_account, debit_bucket, asset, -amount, symbol, trade_id
+      FROM ledger;
 
 -- Refused commands (OrderRejected, CancelRejected, FundingRejected), for audits and support.
 CREATE TABLE rejections (

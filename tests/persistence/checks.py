@@ -100,14 +100,14 @@ def assert_database_matches(url: str, engine: Engine, events: list[Event]) -> No
     assert {k: v for k, v in balances.items() if v != (0, 0)} == held
     sums = {
         (r["account"], r["asset"], r["bucket"]): int(r["total"])
-        for r in fetch(url, "SELECT account, asset, bucket, sum(amount) AS total FROM ledger GROUP BY 1, 2, 3")
+        for r in fetch(url, "SELECT account, asset, bucket, sum(amount) AS total FROM ledger_lines GROUP BY 1, 2, 3")
     }
     for (account, asset), (free, locked) in held.items():
         assert sums.pop((account, asset, "free"), 0) == free, (account, asset)
         assert sums.pop((account, asset, "locked"), 0) == locked, (account, asset)
     assert not [k for k, v in sums.items() if v and k[0] >= 0], "ledger lines of accounts that hold nothing"
     assert not [k for k, v in sums.items() if v and k[0] == SUSPENSE]
-    per_asset = fetch(url, "SELECT asset, sum(amount) AS total FROM ledger GROUP BY asset")
+    per_asset = fetch(url, "SELECT asset, sum(amount) AS total FROM ledger_lines GROUP BY asset")
     assert all(r["total"] == 0 for r in per_asset), per_asset
 
     (history,) = fetch(url, "SELECT count(*) AS n FROM order_updates")

@@ -53,8 +53,10 @@ class Tables:
 
     def sums(self) -> dict[tuple[int, str, str], int]:
         total: defaultdict[tuple[int, str, str], int] = defaultdict(int)
-        for line in self.ledger:
-            total[(line[5], line[7], line[6])] += line[8]
+        for t in self.ledger:  # a transfer: (..., kind, asset, amount, debit, debit bucket, credit, credit bucket, ...)
+            assert t[6] > 0
+            total[(t[9], t[5], t[10])] += t[6]
+            total[(t[7], t[5], t[8])] -= t[6]
         return {k: v for k, v in total.items() if v}
 
 
@@ -71,8 +73,7 @@ def check(engine: Engine, tables: Tables) -> None:
         assert sums.get((account, asset, "free"), 0) == free, (account, asset)
         assert sums.get((account, asset, "locked"), 0) == locked, (account, asset)
     assert not [k for k in sums if k[0] == SUSPENSE]
-    for asset in {line[7] for line in tables.ledger}:  # double entry: every asset's lines sum to zero
-        assert sum(v for (_, a, _), v in sums.items() if a == asset) == 0
+    assert not [k for k in sums if k[0] >= 0 and k[:2] not in held], "ledger balances of accounts that hold nothing"
     engine_open = {
         o.order_id: (o.account, o.side.name, o.price, o.leaves, o.client_oid)
         for book in (m.book for m in engine.matchers.values())
@@ -151,26 +152,25 @@ def test_a_trade_books_its_legs_and_fees_and_a_cancel_its_release() -> None:
     _, tables, events = run(cmds, batch=100)
     trade = next(ev for ev in events if isinstance(ev, TradeExecuted))
     assert trade.taker_side is Side.BUY and trade.qty == 3
-    lines = {(line[4], line[5], line[6], line[7], line[8]) for line in tables.ledger if line[0] == trade.out_seq}
+    # (kind, asset, amount, from account, from bucket, to account, to bucket)
+    transfers = [t[4:11] for t in tables.ledger if t[0] == trade.out_seq]
     quote, base = 100 * 3 * spec.quote_per_tick_lot, 3 * spec.base_per_lot
-    assert lines == {
-        ("TRADE", 2, "locked", spec.quote, -quote),
-        ("TRADE", 1, "free", spec.quote, quote),
-        ("TRADE", 1, "locked", spec.base, -base),
-        ("TRADE", 2, "free", spec.base, base),
-        ("FEE", 1, "free", spec.quote, -trade.maker_fee),
-        ("FEE", FEE_ACCOUNT, "free", spec.quote, trade.maker_fee),
-        ("FEE", 2, "free", spec.base, -trade.taker_fee),
-        ("FEE", FEE_ACCOUNT, "free", spec.base, trade.taker_fee),
-    }
+    assert transfers == [
+        ("TRADE", spec.quote, quote, 2, "locked", 1, "free"),
+        ("TRADE", spec.base, base, 1, "locked", 2, "free"),
+        ("FEE", spec.quote, trade.maker_fee, 1, "free", FEE_ACCOUNT, "free"),
+        ("FEE", spec.base, trade.taker_fee, 2, "free", FEE_ACCOUNT, "free"),
+    ]
     # the buyer's command locked 303 units, spent 300 and got 3 back: one command's balance events give its net
     # effect, so the ledger books the net lock
-    buyer_locks = [(line[6], line[8]) for line in tables.ledger if line[4] == "LOCK" and line[5] == 2]
-    assert buyer_locks == [("free", -quote), ("locked", quote)]
-    release = [(line[5], line[6], line[8]) for line in tables.ledger if line[4] == "RELEASE"]
-    assert release == [(1, "free", 2 * spec.base_per_lot), (1, "locked", -2 * spec.base_per_lot)]
-    assert {line[4] for line in tables.ledger} == {"DEPOSIT", "LOCK", "RELEASE", "TRADE", "FEE", "WITHDRAWAL"}
-    assert sum(line[8] for line in tables.ledger if line[5] == EXTERNAL) == -(2 * 100_000 * len(ASSETS)) + 1
+    assert [t[4:11] for t in tables.ledger if t[4] == "LOCK" and t[7] == 2] == [
+        ("LOCK", spec.quote, quote, 2, "free", 2, "locked")
+    ]
+    assert [t[4:11] for t in tables.ledger if t[4] == "RELEASE"] == [
+        ("RELEASE", spec.base, 2 * spec.base_per_lot, 1, "locked", 1, "free")
+    ]
+    assert {t[4] for t in tables.ledger} == {"DEPOSIT", "LOCK", "RELEASE", "TRADE", "FEE", "WITHDRAWAL"}
+    assert tables.sums()[(EXTERNAL, spec.quote, "external")] == -2 * 100_000 + 1
     assert tables.orders[2].status == "FILLED"
     assert (tables.orders[1].status, tables.orders[1].executed_qty, tables.orders[1].leaves) == ("CANCELED", 3, 0)
 
@@ -199,4 +199,4 @@ def test_an_event_for_an_order_that_is_not_open_is_quarantined_and_the_rest_appl
     assert [q.reason for q in rows.quarantined] == ["trade 1: order 41 is not open"]
     assert rows.quarantined[0].out_seq == 2 and rows.quarantined[0].stream_id == "9-0"
     assert rows.balances == {(7, "USD"): (7, "USD", 10, 0, 1)}  # the deposit applied
-    assert [line[4] for line in rows.ledger] == ["DEPOSIT", "DEPOSIT"]
+    assert [t[4:11] for t in rows.ledger] == [("DEPOSIT", "USD", 10, EXTERNAL, "external", 7, "free")]
