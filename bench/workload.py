@@ -36,6 +36,7 @@ from engine.snapshot import decode_state, encode_state
 from wire.codec import JournalBatch, decode_batch, encode
 from wire.commands import CancelOrder, Command, CreateAccount, Deposit, PlaceOrder, ReplaceOrder
 from wire.enums import OrderType, Side, TimeInForce
+from wire.events import Event
 from wire.venue import AssetSpec, SymbolSpec
 
 BUY, SELL = Side.BUY, Side.SELL
@@ -152,7 +153,7 @@ class Workload:
     resting_max: int
 
 
-class _Generator:
+class FlowGenerator:
     def __init__(self, config: WorkloadConfig) -> None:
         self.config = config
         self.rng = random.Random(config.seed)
@@ -314,12 +315,13 @@ class _Generator:
             return self._marketable(symbol)
         return self._amend(symbol)
 
-    def step(self, cmd: Command) -> None:
-        """Apply ``cmd`` to the shadow engine and remember the order id it may have left resting."""
+    def step(self, cmd: Command, ts: int = 0) -> list[Event]:
+        """Apply ``cmd`` to the shadow engine (stamped ``ts``, or at the workload's own pace) and remember the order
+        id it may have left resting; returns its events."""
         engine = self.engine
         self.in_seq += 1
         new_id = engine.ctx.next_order_id
-        events = engine.apply(self.in_seq, T0_NS + self.in_seq * STAMP_STEP_NS, cmd)
+        events = engine.apply(self.in_seq, ts or T0_NS + self.in_seq * STAMP_STEP_NS, cmd)
         self.n_events += len(events)
         if engine.ctx.next_order_id != new_id:
             rests = isinstance(cmd, ReplaceOrder) or (isinstance(cmd, PlaceOrder) and cmd.tif is GTC)
@@ -331,6 +333,7 @@ class _Generator:
                 self.rejects += 1
             elif name == "TradeExecuted":
                 self.trades += 1
+        return events
 
     def resting(self) -> int:
         return sum(len(b.orders) for b in self.books.values())
@@ -338,7 +341,7 @@ class _Generator:
 
 def build(config: WorkloadConfig) -> Workload:
     """Prefill to ``config.resting`` orders, run ``config.warmup`` mixed commands, then generate the window."""
-    gen = _Generator(config)
+    gen = FlowGenerator(config)
     # 0. accounts, each funded with plenty of every asset
     for account in range(1, config.accounts + 1):
         gen.step(CreateAccount("admin", account, account))

@@ -14,7 +14,10 @@ import asyncio
 import logging
 import signal
 import sys
+import time
 import zlib
+from collections import defaultdict
+from collections.abc import Awaitable
 from dataclasses import dataclass
 
 import asyncpg
@@ -62,6 +65,7 @@ UPSERT_BALANCES = (
     "INSERT INTO balances SELECT * FROM balances_in ON CONFLICT (account, asset) DO UPDATE SET "
     "free = EXCLUDED.free, locked = EXCLUDED.locked, out_seq = EXCLUDED.out_seq"
 )
+SET_FEE_RATES = "UPDATE accounts SET maker_bps = $2, taker_bps = $3 WHERE account = $1"
 QUARANTINE = (
     "INSERT INTO quarantine (consumer, out_seq, stream_id, payload, reason) VALUES ($1, $2, $3, $4, $5) "
     "ON CONFLICT DO NOTHING"
@@ -97,6 +101,7 @@ class PostgresStore:
         self.consumer = consumer
         self.conn: asyncpg.Connection | None = None
         self.model = PostgresModel({})
+        self.timings: defaultdict[str, float] | None = None  # seconds per statement, when measured
 
     async def open(self) -> tuple[str, int]:
         conn = self.conn = await connect(self.url)
@@ -131,42 +136,57 @@ class PostgresStore:
         async with conn.transaction():
             await self._write_rows(conn, batch.rows)
             if batch.quarantine_rows:
-                await conn.executemany(QUARANTINE, batch.quarantine_rows)
-            await conn.execute(SAVE_OFFSET, self.consumer, out_seq, stream_id)
+                await self._step("quarantine", conn.executemany(QUARANTINE, batch.quarantine_rows))
+            await self._step("offset", conn.execute(SAVE_OFFSET, self.consumer, out_seq, stream_id))
+            started = time.perf_counter()
+        if self.timings is not None:
+            self.timings["commit"] += time.perf_counter() - started
         if batch.rows.suspense:
             log.error("%d ledger line(s) booked to suspense: see the quarantine table", batch.rows.suspense)
 
     def _quarantine_row(self, q: Quarantined, chunk: Chunk) -> tuple[str, int | None, str, bytes, str]:
         return self.consumer, q.out_seq, q.stream_id or chunk.stream_id, q.payload, q.reason
 
-    @staticmethod
-    async def _write_rows(conn: asyncpg.Connection, rows: Rows) -> None:
+    async def _write_rows(self, conn: asyncpg.Connection, rows: Rows) -> None:
+        # one statement per kind of row, each timed when `timings` is set (bench.persisters shows where the time of
+        # a commit goes); COPY where rows only arrive, COPY into a staging table + one statement where they change
+        step = self._step
         if rows.accounts:
-            await conn.copy_records_to_table(
-                "accounts", records=rows.accounts, columns=("account", "created_ts", "out_seq")
-            )
+            columns = ("account", "created_ts", "out_seq")
+            await step("accounts", conn.copy_records_to_table("accounts", records=rows.accounts, columns=columns))
         if rows.fee_rates:
-            await conn.executemany(
-                "UPDATE accounts SET maker_bps = $2, taker_bps = $3 WHERE account = $1", rows.fee_rates
-            )
+            await step("fee rates", conn.executemany(SET_FEE_RATES, rows.fee_rates))
         if rows.order_inserts:  # new in this batch: no row to conflict with
-            await conn.copy_records_to_table("orders", records=rows.order_inserts, columns=ORDER_COLUMNS)
+            await step("orders: new", conn.copy_records_to_table("orders", records=rows.order_inserts,
+                                                                 columns=ORDER_COLUMNS))  # fmt: skip
         if rows.order_changes:
-            await conn.copy_records_to_table("orders_in", records=rows.order_changes, columns=ORDER_COLUMNS)
-            await conn.execute(UPDATE_ORDERS)
+            await step("orders: changed, staged", conn.copy_records_to_table("orders_in", records=rows.order_changes,
+                                                                             columns=ORDER_COLUMNS))  # fmt: skip
+            await step("orders: changed, updated", conn.execute(UPDATE_ORDERS))
         if rows.order_updates:
-            await conn.copy_records_to_table("order_updates", records=rows.order_updates, columns=UPDATE_COLUMNS)
+            await step("order_updates", conn.copy_records_to_table("order_updates", records=rows.order_updates,
+                                                                   columns=UPDATE_COLUMNS))  # fmt: skip
         if rows.trades:
-            await conn.copy_records_to_table("trades", records=rows.trades, columns=TRADE_COLUMNS)
+            await step("trades", conn.copy_records_to_table("trades", records=rows.trades, columns=TRADE_COLUMNS))
         if rows.ledger:
-            await conn.copy_records_to_table("ledger", records=rows.ledger, columns=LEDGER_COLUMNS)
+            await step("ledger", conn.copy_records_to_table("ledger", records=rows.ledger, columns=LEDGER_COLUMNS))
         if rows.balances:
-            await conn.copy_records_to_table(
-                "balances_in", records=list(rows.balances.values()), columns=BALANCE_COLUMNS
-            )
-            await conn.execute(UPSERT_BALANCES)
+            balances = list(rows.balances.values())
+            await step("balances: staged", conn.copy_records_to_table("balances_in", records=balances,
+                                                                      columns=BALANCE_COLUMNS))  # fmt: skip
+            await step("balances: upserted", conn.execute(UPSERT_BALANCES))
         if rows.rejections:
-            await conn.copy_records_to_table("rejections", records=rows.rejections, columns=REJECTION_COLUMNS)
+            await step("rejections", conn.copy_records_to_table("rejections", records=rows.rejections,
+                                                                columns=REJECTION_COLUMNS))  # fmt: skip
+
+    async def _step(self, name: str, statement: Awaitable[object]) -> None:
+        timings = self.timings
+        if timings is None:
+            await statement
+            return
+        started = time.perf_counter()
+        await statement
+        timings[name] += time.perf_counter() - started
 
     async def close(self) -> None:
         conn, self.conn = self.conn, None
