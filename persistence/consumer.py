@@ -12,14 +12,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 import time
+from collections.abc import Callable
 from typing import Any, Protocol, TypeVar
 
 import redis
 import redis.asyncio as aioredis
-from prometheus_client import Counter, Gauge, Histogram
+import uvloop
+from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
 from persistence.stream import Chunk, EventStream, Registry, StreamGap
+from wire.config import Settings, load_settings
+from wire.venue import DEFAULT_VENUE, Venue, load_venue
 
 log = logging.getLogger("mercury.persistence")
 
@@ -206,3 +211,36 @@ class Consumer:
         behind = max(newest - self.confirmed, 0)
         LAG_EVENTS.labels(*self.labels).set(behind)
         LAG_SECONDS.labels(*self.labels).set(max(newest_ts - self.applied_ts, 0) / 1e9 if behind else 0.0)
+
+
+async def run_until_signal(consumer: Consumer, r: aioredis.Redis) -> int:
+    """Run the consumer until SIGTERM or SIGINT; exit code 0, or 1 when the stream has a gap."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await consumer.run(stop)
+    except Exception as exc:
+        log.error("%s persister stopped: %s", consumer.name, exc)
+        return 1
+    finally:
+        await r.aclose()
+    log.info("%s persister stopped at out_seq %d", consumer.name, consumer.source.out_seq)
+    return 0
+
+
+def run_persister(make_store: Callable[[Settings, Venue], Store[Any]]) -> int:
+    """The ``main`` of a persister process: settings and venue from the environment, the metrics exporter, the
+    consumer loop on uvloop until SIGTERM or SIGINT."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    settings = load_settings()
+    venue = load_venue(settings.venue_file or DEFAULT_VENUE)
+    if settings.metrics_port:
+        start_http_server(settings.metrics_port)
+
+    async def serve() -> int:
+        r = aioredis.Redis.from_url(settings.redis_url, socket_connect_timeout=2, socket_timeout=10)
+        return await run_until_signal(Consumer(make_store(settings, venue), r, venue.shard), r)
+
+    return uvloop.run(serve())

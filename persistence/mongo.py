@@ -21,20 +21,15 @@ from typing import Any
 
 import pymongo
 import pymongo.errors
-import redis.asyncio as aioredis
-import uvloop
-from prometheus_client import start_http_server
 from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, ReplaceOne
 from pymongo.asynchronous.database import AsyncDatabase
 
-from persistence.consumer import Consumer
+from persistence.consumer import run_persister
 from persistence.klines import INTERVALS, SECOND, Doc, Kline, KlineModel, rebuild
 from persistence.mongo_server import SAFE_BULK_WRITE
-from persistence.postgres import run_until_signal
 from persistence.stream import Chunk, Quarantined
 from wire.codec import encode
-from wire.config import Settings, load_settings
-from wire.venue import DEFAULT_VENUE, Venue, load_venue
+from wire.venue import Venue
 
 log = logging.getLogger("mercury.persistence.mongo")
 
@@ -167,19 +162,8 @@ class MongoStore:
             await client.close()
 
 
-async def serve(settings: Settings, venue: Venue, store_url: str | None = None) -> int:
-    r = aioredis.Redis.from_url(settings.redis_url, socket_connect_timeout=2, socket_timeout=10)
-    consumer = Consumer(MongoStore(store_url or settings.mongodb_url, venue), r, venue.shard)
-    return await run_until_signal(consumer, r)
-
-
 def main() -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    settings = load_settings()
-    venue = load_venue(settings.venue_file or DEFAULT_VENUE)
-    if settings.metrics_port:
-        start_http_server(settings.metrics_port)
-    return uvloop.run(serve(settings, venue))
+    return run_persister(lambda settings, venue: MongoStore(settings.mongodb_url, venue))
 
 
 if __name__ == "__main__":

@@ -10,9 +10,7 @@ second one waits).
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import signal
 import sys
 import time
 import zlib
@@ -21,17 +19,13 @@ from collections.abc import Awaitable
 from dataclasses import dataclass
 
 import asyncpg
-import redis.asyncio as aioredis
-import uvloop
-from prometheus_client import start_http_server
 
-from persistence.consumer import Consumer
+from persistence.consumer import run_persister
 from persistence.db import connect
 from persistence.migrate import migrate
 from persistence.pg_model import OPEN_STATUSES, ORDER_COLUMNS, OrderRow, PostgresModel, Rows
 from persistence.stream import Chunk, Quarantined
-from wire.config import Settings, load_settings
-from wire.venue import DEFAULT_VENUE, Venue, load_venue
+from wire.venue import Venue
 
 log = logging.getLogger("mercury.persistence.postgres")
 
@@ -194,36 +188,8 @@ class PostgresStore:
             await conn.close(timeout=2)  # also frees the advisory lock
 
 
-async def serve(settings: Settings, venue: Venue, store_url: str | None = None) -> int:
-    r = aioredis.Redis.from_url(settings.redis_url, socket_connect_timeout=2, socket_timeout=10)
-    consumer = Consumer(PostgresStore(store_url or settings.postgres_url, venue), r, venue.shard)
-    return await run_until_signal(consumer, r)
-
-
-async def run_until_signal(consumer: Consumer, r: aioredis.Redis) -> int:
-    """Run the consumer until SIGTERM or SIGINT; exit code 0, or 1 when the stream has a gap."""
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    try:
-        await consumer.run(stop)
-    except Exception as exc:
-        log.error("%s persister stopped: %s", consumer.name, exc)
-        return 1
-    finally:
-        await r.aclose()
-    log.info("%s persister stopped at out_seq %d", consumer.name, consumer.source.out_seq)
-    return 0
-
-
 def main() -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    settings = load_settings()
-    venue = load_venue(settings.venue_file or DEFAULT_VENUE)
-    if settings.metrics_port:
-        start_http_server(settings.metrics_port)
-    return uvloop.run(serve(settings, venue))
+    return run_persister(lambda settings, venue: PostgresStore(settings.postgres_url, venue))
 
 
 if __name__ == "__main__":
