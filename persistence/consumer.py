@@ -34,8 +34,9 @@ RETRIES = Counter("mercury_persister_retries_total", "Restarts of the loop after
 OUT_SEQ = Gauge("mercury_persister_out_seq", "Last out_seq durably applied", ["consumer"])
 LAG_EVENTS = Gauge("mercury_persister_lag_events", "Events in the stream not yet applied", ["consumer"])
 LAG_SECONDS = Gauge(
-    "mercury_persister_lag_seconds", "Sequencer time between the newest event and the last applied", ["consumer"]
+    "mercury_persister_lag_seconds", "Sequencer time from the first event not applied to the newest", ["consumer"]
 )
+LAG_EVERY = 1.0  # s between lag reports
 BATCH_SECONDS = Histogram(
     "mercury_persister_batch_seconds",
     "Time to write one batch with its offset",
@@ -113,12 +114,20 @@ class Consumer:
         self.max_entries = max_entries
         self.block_ms = block_ms
         self.trim_every = trim_every
-        self.applied_ts = 0  # ts of the last applied event
         self.confirmed = 0  # out_seq of the last committed batch
         self.labels = (self.name,)
 
     async def run(self, stop: asyncio.Event) -> None:
         backoff = Backoff()
+        # the lag is reported by a task of its own, so that it keeps growing while the store is away
+        reporter = asyncio.ensure_future(self._report_lag_until(stop))
+        try:
+            await self._run(stop, backoff)
+        finally:
+            reporter.cancel()
+            await asyncio.gather(reporter, return_exceptions=True)
+
+    async def _run(self, stop: asyncio.Event, backoff: Backoff) -> None:
         while not stop.is_set():
             try:
                 await self._serve(stop, backoff)
@@ -159,7 +168,7 @@ class Consumer:
         OUT_SEQ.labels(*self.labels).set(out_seq)
         log.info("%s persister at out_seq %d (after stream entry %s)", self.name, out_seq, stream_id)
         backoff.reset()
-        next_report = next_trim = 0.0
+        next_trim = 0.0
         # one commit in flight: while the database works on batch k, this loop reads and folds batch k + 1 (the
         # fold is CPU in this process, the commit mostly waiting on the server), then waits for k before it
         # commits k + 1, so batches still commit in order and one at a time
@@ -175,9 +184,6 @@ class Consumer:
                     in_flight = asyncio.ensure_future(self._commit(chunk, batch, self.source.stream_id,
                                                                    self.source.out_seq))  # fmt: skip
                 now = time.monotonic()
-                if now >= next_report:
-                    next_report = now + 1.0
-                    await self._report_lag()
                 if now >= next_trim and self.trim_every > 0:
                     next_trim = now + self.trim_every
                     trimmed = await self.registry.trim()
@@ -203,14 +209,31 @@ class Consumer:
         if quarantined:
             QUARANTINED.labels(*self.labels).inc(quarantined)
             log.warning("%s: quarantined %d item(s) up to stream entry %s", self.name, quarantined, chunk.stream_id)
-        if chunk.events:
-            self.applied_ts = chunk.events[-1].ts
+
+    async def _report_lag_until(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                await self._report_lag()
+            except Exception as exc:  # Redis away too: the main loop says so; the gauges keep their last values
+                log.debug("%s: lag: %s", self.name, exc)
+            try:
+                await asyncio.wait_for(stop.wait(), LAG_EVERY)
+            except TimeoutError:
+                pass
 
     async def _report_lag(self) -> None:
+        """Events in the stream after the last committed one, and how much older (in sequencer time) the first of
+        them is than the newest event."""
+        if not self.confirmed:  # not opened yet (the store may be away): what this consumer last confirmed
+            self.confirmed = (await self.registry.offsets()).get(self.name, 0)
         newest, newest_ts = await self.source.last_event()
         behind = max(newest - self.confirmed, 0)
         LAG_EVENTS.labels(*self.labels).set(behind)
-        LAG_SECONDS.labels(*self.labels).set(max(newest_ts - self.applied_ts, 0) / 1e9 if behind else 0.0)
+        seconds = 0.0
+        if behind:
+            first_ts = await self.source.event_ts(self.confirmed + 1)
+            seconds = max(newest_ts - first_ts, 0) / 1e9 if first_ts is not None else 0.0
+        LAG_SECONDS.labels(*self.labels).set(seconds)
 
 
 async def run_until_signal(consumer: Consumer, r: aioredis.Redis) -> int:

@@ -143,6 +143,17 @@ class EventStream:
         last = chunk.events[-1]
         return last.out_seq, last.ts
 
+    async def event_ts(self, out_seq: int) -> int | None:
+        """The stamp of event ``out_seq``, None if the stream does not hold it."""
+        entries = cast(
+            list[tuple[bytes, dict[bytes, bytes]]], await self.r.xrevrange(self.key, f"{out_seq}-0", "-", count=1)
+        )
+        if not entries:
+            return None
+        chunk = Chunk()
+        decode_entry(entries[0][0].decode(), entries[0][1], chunk)
+        return next((ev.ts for ev in chunk.events if ev.out_seq == out_seq), None)
+
 
 class Registry:
     """The consumers that hold the events stream back from trimming, with the out_seq each has confirmed."""

@@ -321,6 +321,7 @@ class MongoServer:
         self.log_path = self.dir / "ferretdb.log"
         self.port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
+        self.pg_url: str | None = None  # FerretDB's database, once created
 
     def url(self, database: str) -> str:
         """The URL of ``database`` on this server (on the external one with its options kept)."""
@@ -334,7 +335,9 @@ class MongoServer:
         if self.postgres is None:
             raise ValueError("FerretDB needs a PostgresServer (or an external MongoDB)")
         mongo_server.build()
-        pg_url = self.postgres.create_database(self.database)
+        if self.pg_url is None:  # a restart (after stop_server) keeps its data
+            self.pg_url = self.postgres.create_database(self.database)
+        pg_url = self.pg_url
         if self.pool_max_conns is not None:
             pg_url += f"?pool_max_conns={self.pool_max_conns}"
         offset = self.log_size()
@@ -368,7 +371,8 @@ class MongoServer:
         with client:
             client.drop_database(database)
 
-    def stop(self) -> None:
+    def stop_server(self) -> None:
+        """Stop FerretDB and keep its data (in PostgreSQL) and log: ``start`` serves the same data again."""
         if self.proc is not None:
             self.proc.terminate()
             try:
@@ -377,4 +381,7 @@ class MongoServer:
                 self.proc.kill()
                 self.proc.wait(10)
             self.proc = None
+
+    def stop(self) -> None:
+        self.stop_server()
         shutil.rmtree(self.dir, ignore_errors=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -10,7 +11,7 @@ import pymongo
 import pytest
 
 from persistence.mongo import CONSUMER
-from tests.harness import Service, Venue, wait_for
+from tests.harness import MongoServer, PostgresServer, Service, Venue, wait_for
 from tests.persistence.test_klines import brute_force
 from tests.persistence.test_postgres_persister import replayed, run_load
 from wire import keys
@@ -112,3 +113,32 @@ def test_a_malformed_entry_is_quarantined_in_mongodb_with_its_reason(venue: Venu
     assert (doc["consumer"], doc["stream_id"], doc["out_seq"]) == (CONSUMER, f"{last}-1", None)
     assert "bad event batch" in str(doc["reason"]) and doc["payload"] == b"\xc1 not msgpack"
     p.stop()
+
+
+@pytest.mark.timeout(180)
+def test_the_mongodb_server_down_the_persister_retries_and_loses_nothing(
+    venue: Venue, postgres_server: PostgresServer
+) -> None:
+    server = MongoServer(postgres_server, database=f"ferretdb_down_{os.getpid()}")
+    server.start()
+    url = server.url("down")
+    client: pymongo.MongoClient[dict[str, Any]] = pymongo.MongoClient(url, serverSelectionTimeoutMS=5_000)
+    db = client.get_default_database()
+    p = persister(venue, url)
+    try:
+        venue.fund(*range(1, 7), units=10**11)
+        p.start()
+        wait_caught_up(venue, db)
+        server.stop_server()  # the MongoDB server goes away under load
+        run_load(venue, 3.0)
+        time.sleep(1.0)
+        assert p.alive() and "starting over from the stored offset" in p.log()
+        server.start()
+        time.sleep(1.1)
+        venue.fund(7, units=1)  # later events close the klines of the load's last second
+        wait_caught_up(venue, db)
+        assert_market_data(venue, db)
+    finally:
+        p.stop()
+        client.close()
+        server.stop()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import urllib.request
 
 import pytest
 
@@ -10,7 +11,7 @@ from engine.events_stream import read_events
 from engine.replay import main as replay_main
 from engine.replay import replay
 from persistence.postgres import CONSUMER
-from tests.harness import PostgresServer, Service, Venue, wait_for
+from tests.harness import PostgresServer, Service, Venue, free_port, wait_for
 from tests.persistence.checks import assert_database_matches, fetch, offset
 from tests.pipeline.test_chaos import Load
 from wire import keys
@@ -20,9 +21,20 @@ from wire.venue import load_venue
 READY = "postgres persister at out_seq"
 
 
-def persister(venue: Venue, pg_url: str) -> Service:
-    env = dict(venue.env, MERCURY_POSTGRES_URL=pg_url)
+def persister(venue: Venue, pg_url: str, metrics_port: int = 0) -> Service:
+    env = dict(venue.env, MERCURY_POSTGRES_URL=pg_url, MERCURY_METRICS_PORT=str(metrics_port))
     return Service("persistence.postgres", env, venue.dir / "persister.log", READY)
+
+
+def lag(port: int) -> tuple[float, float]:
+    """The persister's lag gauges (events, seconds), from its Prometheus endpoint."""
+    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+    values = {}
+    for line in text.splitlines():
+        for name in ("mercury_persister_lag_events", "mercury_persister_lag_seconds"):
+            if line.startswith(name + '{consumer="postgres"}'):
+                values[name] = float(line.split()[-1])
+    return values["mercury_persister_lag_events"], values["mercury_persister_lag_seconds"]
 
 
 def run_load(venue: Venue, seconds: float, rate: float = 600.0) -> Load:
@@ -134,17 +146,22 @@ def test_postgresql_down_the_persister_retries_reports_its_lag_and_loses_nothing
     try:
         url = server.create_database("own")
         venue.fund(*range(1, 7), units=10**11)
-        p = persister(venue, url)
+        port = free_port()
+        p = persister(venue, url, metrics_port=port)
         p.start()
         wait_caught_up(venue, url)
+        wait_for(lambda: lag(port) == (0.0, 0.0), 5, "a lag of 0 once caught up")
         server.stop_server()  # PostgreSQL goes away under load
         run_load(venue, 2.0)
         time.sleep(1.5)
         assert p.alive()
         log = p.log()
         assert "starting over from the stored offset" in log
+        events_behind, seconds_behind = lag(port)  # reported while it waits
+        assert events_behind > 100 and seconds_behind > 1.0, (events_behind, seconds_behind)
         server.start()
         wait_caught_up(venue, url)
+        wait_for(lambda: lag(port) == (0.0, 0.0), 5, "the lag to go back to 0")
         engine, events = replayed(venue)
         assert_database_matches(url, engine, events)  # type: ignore[arg-type]
         p.stop()
