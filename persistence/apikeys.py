@@ -175,7 +175,9 @@ def _row_to_key(row: asyncpg.Record, secret: str | None = None) -> ApiKey:
     )
 
 
-async def lookup(conn: asyncpg.Connection, cipher: SecretCipher, key_id: str) -> ApiKey | None:
+async def lookup(
+    conn: asyncpg.Connection | asyncpg.pool.PoolConnectionProxy, cipher: SecretCipher, key_id: str
+) -> ApiKey | None:
     """The key (secret decrypted) for the gateways; None if there is no such key. Revoked keys are returned with
     ``revoked_at`` set: the caller refuses them (and can say why)."""
     row = await conn.fetchrow("SELECT * FROM api_keys WHERE key_id = $1", key_id)

@@ -75,7 +75,9 @@ def load(directory: Path = MIGRATIONS) -> list[Migration]:
     return found
 
 
-async def migrate(conn: asyncpg.Connection, migrations: list[Migration] | None = None) -> list[Migration]:
+async def migrate(
+    conn: asyncpg.Connection | asyncpg.pool.PoolConnectionProxy, migrations: list[Migration] | None = None
+) -> list[Migration]:
     """Apply the pending migrations; returns those applied now (none when the schema is up to date)."""
     wanted = load() if migrations is None else migrations
     async with conn.transaction():

@@ -26,6 +26,8 @@ class Settings:
     busy_lag: int = 100_000  # the sequencer refuses new orders when the engine is this many commands behind
     max_batch: int = 4096  # most commands the sequencer journals in one stream entry
     dedupe_window: int = 1_000_000  # request ids the sequencer remembers to refuse duplicates
+    http_host: str = "127.0.0.1"  # the HTTP gateway's address (gateways/http)
+    http_port: int = 8080
     metrics_port: int = 0  # Prometheus exporter port of the process (0: none)
 
 

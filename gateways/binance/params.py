@@ -1,0 +1,121 @@
+"""Request parameters as Binance takes them: from the query string (GET, DELETE) or the form body (POST, PUT), or
+both, each name once; decimal strings converted exactly to the symbol's ticks and lots.
+
+The raw strings are kept: a signature covers the bytes the client sent (query string, then body), never a
+re-encoding of the parsed values.
+"""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal, InvalidOperation
+from enum import IntEnum
+from typing import TypeVar
+from urllib.parse import parse_qsl
+
+from gateways.binance import errors
+from gateways.binance.errors import ApiError
+from wire.venue import SymbolSpec
+
+E = TypeVar("E", bound=IntEnum)
+
+CLIENT_ID = re.compile(r"^[.A-Z:/a-z0-9_-]{1,36}$")  # Binance's newClientOrderId alphabet and length
+DECIMAL = re.compile(r"^[0-9]{1,20}(\.[0-9]{1,20})?$")
+INTEGER = re.compile(r"^-?[0-9]{1,19}$")
+MAX_PARAMS = 64
+
+
+class Params:
+    def __init__(self, query: str, body: str) -> None:
+        self.query, self.body = query, body
+        self.values: dict[str, str] = {}
+        for raw in (query, body):
+            if not raw:
+                continue
+            try:
+                pairs = parse_qsl(raw, keep_blank_values=True, strict_parsing=True, max_num_fields=MAX_PARAMS)
+            except ValueError:
+                raise errors.bad(
+                    -1100, "Illegal characters found in the parameters: not a valid query string."
+                ) from None
+            for name, value in pairs:
+                if name in self.values:
+                    raise errors.duplicate_param(name)
+                self.values[name] = value
+
+    def signed_payload(self) -> str:
+        """What the signature covers: the query string and the body as sent, without the signature itself."""
+        return _without_signature(self.query) + _without_signature(self.body)
+
+    def get(self, name: str) -> str | None:
+        value = self.values.get(name)
+        return value if value else None
+
+    def required(self, name: str) -> str:
+        value = self.values.get(name)
+        if not value:
+            raise errors.mandatory(name)
+        return value
+
+    def integer(self, name: str, required: bool = False, low: int = 0, high: int = 2**63 - 1) -> int | None:
+        text = self.required(name) if required else self.get(name)
+        if text is None:
+            return None
+        if not INTEGER.match(text) or not low <= int(text) <= high:
+            raise errors.illegal(name, f"expected an integer from {low} to {high}")
+        return int(text)
+
+    def enum(self, name: str, kind: type[E], error: ApiError, default: E | None = None) -> E:
+        text = self.get(name)
+        if text is None:
+            if default is None:
+                raise errors.mandatory(name)
+            return default
+        try:
+            return kind[text]
+        except KeyError:
+            raise error from None
+
+    def decimal(self, name: str) -> Decimal | None:
+        text = self.get(name)
+        if text is None:
+            return None
+        if not DECIMAL.match(text):
+            raise errors.illegal(name, "expected a decimal number such as 0.0012")
+        try:
+            return Decimal(text)
+        except InvalidOperation:
+            raise errors.illegal(name, "expected a decimal number") from None
+
+    def price(self, spec: SymbolSpec, name: str = "price") -> int | None:
+        """Exact ticks; off the tick grid or not positive: PRICE_FILTER's error."""
+        value = self.decimal(name)
+        if value is None:
+            return None
+        ticks = value / spec.tick_size
+        if ticks != ticks.to_integral_value() or ticks <= 0:
+            raise errors.filter_failure("PRICE_FILTER")
+        return int(ticks)
+
+    def quantity(self, spec: SymbolSpec, market: bool, name: str = "quantity") -> int | None:
+        """Exact lots; off the step grid or not positive: LOT_SIZE's (or MARKET_LOT_SIZE's) error."""
+        value = self.decimal(name)
+        if value is None:
+            return None
+        lots = value / spec.lot_size
+        if lots != lots.to_integral_value() or lots <= 0:
+            raise errors.filter_failure("MARKET_LOT_SIZE" if market else "LOT_SIZE")
+        return int(lots)
+
+    def client_id(self, name: str) -> str:
+        text = self.get(name)
+        if text is None:
+            return ""
+        if not CLIENT_ID.match(text):
+            raise errors.illegal(name, "a client order id is 1 to 36 characters of [.A-Z:/a-z0-9_-]")
+        return text
+
+
+def _without_signature(raw: str) -> str:
+    parts = [p for p in raw.split("&") if not p.startswith("signature=")] if raw else []
+    return "&".join(parts)

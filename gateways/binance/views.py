@@ -1,0 +1,211 @@
+"""Mercury's rows and events as Binance's JSON: decimal strings from ticks, lots and asset units, times in ms."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from engine.accounts import FEE_ACCOUNT
+from persistence.history import Fill
+from persistence.pg_model import OrderRow
+from wire.enums import SelfTradeMode, Side
+from wire.events import TradeExecuted
+from wire.venue import SymbolSpec, Venue
+
+NS_PER_MS = 1_000_000
+
+
+class Formats:
+    """Decimal strings for one venue: prices with the tick's places, quantities with the lot's, money with the
+    asset's decimals."""
+
+    def __init__(self, venue: Venue) -> None:
+        self.specs = {s.symbol: s for s in venue.symbols}
+        self.decimals = {a.name: a.decimals for a in venue.assets}
+
+    def price(self, spec: SymbolSpec, ticks: int) -> str:
+        return str(spec.ticks_to_price(ticks))
+
+    def qty(self, spec: SymbolSpec, lots: int) -> str:
+        return str(spec.lots_to_qty(lots))
+
+    def money(self, asset: str, units: int) -> str:
+        return str(Decimal(units).scaleb(-self.decimals[asset]).quantize(Decimal(1).scaleb(-self.decimals[asset])))
+
+    def order(self, row: OrderRow, full: bool = True) -> dict[str, Any]:
+        """The order object of GET /api/v3/order (and of order responses, with ``transactTime``)."""
+        spec = self.specs[row.symbol]
+        out: dict[str, Any] = {
+            "symbol": row.symbol,
+            "orderId": row.order_id,
+            "orderListId": -1,
+            "clientOrderId": row.client_oid,
+            "price": self.price(spec, row.price),
+            "origQty": self.qty(spec, row.orig_qty),
+            "executedQty": self.qty(spec, row.executed_qty),
+            "cummulativeQuoteQty": self.money(spec.quote, row.cum_quote),
+            "status": row.status,
+            "timeInForce": row.tif,
+            "type": row.type,
+            "side": row.side,
+        }
+        if full:
+            out.update(
+                stopPrice=self.price(spec, 0),
+                icebergQty=self.qty(spec, 0),
+                time=row.created_ts // NS_PER_MS,
+                updateTime=row.updated_ts // NS_PER_MS,
+                isWorking=row.status in ("NEW", "PARTIALLY_FILLED"),
+                workingTime=row.created_ts // NS_PER_MS,
+                origQuoteOrderQty=self.money(spec.quote, row.quote_qty),
+                selfTradePreventionMode=SelfTradeMode.EXPIRE_TAKER.name,
+            )
+        return out
+
+    def fills(self, spec: SymbolSpec, order_id: int, trades: list[TradeExecuted]) -> list[dict[str, Any]]:
+        """The FULL response's fills of ``order_id`` (the taker), with what it paid in fees."""
+        out = []
+        for t in trades:
+            mine_is_taker = t.taker_order_id == order_id
+            buyer = (t.taker_side is Side.BUY) == mine_is_taker
+            out.append(
+                {
+                    "price": self.price(spec, t.price),
+                    "qty": self.qty(spec, t.qty),
+                    "commission": self.money(spec.base if buyer else spec.quote,
+                                             t.taker_fee if mine_is_taker else t.maker_fee),
+                    "commissionAsset": spec.base if buyer else spec.quote,
+                    "tradeId": t.trade_id,
+                }
+            )  # fmt: skip
+        return out
+
+    def my_trade(self, fill: Fill) -> dict[str, Any]:
+        spec = self.specs[fill.symbol]
+        return {
+            "symbol": fill.symbol,
+            "id": fill.trade_id,
+            "orderId": fill.order_id,
+            "orderListId": -1,
+            "price": self.price(spec, fill.price),
+            "qty": self.qty(spec, fill.qty),
+            "quoteQty": self.money(spec.quote, fill.quote_qty),
+            "commission": self.money(fill.commission_asset, fill.commission),
+            "commissionAsset": fill.commission_asset,
+            "time": fill.ts // NS_PER_MS,
+            "isBuyer": fill.is_buyer,
+            "isMaker": fill.is_maker,
+            "isBestMatch": True,
+        }
+
+    def exchange_info(self, server_ms: int) -> dict[str, Any]:
+        symbols = []
+        for spec in self.specs.values():
+            symbols.append(
+                {
+                    "symbol": spec.symbol,
+                    "status": "TRADING",
+                    "baseAsset": spec.base,
+                    "baseAssetPrecision": self.decimals[spec.base],
+                    "quoteAsset": spec.quote,
+                    "quotePrecision": self.decimals[spec.quote],
+                    "quoteAssetPrecision": self.decimals[spec.quote],
+                    "baseCommissionPrecision": self.decimals[spec.base],
+                    "quoteCommissionPrecision": self.decimals[spec.quote],
+                    "orderTypes": ["LIMIT", "LIMIT_MAKER", "MARKET"],
+                    "icebergAllowed": False,
+                    "ocoAllowed": False,
+                    "otoAllowed": False,
+                    "quoteOrderQtyMarketAllowed": True,
+                    "allowTrailingStop": False,
+                    "cancelReplaceAllowed": True,
+                    "isSpotTradingAllowed": True,
+                    "isMarginTradingAllowed": False,
+                    "filters": self._filters(spec),
+                    "permissions": [],
+                    "permissionSets": [["SPOT"]],
+                    "defaultSelfTradePreventionMode": SelfTradeMode.EXPIRE_TAKER.name,
+                    "allowedSelfTradePreventionModes": [m.name for m in SelfTradeMode],
+                }
+            )
+        return {
+            "timezone": "UTC",
+            "serverTime": server_ms,
+            "rateLimits": [],
+            "exchangeFilters": [],
+            "symbols": symbols,
+        }
+
+    def _filters(self, spec: SymbolSpec) -> list[dict[str, Any]]:
+        notional = spec.tick_size * spec.lot_size * spec.min_notional
+        lots = {
+            "minQty": self.qty(spec, spec.min_qty),
+            "maxQty": self.qty(spec, spec.max_qty),
+            "stepSize": self.qty(spec, 1),
+        }
+        filters: list[dict[str, Any]] = [
+            {
+                "filterType": "PRICE_FILTER",
+                "minPrice": self.price(spec, 1),
+                "maxPrice": self.price(spec, spec.max_price),
+                "tickSize": self.price(spec, 1),
+            },
+            {"filterType": "LOT_SIZE", **lots},
+            {"filterType": "MARKET_LOT_SIZE", **lots},
+            {
+                "filterType": "NOTIONAL",
+                "minNotional": str(notional),
+                "applyMinToMarket": True,
+                "maxNotional": str(spec.tick_size * spec.max_price * spec.lot_size * spec.max_qty),
+                "applyMaxToMarket": False,
+                "avgPriceMins": 0,
+            },
+        ]
+        if spec.band_bps:
+            band = Decimal(spec.band_bps) / 10_000
+            filters.append(
+                {
+                    "filterType": "PERCENT_PRICE_BY_SIDE",
+                    "bidMultiplierUp": str(1 + band),
+                    "bidMultiplierDown": str(1 - band),
+                    "askMultiplierUp": str(1 + band),
+                    "askMultiplierDown": str(1 - band),
+                    "avgPriceMins": 0,
+                }
+            )
+        return filters
+
+    def account(self, account: int, balances: dict[str, tuple[int, int]], rates: tuple[int, int] | None,
+                server_ms: int) -> dict[str, Any]:  # fmt: skip
+        maker, taker = rates if rates is not None else (self._symbol_rates())
+        held = [
+            {"asset": asset, "free": self.money(asset, balances.get(asset, (0, 0))[0]),
+             "locked": self.money(asset, balances.get(asset, (0, 0))[1])}
+            for asset in self.decimals
+        ]  # fmt: skip
+
+        def as_rate(bps: int) -> str:
+            return str(Decimal(bps) / 10_000)
+
+        return {
+            "makerCommission": maker,
+            "takerCommission": taker,
+            "buyerCommission": 0,
+            "sellerCommission": 0,
+            "commissionRates": {"maker": as_rate(maker), "taker": as_rate(taker), "buyer": "0", "seller": "0"},
+            "canTrade": account != FEE_ACCOUNT,
+            "canWithdraw": False,
+            "canDeposit": False,
+            "brokered": False,
+            "requireSelfTradePrevention": False,
+            "preventSor": False,
+            "updateTime": server_ms,
+            "accountType": "SPOT",
+            "balances": held,
+            "permissions": ["SPOT"],
+            "uid": account,
+        }
+
+    def _symbol_rates(self) -> tuple[int, int]:
+        first = next(iter(self.specs.values()))
+        return first.maker_fee_bps, first.taker_fee_bps

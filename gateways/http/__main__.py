@@ -1,0 +1,40 @@
+"""``python -m gateways.http``: the Binance-compatible HTTP gateway on MERCURY_HTTP_PORT (uvicorn, uvloop).
+
+Several gateway processes may run at once (each with its own port, or one port with SO_REUSEPORT behind a load
+balancer): they share nothing but the sequencer, Redis and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import uvicorn
+from prometheus_client import start_http_server
+
+from gateways.http.app import create_app
+from persistence.apikeys import EncryptionKeyMissing, SecretCipher
+from wire.config import load_settings
+from wire.venue import DEFAULT_VENUE, load_venue
+
+
+def main() -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    settings = load_settings()
+    try:
+        cipher = SecretCipher.from_env()
+    except EncryptionKeyMissing as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    venue = load_venue(settings.venue_file or DEFAULT_VENUE)
+    if settings.metrics_port:
+        start_http_server(settings.metrics_port)
+    app = create_app(settings, venue, cipher)
+    logging.getLogger("mercury.gateway.http").info("HTTP gateway on 127.0.0.1:%d", settings.http_port)
+    uvicorn.run(app, host=settings.http_host, port=settings.http_port, loop="uvloop", http="httptools",
+                log_level="warning", access_log=False)  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,408 @@
+"""The HTTP gateway: Binance Spot's REST API (/api/v3) for the subset in ../shared/binance-subset.md, on starlette.
+
+Every command goes to the sequencer (client.sequencer.AsyncSequencerClient); an answer in ACK mode is sent once the
+command is journaled, RESULT and FULL wait (bounded) for the engine's events of that command (gateways.live).
+Open orders and balances come from the live state; closed orders and trades from PostgreSQL (persistence.history),
+after the persister has reached what this gateway has seen (read-your-writes).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import asyncpg
+import redis.asyncio as aioredis
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from client.sequencer import AsyncSequencerClient
+from gateways.binance import errors
+from gateways.binance.auth import Caller, Keys, authenticate
+from gateways.binance.errors import ApiError
+from gateways.binance.params import Params
+from gateways.binance.views import Formats
+from gateways.live import LiveState
+from persistence.apikeys import SecretCipher
+from persistence.history import History, HistoryError
+from persistence.migrate import migrate
+from persistence.pg_model import OrderRow
+from wire.commands import CancelAll, CancelOrder, Command, PlaceOrder
+from wire.config import Settings
+from wire.enums import AckStatus, OrderType, SelfTradeMode, Side, TimeInForce
+from wire.errors import CommandRefused, SequencerUnavailable
+from wire.events import CancelRejected, Event, OrderAccepted, OrderCanceled, OrderRejected, TradeExecuted
+from wire.venue import SymbolSpec, Venue
+
+log = logging.getLogger("mercury.gateway.http")
+
+RESULT_TIMEOUT = 5.0  # s a RESULT / FULL answer waits for the engine
+HISTORY_TIMEOUT = 2.0  # s a history query waits for the persister to reach what this gateway has seen
+MAX_BODY = 64 * 1024
+
+
+class Gateway:
+    def __init__(self, settings: Settings, venue: Venue, cipher: SecretCipher) -> None:
+        self.settings = settings
+        self.venue = venue
+        self.cipher = cipher
+        self.formats = Formats(venue)
+        self.specs = {s.symbol: s for s in venue.symbols}
+        self.decimals = {a.name: a.decimals for a in venue.assets}
+        self.pool: asyncpg.Pool | None = None
+        self.redis: aioredis.Redis | None = None
+        self.sequencer: AsyncSequencerClient | None = None
+        self.live: LiveState | None = None
+        self.keys: Keys | None = None
+        self.history: History | None = None
+        self._follower: asyncio.Task[None] | None = None
+
+    @contextlib.asynccontextmanager
+    async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
+        self.pool = await self._connect()
+        self.redis = aioredis.Redis.from_url(self.settings.redis_url, socket_connect_timeout=2)
+        self.sequencer = AsyncSequencerClient(self.settings, name="gw-http")
+        self.keys = Keys(self.pool, self.cipher)
+        self.history = History(self.pool, self.venue)
+        self.live = LiveState(self.redis, self.pool, self.venue)
+        self._follower = asyncio.create_task(self.live.run())
+        await self.live.ready.wait()
+        log.info("gateway ready")
+        try:
+            yield
+        finally:
+            self._follower.cancel()
+            await asyncio.gather(self._follower, return_exceptions=True)
+            await self.sequencer.close()
+            await self.redis.aclose()
+            await self.pool.close()
+
+    async def _connect(self) -> asyncpg.Pool:
+        """A pool on PostgreSQL, with the schema applied; waits for a server that is starting (the Procfile starts
+        everything at once)."""
+        delay = 0.1
+        while True:
+            try:
+                pool = await asyncpg.create_pool(self.settings.postgres_url, min_size=1, max_size=8, timeout=5)
+                async with pool.acquire() as conn:
+                    await migrate(conn)  # the history tables may not exist yet if no persister ran
+                return pool
+            except (OSError, asyncpg.PostgresError) as exc:
+                log.warning("PostgreSQL at %s: %s; retrying in %.1f s", self.settings.postgres_url, exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2.0)
+
+    # --- plumbing --------------------------------------------------------------------------------------------
+
+    async def params(self, request: Request) -> Params:
+        body = await request.body()
+        if len(body) > MAX_BODY:
+            raise errors.bad(-1101, "Too many parameters; the body is too large.")
+        try:
+            text = body.decode("ascii")
+        except UnicodeDecodeError:
+            raise errors.bad(-1100, "Illegal characters found in the body.") from None
+        return Params(request.url.query, text)
+
+    async def signed(self, request: Request) -> tuple[Caller, Params]:
+        params = await self.params(request)
+        assert self.keys is not None
+        caller = await authenticate(self.keys, request.headers.get("x-mbx-apikey"), params, now_ms())
+        return caller, params
+
+    def symbol(self, params: Params) -> SymbolSpec:
+        spec = self.specs.get(params.required("symbol"))
+        if spec is None:
+            raise errors.INVALID_SYMBOL
+        return spec
+
+    async def submit(self, cmd: Command) -> int:
+        assert self.sequencer is not None
+        try:
+            ack = await self.sequencer.submit(cmd)
+        except CommandRefused as exc:
+            raise errors.refused_ack(AckStatus(exc.status), exc.detail) from None
+        except SequencerUnavailable:
+            raise errors.UNKNOWN_OUTCOME from None
+        return ack.in_seq
+
+    async def result(self, in_seq: int) -> list[Event]:
+        assert self.live is not None
+        events = await self.live.result(in_seq, RESULT_TIMEOUT)
+        if events is None:
+            raise errors.UNKNOWN_OUTCOME
+        return events
+
+    async def caught_up(self) -> History:
+        """The history store, once it reflects everything this gateway has seen (bounded wait)."""
+        assert self.history is not None and self.live is not None
+        if not await self.history.wait_until(self.live.out_seq, HISTORY_TIMEOUT):
+            raise errors.ApiError(503, -1007, "History is catching up with the engine; retry shortly.", 1)
+        return self.history
+
+    # --- public ----------------------------------------------------------------------------------------------
+
+    async def ping(self, request: Request) -> Response:
+        return JSONResponse({})
+
+    async def time(self, request: Request) -> Response:
+        return JSONResponse({"serverTime": now_ms()})
+
+    async def exchange_info(self, request: Request) -> Response:
+        params = await self.params(request)
+        info = self.formats.exchange_info(now_ms())
+        wanted = params.get("symbol")
+        if wanted is not None:
+            if wanted not in self.specs:
+                raise errors.INVALID_SYMBOL
+            info["symbols"] = [s for s in info["symbols"] if s["symbol"] == wanted]
+        return JSONResponse(info)
+
+    # --- account ---------------------------------------------------------------------------------------------
+
+    async def account(self, request: Request) -> Response:
+        caller, _ = await self.signed(request)
+        assert self.live is not None
+        live = self.live
+        body = self.formats.account(
+            caller.account, live.balances(caller.account), live.fee_rates.get(caller.account), now_ms()
+        )
+        return JSONResponse(body)
+
+    # --- orders ----------------------------------------------------------------------------------------------
+
+    def place_command(self, caller: Caller, params: Params) -> tuple[PlaceOrder, str]:
+        """The PlaceOrder a POST /api/v3/order asks for, and its response type; raises the filter errors."""
+        spec = self.symbol(params)
+        side = params.enum("side", Side, errors.INVALID_SIDE)
+        typ = params.enum("type", OrderType, errors.INVALID_TYPE)
+        market = typ is OrderType.MARKET
+        if typ is OrderType.LIMIT:
+            tif = params.enum("timeInForce", TimeInForce, errors.INVALID_TIF)
+        elif params.get("timeInForce") is not None:
+            raise errors.not_required("timeInForce")
+        else:
+            tif = TimeInForce.IOC if market else TimeInForce.GTC
+        price = params.price(spec)
+        if market and price is not None:
+            raise errors.not_required("price")
+        if not market and price is None:
+            raise errors.mandatory("price")
+        qty = params.quantity(spec, market)
+        quote_qty = 0
+        quote = params.decimal("quoteOrderQty")
+        if quote is not None:
+            if not market:
+                raise errors.not_required("quoteOrderQty")
+            if qty is not None:
+                raise errors.bad(-1106, "Parameter 'quoteOrderQty' sent when 'quantity' is sent.")
+            if side is not Side.BUY:
+                raise errors.bad(-1013, "Filter failure: MARKET_LOT_SIZE (Mercury takes quoteOrderQty on BUY only)")
+            units = quote.scaleb(self.decimals[spec.quote])
+            if units != units.to_integral_value() or units <= 0:
+                raise errors.bad(-1111, "Precision is over the maximum defined for this asset.")
+            quote_qty = int(units)
+        elif qty is None:
+            raise errors.mandatory("quoteOrderQty" if market else "quantity")
+        stp_text = params.get("selfTradePreventionMode")
+        stp = SelfTradeMode.EXPIRE_TAKER
+        if stp_text is not None:
+            try:
+                stp = SelfTradeMode[stp_text]
+            except KeyError:
+                raise errors.illegal("selfTradePreventionMode", "EXPIRE_TAKER, EXPIRE_MAKER or EXPIRE_BOTH") from None
+        resp_type = params.get("newOrderRespType") or "FULL"
+        if resp_type not in ("ACK", "RESULT", "FULL"):
+            raise errors.INVALID_RESP_TYPE
+        client_oid = params.client_id("newClientOrderId") or "mx-" + secrets.token_hex(11)
+        assert self.sequencer is not None
+        cmd = PlaceOrder(self.sequencer.src, self.sequencer.next_req(), caller.account, spec.symbol, side, typ, tif,
+                         price or 0, qty or 0, client_oid, stp, quote_qty)  # fmt: skip
+        return cmd, resp_type
+
+    async def new_order(self, request: Request) -> Response:
+        caller, params = await self.signed(request)
+        cmd, resp_type = self.place_command(caller, params)
+        in_seq = await self.submit(cmd)
+        if resp_type == "ACK":
+            # the engine has not numbered the order yet: clients find it by its client order id
+            return JSONResponse({"symbol": cmd.symbol, "orderId": -1, "orderListId": -1,
+                                 "clientOrderId": cmd.client_oid, "transactTime": now_ms()})  # fmt: skip
+        events = await self.result(in_seq)
+        first = events[0]
+        if isinstance(first, OrderRejected):
+            raise errors.rejected(first.reason, first.detail, market=cmd.type is OrderType.MARKET)
+        if not isinstance(first, OrderAccepted):
+            raise errors.INTERNAL
+        return JSONResponse(self.order_response(first.order_id, events, full=resp_type == "FULL"))
+
+    def order_response(self, order_id: int, events: list[Event], full: bool) -> dict[str, Any]:
+        assert self.live is not None
+        row = self.live.recent.get(order_id) or self.live.model.open.get(order_id)
+        if row is None:
+            raise errors.INTERNAL
+        body = self.formats.order(row, full=False)
+        body["transactTime"] = events[0].ts // 1_000_000
+        body["workingTime"] = row.created_ts // 1_000_000
+        body["origQuoteOrderQty"] = self.formats.money(self.specs[row.symbol].quote, row.quote_qty)
+        body["selfTradePreventionMode"] = SelfTradeMode.EXPIRE_TAKER.name
+        if full:
+            trades = [ev for ev in events if isinstance(ev, TradeExecuted)]
+            body["fills"] = self.formats.fills(self.specs[row.symbol], order_id, trades)
+        return body
+
+    async def test_order(self, request: Request) -> Response:
+        caller, params = await self.signed(request)
+        self.place_command(caller, params)  # validated as a real one would be, never sent
+        return JSONResponse({})
+
+    async def cancel_order(self, request: Request) -> Response:
+        caller, params = await self.signed(request)
+        spec = self.symbol(params)
+        order_id = params.integer("orderId", low=1)
+        client_oid = params.get("origClientOrderId")
+        if order_id is None and client_oid is None:
+            raise errors.mandatory("orderId")
+        assert self.sequencer is not None
+        cmd = CancelOrder(self.sequencer.src, self.sequencer.next_req(), caller.account, spec.symbol, order_id or 0,
+                          client_oid or "")  # fmt: skip
+        events = await self.result(await self.submit(cmd))
+        first = events[0]
+        if isinstance(first, CancelRejected):
+            raise errors.rejected(first.reason, first.detail, cancel=True)
+        if not isinstance(first, OrderCanceled):
+            raise errors.INTERNAL
+        body = self.canceled(first.order_id)
+        body["origClientOrderId"] = body["clientOrderId"]
+        body["clientOrderId"] = params.client_id("newClientOrderId") or body["clientOrderId"]
+        return JSONResponse(body)
+
+    def canceled(self, order_id: int) -> dict[str, Any]:
+        assert self.live is not None
+        row = self.live.recent.get(order_id)
+        if row is None:
+            raise errors.INTERNAL
+        body = self.formats.order(row, full=False)
+        body["transactTime"] = row.updated_ts // 1_000_000
+        body["selfTradePreventionMode"] = SelfTradeMode.EXPIRE_TAKER.name
+        return body
+
+    async def cancel_all(self, request: Request) -> Response:
+        caller, params = await self.signed(request)
+        spec = self.symbol(params)
+        assert self.sequencer is not None
+        cmd = CancelAll(self.sequencer.src, self.sequencer.next_req(), caller.account, spec.symbol)
+        events = await self.result(await self.submit(cmd))
+        if isinstance(events[0], CancelRejected):
+            raise errors.UNKNOWN_ORDER_CANCEL
+        bodies = []
+        for ev in events:
+            if isinstance(ev, OrderCanceled):
+                body = self.canceled(ev.order_id)
+                body["origClientOrderId"] = body["clientOrderId"]
+                bodies.append(body)
+        return JSONResponse(bodies)
+
+    async def query_order(self, request: Request) -> Response:
+        caller, params = await self.signed(request)
+        spec = self.symbol(params)
+        order_id = params.integer("orderId", low=1)
+        client_oid = params.get("origClientOrderId")
+        if order_id is None and client_oid is None:
+            raise errors.mandatory("orderId")
+        assert self.live is not None
+        row: OrderRow | None = self.live.order(caller.account, spec.symbol, order_id, client_oid)
+        if row is None:
+            row = await (await self.caught_up()).order(caller.account, spec.symbol, order_id, client_oid)
+        if row is None:
+            raise errors.UNKNOWN_ORDER_QUERY
+        return JSONResponse(self.formats.order(row))
+
+    async def open_orders(self, request: Request) -> Response:
+        caller, params = await self.signed(request)
+        symbol = self.symbol(params).symbol if params.get("symbol") is not None else None
+        assert self.live is not None
+        return JSONResponse([self.formats.order(o) for o in self.live.open_orders(caller.account, symbol)])
+
+    async def all_orders(self, request: Request) -> Response:
+        caller, params = await self.signed(request)
+        spec = self.symbol(params)
+        history = await self.caught_up()
+        rows = await history.orders(caller.account, spec.symbol, **self.page(params, "orderId"))
+        return JSONResponse([self.formats.order(o) for o in rows])
+
+    async def my_trades(self, request: Request) -> Response:
+        caller, params = await self.signed(request)
+        spec = self.symbol(params)
+        history = await self.caught_up()
+        page = self.page(params, "fromId")
+        fills = await history.trades(caller.account, spec.symbol, order_id=params.integer("orderId", low=1), **page)
+        return JSONResponse([self.formats.my_trade(f) for f in fills])
+
+    @staticmethod
+    def page(params: Params, id_name: str) -> dict[str, Any]:
+        start = params.integer("startTime", low=0)
+        end = params.integer("endTime", low=0)
+        return {
+            "from_id": params.integer(id_name, low=0),
+            "start_ts": None if start is None else start * 1_000_000,
+            "end_ts": None if end is None else end * 1_000_000 + 999_999,
+            "limit": params.integer("limit", low=1, high=1000) or 500,
+        }
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+def _guarded(handler: Handler) -> Handler:
+    """Every refusal as Binance's JSON; never a 500 for bad input (an unexpected error is logged and -1000)."""
+
+    async def run(request: Request) -> Response:
+        try:
+            return await handler(request)
+        except ApiError as exc:
+            headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after else None
+            return JSONResponse(exc.body(), status_code=exc.status, headers=headers)
+        except HistoryError as exc:
+            return JSONResponse({"code": -1100, "msg": str(exc)}, status_code=400)
+        except Exception:
+            log.exception("%s %s failed", request.method, request.url.path)
+            return JSONResponse(errors.INTERNAL.body(), status_code=500)
+
+    return run
+
+
+def create_app(settings: Settings, venue: Venue, cipher: SecretCipher) -> Starlette:
+    gw = Gateway(settings, venue, cipher)
+    routes = [
+        Route("/api/v3/ping", _guarded(gw.ping), methods=["GET"]),
+        Route("/api/v3/time", _guarded(gw.time), methods=["GET"]),
+        Route("/api/v3/exchangeInfo", _guarded(gw.exchange_info), methods=["GET"]),
+        Route("/api/v3/account", _guarded(gw.account), methods=["GET"]),
+        Route("/api/v3/order", _guarded(gw.new_order), methods=["POST"]),
+        Route("/api/v3/order", _guarded(gw.cancel_order), methods=["DELETE"]),
+        Route("/api/v3/order", _guarded(gw.query_order), methods=["GET"]),
+        Route("/api/v3/order/test", _guarded(gw.test_order), methods=["POST"]),
+        Route("/api/v3/openOrders", _guarded(gw.open_orders), methods=["GET"]),
+        Route("/api/v3/openOrders", _guarded(gw.cancel_all), methods=["DELETE"]),
+        Route("/api/v3/allOrders", _guarded(gw.all_orders), methods=["GET"]),
+        Route("/api/v3/myTrades", _guarded(gw.my_trades), methods=["GET"]),
+    ]
+
+    async def not_found(request: Request, exc: Exception) -> Response:
+        status = getattr(exc, "status_code", 404)
+        msg = "Unknown endpoint." if status == 404 else "Method not allowed for this endpoint."
+        return JSONResponse({"code": -1000, "msg": msg}, status_code=status)
+
+    return Starlette(routes=routes, lifespan=gw.lifespan, exception_handlers={404: not_found, 405: not_found})

@@ -1,0 +1,80 @@
+"""A running exchange for the gateway tests: the venue, the PostgreSQL persister, two funded accounts with HMAC
+keys, and the HTTP gateway process on a free port."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import itertools
+import os
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import asyncpg
+import pytest
+
+from persistence.apikeys import ENV_KEY, SecretCipher, create_hmac
+from tests.harness import PostgresServer, Service, Venue, free_port, wait_for
+from tests.persistence.test_postgres_persister import persister, wait_caught_up
+
+UNITS = 10**12  # of each asset per account: 10,000 BTC and 10,000 USDT at 8 decimals
+
+
+@dataclass
+class Exchange:
+    venue: Venue
+    pg_url: str
+    url: str  # http://127.0.0.1:<port>
+    keys: dict[int, tuple[str, str]]  # account -> (key id, secret)
+    gateway: Service
+
+
+def _keys(pg_url: str, cipher: SecretCipher, accounts: list[int]) -> dict[int, tuple[str, str]]:
+    async def make() -> dict[int, tuple[str, str]]:
+        conn = await asyncpg.connect(pg_url)
+        try:
+            return {a: await create_hmac(conn, cipher, a, "test") for a in accounts}
+        finally:
+            await conn.close()
+
+    return asyncio.run(make())
+
+
+def _up(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url + "/api/v3/ping", timeout=1) as response:
+            return bool(response.status == 200)
+    except OSError:
+        return False
+
+
+_databases = itertools.count(1)
+
+
+@pytest.fixture(scope="module")
+def exchange(
+    tmp_path_factory: pytest.TempPathFactory, postgres_server: PostgresServer, request: pytest.FixtureRequest
+) -> Iterator[Exchange]:
+    """One exchange per test module (starting one takes seconds): the module's tests share its accounts."""
+    venue = Venue(tmp_path_factory.mktemp("exchange"))
+    venue.start()
+    pg_url = postgres_server.create_database(f"gateway_{next(_databases)}_{os.getpid()}")
+    venue.fund(1, 2, 3, units=UNITS)
+    pg = persister(venue, pg_url)
+    pg.start()
+    wait_caught_up(venue, pg_url)
+    kek = base64.b64encode(os.urandom(32)).decode()
+    keys = _keys(pg_url, SecretCipher(base64.b64decode(kek)), [1, 2, 3])
+    port = free_port()
+    env = dict(venue.env, MERCURY_POSTGRES_URL=pg_url, MERCURY_HTTP_PORT=str(port), **{ENV_KEY: kek})
+    gateway = Service("gateways.http", env, venue.dir / "gateway.log", "gateway ready")
+    gateway.start()
+    url = f"http://127.0.0.1:{port}"
+    wait_for(lambda: _up(url), 15, "the gateway to answer")
+    yield Exchange(venue, pg_url, url, keys, gateway)
+    gateway.stop()
+    pg.stop()
+    venue.stop()
+    if "ERROR" in gateway.log():
+        print(f"--- gateway ---\n{gateway.log()}")

@@ -1,0 +1,112 @@
+"""An unmodified ccxt binance client (pinned in pyproject.toml) trading against the gateway, with the options
+../shared/binance-subset.md gives; results are checked against what the engine did."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+import ccxt
+import pytest
+
+from tests.gateways.conftest import Exchange
+
+SYM = "BTC/USDT"
+
+
+def client(exchange: Exchange, account: int, **options: Any) -> ccxt.binance:
+    key, secret = exchange.keys[account]
+    base = exchange.url
+    api = {"public": f"{base}/api/v3", "private": f"{base}/api/v3", "v1": f"{base}/api/v1"}
+    api |= {name: f"{base}/sapi/v1" for name in ("sapi", "sapiV2", "sapiV3", "sapiV4")}
+    return ccxt.binance(
+        {
+            "apiKey": key,
+            "secret": secret,
+            "enableRateLimit": False,
+            "urls": {"api": api},
+            "options": {
+                "defaultType": "spot",
+                "fetchCurrencies": False,
+                "fetchMargins": False,
+                "fetchMarkets": {"types": ["spot"]},
+                "fetchOpenOrders": {"warnWithoutSymbol": False},
+                **options,
+            },
+        }
+    )
+
+
+@pytest.mark.timeout(120)
+def test_a_whole_order_life_cycle_through_ccxt(exchange: Exchange) -> None:
+    maker, taker = client(exchange, 1), client(exchange, 2)
+    markets = maker.load_markets()
+    assert markets[SYM]["precision"]["price"] == 0.01 and markets[SYM]["limits"]["cost"]["min"] == 5.0
+
+    balance = maker.fetch_balance()
+    assert balance["USDT"]["free"] == 10_000 and balance["BTC"]["used"] == 0
+
+    sell = maker.create_order(SYM, "limit", "sell", 0.05, 1000)
+    assert (sell["status"], sell["filled"], sell["amount"], sell["price"]) == ("open", 0.0, 0.05, 1000.0)
+    assert maker.fetch_balance()["BTC"]["used"] == 0.05  # the sell locks its base
+
+    buy = taker.create_order(SYM, "market", "buy", 0.02)
+    assert (buy["status"], buy["filled"], buy["cost"]) == ("closed", 0.02, 20.0)
+    assert len(buy["trades"]) == 1 and buy["fee"]["currency"] == "BTC" and buy["fee"]["cost"] == 0.00002
+
+    by_cost = taker.create_market_buy_order_with_cost(SYM, 10.0)  # quoteOrderQty
+    assert (by_cost["status"], by_cost["filled"], by_cost["cost"]) == ("closed", 0.01, 10.0)
+
+    (open_sell,) = maker.fetch_open_orders(SYM)
+    assert (open_sell["id"], open_sell["filled"], open_sell["remaining"]) == (sell["id"], 0.03, 0.02)
+    assert maker.fetch_order(sell["id"], SYM)["status"] == "open"
+
+    with pytest.raises(ccxt.OrderImmediatelyFillable):
+        taker.create_order(SYM, "limit", "buy", 0.01, 1000, {"postOnly": True})
+    ioc = taker.create_order(SYM, "limit", "buy", 0.05, 1000, {"timeInForce": "IOC"})
+    assert (ioc["status"], ioc["filled"]) == ("expired", 0.02)  # took the rest, the remainder expired
+    fok = taker.create_order(SYM, "limit", "buy", 0.05, 1000, {"timeInForce": "FOK"})
+    assert (fok["status"], fok["filled"]) == ("expired", 0.0)
+    assert maker.fetch_order(sell["id"], SYM)["status"] == "closed"  # filled by the IOC: now from history
+
+    bid = taker.create_order(SYM, "limit", "buy", 0.01, 900)
+    canceled = taker.cancel_order(bid["id"], SYM)
+    assert canceled["status"] == "canceled"
+    with pytest.raises(ccxt.OrderNotFound):
+        taker.cancel_order(bid["id"], SYM)
+    for price in (800, 810):
+        taker.create_order(SYM, "limit", "buy", 0.01, price)
+    assert len(taker.cancel_all_orders(SYM)) == 2
+    assert taker.fetch_open_orders(SYM) == []
+
+    trades = maker.fetch_my_trades(SYM)
+    assert [(t["side"], t["amount"], t["price"], t["takerOrMaker"]) for t in trades] == [
+        ("sell", 0.02, 1000.0, "maker"),
+        ("sell", 0.01, 1000.0, "maker"),
+        ("sell", 0.02, 1000.0, "maker"),
+    ]
+    fees = sum(Decimal(str(t["fee"]["cost"])) for t in trades)
+    assert fees == Decimal("0.05")  # 10 bps of the 50 USDT the maker received
+    after = maker.fetch_balance()
+    assert after["BTC"]["total"] == 10_000 - 0.05 and after["USDT"]["total"] == 10_000 + 50 - 0.05
+
+
+@pytest.mark.timeout(60)
+def test_each_error_class_raises_the_ccxt_exception_the_subset_maps_it_to(exchange: Exchange) -> None:
+    ex = client(exchange, 3)
+    ex.load_markets()
+    with pytest.raises(ccxt.InsufficientFunds):
+        ex.create_order(SYM, "limit", "buy", 100, 1000)  # 100,000 USDT on 10,000
+    with pytest.raises(ccxt.InvalidOrder):
+        ex.create_order(SYM, "limit", "buy", 0.01, 200_000_000)  # above maxPrice: PRICE_FILTER
+    with pytest.raises(ccxt.BadRequest, match="NOTIONAL"):
+        ex.create_order(SYM, "limit", "buy", 0.00001, 1000)  # 0.01 USDT: under the minimum notional
+    with pytest.raises(ccxt.OrderNotFound):
+        ex.fetch_order("987654", SYM)
+    wrong = client(exchange, 3)
+    wrong.secret = "not-the-secret"
+    with pytest.raises(ccxt.AuthenticationError):
+        wrong.fetch_balance()
+    stale = client(exchange, 3, timeDifference=120_000)  # its clock says two minutes ago
+    with pytest.raises(ccxt.InvalidNonce):
+        stale.fetch_balance()

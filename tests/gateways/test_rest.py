@@ -1,0 +1,186 @@
+"""The raw protocol with hand-signed requests: what each bad input gets (HTTP status and Binance code), signing
+with HMAC and Ed25519, and accounts kept apart."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import hmac
+import json
+import time
+import urllib.error
+import urllib.request
+from typing import Any
+from urllib.parse import urlencode
+
+import asyncpg
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+from persistence.apikeys import add_ed25519
+from tests.gateways.conftest import Exchange
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def send(ex: Exchange, method: str, path: str, query: str = "", body: str = "",
+         key: str | None = None) -> tuple[int, Any]:  # fmt: skip
+    url = ex.url + path + (f"?{query}" if query else "")
+    headers = {"Content-Type": "application/x-www-form-urlencoded"}
+    if key is not None:
+        headers["X-MBX-APIKEY"] = key
+    request = urllib.request.Request(url, data=body.encode() if body else None, method=method, headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+def signed(ex: Exchange, method: str, path: str, params: dict[str, Any], account: int = 1,
+           secret: str | None = None, **override: Any) -> tuple[int, Any]:  # fmt: skip
+    """A request signed as a Binance client signs it: timestamp, params, recvWindow, then the HMAC signature."""
+    key, own_secret = ex.keys[account]
+    payload = urlencode({"timestamp": now_ms(), **params, **override})
+    signature = hmac.new((secret or own_secret).encode(), payload.encode(), hashlib.sha256).hexdigest()
+    payload += f"&signature={signature}"
+    if method in ("GET", "DELETE"):
+        return send(ex, method, path, query=payload, key=key)
+    return send(ex, method, path, body=payload, key=key)
+
+
+LIMIT = {"symbol": "BTCUSDT", "side": "SELL", "type": "LIMIT", "timeInForce": "GTC", "quantity": "0.01",
+         "price": "1000"}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("params", "status", "code", "msg"),
+    [
+        ({"symbol": "DOGEUSDT"}, 400, -1121, "Invalid symbol."),
+        ({"side": "UP"}, 400, -1117, "Invalid side."),
+        ({"type": "STOP"}, 400, -1116, "Invalid orderType."),
+        ({"timeInForce": "GTD"}, 400, -1115, "Invalid timeInForce."),
+        ({"timeInForce": ""}, 400, -1102, "Mandatory parameter 'timeInForce'"),
+        ({"price": "1000.001"}, 400, -1013, "Filter failure: PRICE_FILTER"),
+        ({"price": "-5"}, 400, -1100, "Illegal characters found in parameter 'price'"),
+        ({"quantity": "0.000001"}, 400, -1013, "Filter failure: LOT_SIZE"),
+        ({"quantity": "1e-3"}, 400, -1100, "Illegal characters found in parameter 'quantity'"),
+        ({"quantity": "0.00001", "price": "100"}, 400, -1013, "Filter failure: NOTIONAL"),
+        ({"side": "BUY", "quantity": "9000"}, 400, -2010, "Account has insufficient balance for requested action."),
+        ({"newClientOrderId": "has space"}, 400, -1100, "client order id is 1 to 36 characters"),
+        ({"newOrderRespType": "MAX"}, 400, -1106, "newOrderRespType"),
+        ({"selfTradePreventionMode": "NONE"}, 400, -1100, "selfTradePreventionMode"),
+        ({"type": "MARKET", "timeInForce": ""}, 400, -1106, "Parameter 'price' sent when not required."),
+        ({"type": "MARKET", "timeInForce": "", "price": "", "quoteOrderQty": "5"}, 400, -1106, "quoteOrderQty"),
+        (
+            {
+                "type": "MARKET",
+                "side": "BUY",
+                "timeInForce": "",
+                "price": "",
+                "quantity": "",
+                "quoteOrderQty": "5.123456789",
+            },
+            400,
+            -1111,
+            "Precision is over the maximum",
+        ),
+        ({"type": "LIMIT_MAKER", "timeInForce": ""}, 200, 0, ""),
+    ],
+)
+def test_a_new_order_with_bad_input_gets_binances_code(
+    exchange: Exchange, params: dict[str, str], status: int, code: int, msg: str
+) -> None:
+    sent = {k: v for k, v in {**LIMIT, **params}.items() if v != ""}
+    got_status, body = signed(exchange, "POST", "/api/v3/order", sent)
+    assert got_status == status, body
+    if code:
+        assert body["code"] == code and msg in body["msg"], body
+
+
+def test_signing_and_timing_errors(exchange: Exchange) -> None:
+    key, _ = exchange.keys[1]
+    assert send(exchange, "GET", "/api/v3/account", query=f"timestamp={now_ms()}") == (
+        401, {"code": -2014, "msg": "API-key format invalid."})  # fmt: skip
+    status, body = send(exchange, "GET", "/api/v3/account", query=f"timestamp={now_ms()}&signature=00",
+                        key="A" * 64)  # fmt: skip
+    assert (status, body["code"]) == (401, -2015)
+    status, body = signed(exchange, "GET", "/api/v3/account", {}, secret="wrong")
+    assert (status, body) == (400, {"code": -1022, "msg": "Signature for this request is not valid."})
+    status, body = send(exchange, "GET", "/api/v3/account", query=f"timestamp={now_ms()}", key=key)
+    assert (status, body["code"]) == (400, -1102) and "'signature'" in body["msg"]
+    status, body = signed(exchange, "GET", "/api/v3/account", {}, timestamp=now_ms() - 6_000)  # default window 5 s
+    assert (status, body["code"]) == (400, -1021)
+    status, body = signed(exchange, "GET", "/api/v3/account", {"recvWindow": 10_000}, timestamp=now_ms() - 6_000)
+    assert status == 200, body
+    status, body = signed(exchange, "GET", "/api/v3/account", {}, timestamp=now_ms() + 5_000)
+    assert (status, body["code"]) == (400, -1021)
+    status, body = signed(exchange, "GET", "/api/v3/account", {"recvWindow": 70_000})
+    assert (status, body["code"]) == (400, -1131)
+    status, body = send(exchange, "GET", "/api/v3/account", query="timestamp=1&timestamp=2&signature=x", key=key)
+    assert (status, body["code"]) == (400, -1101)
+    status, body = send(exchange, "POST", "/api/v3/order", body="%zz=&&=", key=key)
+    assert status == 400 and body["code"] in (-1100, -1102)
+
+
+def test_unknown_endpoints_and_methods_get_json_errors(exchange: Exchange) -> None:
+    assert send(exchange, "GET", "/api/v3/nothing") == (404, {"code": -1000, "msg": "Unknown endpoint."})
+    status, body = send(exchange, "PUT", "/api/v3/order")
+    assert (status, body["code"]) == (405, -1000)
+    assert send(exchange, "GET", "/api/v3/ping") == (200, {})
+    status, body = send(exchange, "GET", "/api/v3/exchangeInfo", query="symbol=NOPE")
+    assert (status, body["code"]) == (400, -1121)
+
+
+def test_an_account_never_sees_or_touches_another_accounts_orders(exchange: Exchange) -> None:
+    status, order = signed(exchange, "POST", "/api/v3/order", LIMIT, account=1)
+    assert status == 200 and order["status"] == "NEW", order
+    query = {"symbol": "BTCUSDT", "orderId": order["orderId"]}
+    assert signed(exchange, "GET", "/api/v3/order", query, account=2)[1]["code"] == -2013
+    assert signed(exchange, "DELETE", "/api/v3/order", query, account=2)[1]["code"] == -2011
+    assert signed(exchange, "GET", "/api/v3/openOrders", {"symbol": "BTCUSDT"}, account=2) == (200, [])
+    assert signed(exchange, "GET", "/api/v3/allOrders", {"symbol": "BTCUSDT"}, account=2) == (200, [])
+    status, mine = signed(exchange, "GET", "/api/v3/order", query, account=1)
+    assert (status, mine["status"], mine["clientOrderId"]) == (200, "NEW", order["clientOrderId"])
+    status, canceled = signed(exchange, "DELETE", "/api/v3/order", query, account=1)
+    assert (status, canceled["status"]) == (200, "CANCELED")
+
+
+def test_ack_mode_answers_once_journaled_and_the_order_is_found_by_its_client_id(exchange: Exchange) -> None:
+    params = {**LIMIT, "newOrderRespType": "ACK", "newClientOrderId": "ack-1"}
+    status, ack = signed(exchange, "POST", "/api/v3/order", params)
+    assert status == 200 and ack["clientOrderId"] == "ack-1" and "status" not in ack
+    deadline = time.monotonic() + 5
+    while True:
+        status, found = signed(exchange, "GET", "/api/v3/order", {"symbol": "BTCUSDT", "origClientOrderId": "ack-1"})
+        if status == 200 or time.monotonic() > deadline:
+            break
+    assert (status, found["status"], found["price"]) == (200, "NEW", "1000.00")
+    assert signed(exchange, "POST", "/api/v3/order/test", LIMIT) == (200, {})
+
+
+def test_an_ed25519_key_signs_requests(exchange: Exchange) -> None:
+    private = Ed25519PrivateKey.generate()
+    public = private.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+
+    async def register() -> str:
+        conn = await asyncpg.connect(exchange.pg_url)
+        try:
+            return await add_ed25519(conn, 3, public, "ed")
+        finally:
+            await conn.close()
+
+    key = asyncio.run(register())
+    payload = urlencode({"timestamp": now_ms()})
+    signature = base64.b64encode(private.sign(payload.encode())).decode()
+    status, body = send(exchange, "GET", "/api/v3/account", query=f"{payload}&{urlencode({'signature': signature})}",
+                        key=key)  # fmt: skip
+    assert status == 200 and body["uid"] == 3, body
+    forged = base64.b64encode(Ed25519PrivateKey.generate().sign(payload.encode())).decode()
+    status, body = send(exchange, "GET", "/api/v3/account", query=f"{payload}&{urlencode({'signature': forged})}",
+                        key=key)  # fmt: skip
+    assert (status, body["code"]) == (400, -1022)
