@@ -15,8 +15,11 @@ class ApiError(Exception):
     def __init__(self, status: int, code: int, msg: str, retry_after: int | None = None) -> None:
         super().__init__(msg)
         self.status, self.code, self.msg, self.retry_after = status, code, msg, retry_after
+        self.data: dict[str, object] | None = None  # cancel-replace's details of what happened
 
     def body(self) -> dict[str, object]:
+        if self.data is not None:
+            return {"code": self.code, "msg": self.msg, "data": self.data}
         return {"code": self.code, "msg": self.msg}
 
 

@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import asyncpg
+import msgspec
 import redis.asyncio as aioredis
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -34,11 +35,19 @@ from persistence.apikeys import SecretCipher
 from persistence.history import History, HistoryError
 from persistence.migrate import migrate
 from persistence.pg_model import OrderRow
-from wire.commands import CancelAll, CancelOrder, Command, PlaceOrder
+from wire.commands import CancelAll, CancelOrder, Command, PlaceOrder, ReplaceOrder
 from wire.config import Settings
 from wire.enums import AckStatus, OrderType, SelfTradeMode, Side, TimeInForce
 from wire.errors import CommandRefused, SequencerUnavailable
-from wire.events import CancelRejected, Event, OrderAccepted, OrderCanceled, OrderRejected, TradeExecuted
+from wire.events import (
+    CancelRejected,
+    Event,
+    OrderAccepted,
+    OrderCanceled,
+    OrderRejected,
+    OrderReplaced,
+    TradeExecuted,
+)
 from wire.venue import SymbolSpec, Venue
 
 log = logging.getLogger("mercury.gateway.http")
@@ -258,6 +267,67 @@ class Gateway:
             body["fills"] = self.formats.fills(self.specs[row.symbol], order_id, trades)
         return body
 
+    async def cancel_replace(self, request: Request) -> Response:
+        """Cancel an order and place a new one. When the new order is the same kind of resting order on the same
+        side (what editing an order is), it goes to the engine as one ReplaceOrder: atomic, and it keeps its queue
+        place when only the quantity shrinks. Otherwise the cancel and the new order are two commands, as on
+        Binance; with STOP_ON_FAILURE no new order is placed when the cancel fails."""
+        caller, params = await self.signed(request)
+        spec = self.symbol(params)
+        mode = params.required("cancelReplaceMode")
+        if mode not in ("STOP_ON_FAILURE", "ALLOW_FAILURE"):
+            raise errors.illegal("cancelReplaceMode", "STOP_ON_FAILURE or ALLOW_FAILURE")
+        cancel_id = params.integer("cancelOrderId", low=1)
+        cancel_coid = params.get("cancelOrigClientOrderId")
+        if cancel_id is None and cancel_coid is None:
+            raise errors.mandatory("cancelOrderId")
+        cmd, resp_type = self.place_command(caller, params)
+        assert self.live is not None and self.sequencer is not None
+        old = self.live.open_order(caller.account, spec.symbol, cancel_id, cancel_coid)
+        if (old is not None and old.side == cmd.side.name and old.type == cmd.type.name and old.tif == "GTC"
+                and cmd.tif is TimeInForce.GTC and cmd.type is not OrderType.MARKET):  # fmt: skip
+            replace = ReplaceOrder(cmd.src, cmd.req, caller.account, spec.symbol, old.order_id, "", cmd.client_oid,
+                                   cmd.price, cmd.qty)  # fmt: skip
+            events = await self.result(await self.submit(replace))
+            first = events[0]
+            if isinstance(first, CancelRejected):
+                raise _replace_failed(errors.rejected(first.reason, first.detail, cancel=True))
+            if not isinstance(first, OrderReplaced):
+                raise errors.INTERNAL
+            old_body = self.formats.order(old, full=False)
+            old_body.update(status="CANCELED", origClientOrderId=old.client_oid, transactTime=first.ts // 1_000_000)
+            new_body = self.order_response(first.new_order_id, events, full=resp_type == "FULL")
+            return JSONResponse(_replaced(old_body, new_body))
+        cancel = CancelOrder(cmd.src, self.sequencer.next_req(), caller.account, spec.symbol, cancel_id or 0,
+                             cancel_coid or "")  # fmt: skip
+        events = await self.result(await self.submit(cancel))
+        first = events[0]
+        cancel_error: ApiError | None = None
+        cancel_body: dict[str, Any] | None = None
+        if isinstance(first, OrderCanceled):
+            cancel_body = self.canceled(first.order_id)
+            cancel_body["origClientOrderId"] = cancel_body["clientOrderId"]
+        else:
+            cancel_error = (
+                errors.rejected(first.reason, first.detail, cancel=True)
+                if isinstance(first, CancelRejected)
+                else errors.INTERNAL
+            )
+            if mode == "STOP_ON_FAILURE":
+                raise _replace_failed(cancel_error)
+        placed = await self.result(await self.submit(msgspec.structs.replace(cmd, req=self.sequencer.next_req())))
+        accepted = placed[0]
+        if isinstance(accepted, OrderRejected):
+            new_error = errors.rejected(accepted.reason, accepted.detail, market=cmd.type is OrderType.MARKET)
+            raise _replace_failed(new_error, cancel_body, cancel_error)
+        if not isinstance(accepted, OrderAccepted):
+            raise errors.INTERNAL
+        new_body = self.order_response(accepted.order_id, placed, full=resp_type == "FULL")
+        if cancel_error is not None:  # ALLOW_FAILURE: the new order stands although the cancel failed
+            raise _replace_failed(None, None, cancel_error, new_body)
+        assert cancel_body is not None
+        return JSONResponse(_replaced(cancel_body, new_body))
+
     async def test_order(self, request: Request) -> Response:
         caller, params = await self.signed(request)
         self.place_command(caller, params)  # validated as a real one would be, never sent
@@ -358,6 +428,36 @@ class Gateway:
         }
 
 
+def _replaced(cancel_body: dict[str, Any], new_body: dict[str, Any]) -> dict[str, Any]:
+    return {"cancelResult": "SUCCESS", "newOrderResult": "SUCCESS", "cancelResponse": cancel_body,
+            "newOrderResponse": new_body}  # fmt: skip
+
+
+def _replace_failed(
+    new_error: ApiError | None,
+    cancel_body: dict[str, Any] | None = None,
+    cancel_error: ApiError | None = None,
+    new_body: dict[str, Any] | None = None,
+) -> ApiError:
+    """Binance's answers to a cancel-replace that did not fully succeed: -2022 (400) when nothing changed, -2021
+    (409) when one half went through."""
+    if cancel_body is None and new_body is None:  # the cancel failed and nothing else happened
+        error = cancel_error or new_error
+        assert error is not None
+        failed = ApiError(400, -2022, "Order cancel-replace failed.")
+        failed.data = {"cancelResult": "FAILURE", "newOrderResult": "NOT_ATTEMPTED",
+                       "cancelResponse": error.body(), "newOrderResponse": None}  # fmt: skip
+        return failed
+    failed = ApiError(409, -2021, "Order cancel-replace partially failed.")
+    failed.data = {
+        "cancelResult": "SUCCESS" if cancel_body is not None else "FAILURE",
+        "newOrderResult": "SUCCESS" if new_body is not None else "FAILURE",
+        "cancelResponse": cancel_body if cancel_body is not None else cancel_error.body() if cancel_error else None,
+        "newOrderResponse": new_body if new_body is not None else new_error.body() if new_error else None,
+    }
+    return failed
+
+
 def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
@@ -394,6 +494,7 @@ def create_app(settings: Settings, venue: Venue, cipher: SecretCipher) -> Starle
         Route("/api/v3/order", _guarded(gw.cancel_order), methods=["DELETE"]),
         Route("/api/v3/order", _guarded(gw.query_order), methods=["GET"]),
         Route("/api/v3/order/test", _guarded(gw.test_order), methods=["POST"]),
+        Route("/api/v3/order/cancelReplace", _guarded(gw.cancel_replace), methods=["POST"]),
         Route("/api/v3/openOrders", _guarded(gw.open_orders), methods=["GET"]),
         Route("/api/v3/openOrders", _guarded(gw.cancel_all), methods=["DELETE"]),
         Route("/api/v3/allOrders", _guarded(gw.all_orders), methods=["GET"]),

@@ -70,7 +70,10 @@ def test_a_whole_order_life_cycle_through_ccxt(exchange: Exchange) -> None:
     assert maker.fetch_order(sell["id"], SYM)["status"] == "closed"  # filled by the IOC: now from history
 
     bid = taker.create_order(SYM, "limit", "buy", 0.01, 900)
-    canceled = taker.cancel_order(bid["id"], SYM)
+    edited = taker.edit_order(bid["id"], SYM, "limit", "buy", 0.02, 905)  # POST order/cancelReplace
+    assert (edited["price"], edited["amount"], edited["status"]) == (905.0, 0.02, "open") and edited["id"] != bid["id"]
+    assert taker.fetch_order(bid["id"], SYM)["status"] == "canceled"
+    canceled = taker.cancel_order(edited["id"], SYM)
     assert canceled["status"] == "canceled"
     with pytest.raises(ccxt.OrderNotFound):
         taker.cancel_order(bid["id"], SYM)

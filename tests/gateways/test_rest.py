@@ -184,3 +184,27 @@ def test_an_ed25519_key_signs_requests(exchange: Exchange) -> None:
     status, body = send(exchange, "GET", "/api/v3/account", query=f"{payload}&{urlencode({'signature': forged})}",
                         key=key)  # fmt: skip
     assert (status, body["code"]) == (400, -1022)
+
+
+def test_cancel_replace_answers_each_outcome_as_binance_does(exchange: Exchange) -> None:
+    status, order = signed(exchange, "POST", "/api/v3/order", {**LIMIT, "newClientOrderId": "cr-1"}, account=2)
+    assert status == 200, order
+    replace = {**LIMIT, "cancelReplaceMode": "STOP_ON_FAILURE", "cancelOrderId": order["orderId"], "quantity": "0.005"}
+    status, body = signed(exchange, "POST", "/api/v3/order/cancelReplace", replace, account=2)
+    assert (status, body["cancelResult"], body["newOrderResult"]) == (200, "SUCCESS", "SUCCESS"), body
+    assert body["cancelResponse"]["status"] == "CANCELED" and body["newOrderResponse"]["origQty"] == "0.00500"
+    # the order kept its place (a smaller quantity at the same price): the same id
+    assert body["newOrderResponse"]["orderId"] == order["orderId"]
+    status, body = signed(exchange, "POST", "/api/v3/order/cancelReplace", {**replace, "cancelOrderId": 999_999},
+                          account=2)  # fmt: skip
+    assert (status, body["code"], body["data"]["cancelResult"], body["data"]["newOrderResult"]) == (
+        400, -2022, "FAILURE", "NOT_ATTEMPTED")  # fmt: skip
+    assert body["data"]["cancelResponse"] == {"code": -2011, "msg": "Unknown order sent."}
+    status, body = signed(exchange, "POST", "/api/v3/order/cancelReplace",
+                          {**replace, "cancelOrderId": 999_999, "cancelReplaceMode": "ALLOW_FAILURE"},
+                          account=2)  # fmt: skip
+    assert (status, body["code"], body["data"]["cancelResult"], body["data"]["newOrderResult"]) == (
+        409, -2021, "FAILURE", "SUCCESS")  # fmt: skip
+    status, body = signed(exchange, "POST", "/api/v3/order/cancelReplace", {**replace, "cancelReplaceMode": "NEVER"},
+                          account=2)  # fmt: skip
+    assert (status, body["code"]) == (400, -1100)
