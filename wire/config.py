@@ -28,6 +28,9 @@ class Settings:
     dedupe_window: int = 1_000_000  # request ids the sequencer remembers to refuse duplicates
     http_host: str = "127.0.0.1"  # the HTTP gateway's address (gateways/http)
     http_port: int = 8080
+    weight_per_minute: int = 6_000  # the HTTP gateway's request-weight limit per IP (Binance's)
+    orders_per_10s: int = 100  # ... and its new-order limits per account
+    orders_per_day: int = 200_000
     metrics_port: int = 0  # Prometheus exporter port of the process (0: none)
 
 

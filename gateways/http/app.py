@@ -28,6 +28,7 @@ from client.sequencer import AsyncSequencerClient
 from gateways.binance import errors
 from gateways.binance.auth import Caller, Keys, authenticate
 from gateways.binance.errors import ApiError
+from gateways.binance.limits import Limits, RateLimiter
 from gateways.binance.params import Params
 from gateways.binance.views import Formats
 from gateways.live import LiveState
@@ -72,6 +73,7 @@ class Gateway:
         self.keys: Keys | None = None
         self.history: History | None = None
         self._follower: asyncio.Task[None] | None = None
+        self.limiter = RateLimiter(Limits(settings.weight_per_minute, settings.orders_per_10s, settings.orders_per_day))
 
     @contextlib.asynccontextmanager
     async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
@@ -236,9 +238,13 @@ class Gateway:
                          price or 0, qty or 0, client_oid, stp, quote_qty)  # fmt: skip
         return cmd, resp_type
 
+    def count_order(self, request: Request, caller: Caller) -> None:
+        self.limiter.order(caller.account, now_ms(), request.state.limit_headers)
+
     async def new_order(self, request: Request) -> Response:
         caller, params = await self.signed(request)
         cmd, resp_type = self.place_command(caller, params)
+        self.count_order(request, caller)
         in_seq = await self.submit(cmd)
         if resp_type == "ACK":
             # the engine has not numbered the order yet: clients find it by its client order id
@@ -282,6 +288,7 @@ class Gateway:
         if cancel_id is None and cancel_coid is None:
             raise errors.mandatory("cancelOrderId")
         cmd, resp_type = self.place_command(caller, params)
+        self.count_order(request, caller)
         assert self.live is not None and self.sequencer is not None
         old = self.live.open_order(caller.account, spec.symbol, cancel_id, cancel_coid)
         if (old is not None and old.side == cmd.side.name and old.type == cmd.type.name and old.tif == "GTC"
@@ -465,40 +472,54 @@ def now_ms() -> int:
 Handler = Callable[[Request], Awaitable[Response]]
 
 
-def _guarded(handler: Handler) -> Handler:
-    """Every refusal as Binance's JSON; never a 500 for bad input (an unexpected error is logged and -1000)."""
+def _guarded(handler: Handler, weight: int, limiter: RateLimiter) -> Handler:
+    """Rate limits, then the handler; every refusal as Binance's JSON, with the limit headers; never a 500 for bad
+    input (an unexpected error is logged and answered -1000)."""
 
     async def run(request: Request) -> Response:
+        headers: dict[str, str] = {}
+        request.state.limit_headers = headers
         try:
-            return await handler(request)
+            limiter.request(request.client.host if request.client else "", weight, now_ms(), headers)
+            response = await handler(request)
         except ApiError as exc:
-            headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after else None
-            return JSONResponse(exc.body(), status_code=exc.status, headers=headers)
+            if exc.retry_after:
+                headers["Retry-After"] = str(exc.retry_after)
+            response = JSONResponse(exc.body(), status_code=exc.status)
         except HistoryError as exc:
-            return JSONResponse({"code": -1100, "msg": str(exc)}, status_code=400)
+            response = JSONResponse({"code": -1100, "msg": str(exc)}, status_code=400)
         except Exception:
             log.exception("%s %s failed", request.method, request.url.path)
-            return JSONResponse(errors.INTERNAL.body(), status_code=500)
+            response = JSONResponse(errors.INTERNAL.body(), status_code=500)
+        response.headers.update(headers)
+        return response
 
     return run
+
+
+# (path, method, handler name, Binance's request weight)
+ENDPOINTS = (
+    ("/api/v3/ping", "GET", "ping", 1),
+    ("/api/v3/time", "GET", "time", 1),
+    ("/api/v3/exchangeInfo", "GET", "exchange_info", 20),
+    ("/api/v3/account", "GET", "account", 20),
+    ("/api/v3/order", "POST", "new_order", 1),
+    ("/api/v3/order", "DELETE", "cancel_order", 1),
+    ("/api/v3/order", "GET", "query_order", 4),
+    ("/api/v3/order/test", "POST", "test_order", 1),
+    ("/api/v3/order/cancelReplace", "POST", "cancel_replace", 1),
+    ("/api/v3/openOrders", "GET", "open_orders", 6),
+    ("/api/v3/openOrders", "DELETE", "cancel_all", 1),
+    ("/api/v3/allOrders", "GET", "all_orders", 20),
+    ("/api/v3/myTrades", "GET", "my_trades", 20),
+)
 
 
 def create_app(settings: Settings, venue: Venue, cipher: SecretCipher) -> Starlette:
     gw = Gateway(settings, venue, cipher)
     routes = [
-        Route("/api/v3/ping", _guarded(gw.ping), methods=["GET"]),
-        Route("/api/v3/time", _guarded(gw.time), methods=["GET"]),
-        Route("/api/v3/exchangeInfo", _guarded(gw.exchange_info), methods=["GET"]),
-        Route("/api/v3/account", _guarded(gw.account), methods=["GET"]),
-        Route("/api/v3/order", _guarded(gw.new_order), methods=["POST"]),
-        Route("/api/v3/order", _guarded(gw.cancel_order), methods=["DELETE"]),
-        Route("/api/v3/order", _guarded(gw.query_order), methods=["GET"]),
-        Route("/api/v3/order/test", _guarded(gw.test_order), methods=["POST"]),
-        Route("/api/v3/order/cancelReplace", _guarded(gw.cancel_replace), methods=["POST"]),
-        Route("/api/v3/openOrders", _guarded(gw.open_orders), methods=["GET"]),
-        Route("/api/v3/openOrders", _guarded(gw.cancel_all), methods=["DELETE"]),
-        Route("/api/v3/allOrders", _guarded(gw.all_orders), methods=["GET"]),
-        Route("/api/v3/myTrades", _guarded(gw.my_trades), methods=["GET"]),
+        Route(path, _guarded(getattr(gw, name), weight, gw.limiter), methods=[method])
+        for path, method, name, weight in ENDPOINTS
     ]
 
     async def not_found(request: Request, exc: Exception) -> Response:

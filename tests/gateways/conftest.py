@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import itertools
 import os
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import asyncpg
 import pytest
@@ -52,29 +54,39 @@ def _up(url: str) -> bool:
 _databases = itertools.count(1)
 
 
-@pytest.fixture(scope="module")
-def exchange(
-    tmp_path_factory: pytest.TempPathFactory, postgres_server: PostgresServer, request: pytest.FixtureRequest
-) -> Iterator[Exchange]:
-    """One exchange per test module (starting one takes seconds): the module's tests share its accounts."""
-    venue = Venue(tmp_path_factory.mktemp("exchange"))
+@contextlib.contextmanager
+def running_exchange(directory: Path, postgres_server: PostgresServer, venue_settings: dict[str, str] | None = None,
+                     gateway_env: dict[str, str] | None = None) -> Iterator[Exchange]:  # fmt: skip
+    venue = Venue(directory, **(venue_settings or {}))
     venue.start()
     pg_url = postgres_server.create_database(f"gateway_{next(_databases)}_{os.getpid()}")
-    venue.fund(1, 2, 3, units=UNITS)
     pg = persister(venue, pg_url)
-    pg.start()
-    wait_caught_up(venue, pg_url)
-    kek = base64.b64encode(os.urandom(32)).decode()
-    keys = _keys(pg_url, SecretCipher(base64.b64decode(kek)), [1, 2, 3])
-    port = free_port()
-    env = dict(venue.env, MERCURY_POSTGRES_URL=pg_url, MERCURY_HTTP_PORT=str(port), **{ENV_KEY: kek})
-    gateway = Service("gateways.http", env, venue.dir / "gateway.log", "gateway ready")
-    gateway.start()
-    url = f"http://127.0.0.1:{port}"
-    wait_for(lambda: _up(url), 15, "the gateway to answer")
-    yield Exchange(venue, pg_url, url, keys, gateway)
-    gateway.stop()
-    pg.stop()
-    venue.stop()
-    if "ERROR" in gateway.log():
-        print(f"--- gateway ---\n{gateway.log()}")
+    gateway: Service | None = None
+    try:
+        venue.fund(1, 2, 3, units=UNITS)
+        pg.start()
+        wait_caught_up(venue, pg_url)
+        kek = base64.b64encode(os.urandom(32)).decode()
+        keys = _keys(pg_url, SecretCipher(base64.b64decode(kek)), [1, 2, 3])
+        port = free_port()
+        env = dict(venue.env, MERCURY_POSTGRES_URL=pg_url, MERCURY_HTTP_PORT=str(port), **{ENV_KEY: kek})
+        env.update(gateway_env or {})
+        gateway = Service("gateways.http", env, venue.dir / "gateway.log", "gateway ready")
+        gateway.start()
+        url = f"http://127.0.0.1:{port}"
+        wait_for(lambda: _up(url), 15, "the gateway to answer")
+        yield Exchange(venue, pg_url, url, keys, gateway)
+    finally:
+        if gateway is not None:
+            gateway.stop()
+            if "ERROR" in gateway.log():
+                print(f"--- gateway ---\n{gateway.log()}")
+        pg.stop()
+        venue.stop()
+
+
+@pytest.fixture(scope="module")
+def exchange(tmp_path_factory: pytest.TempPathFactory, postgres_server: PostgresServer) -> Iterator[Exchange]:
+    """One exchange per test module (starting one takes seconds): the module's tests share its accounts."""
+    with running_exchange(tmp_path_factory.mktemp("exchange"), postgres_server) as ex:
+        yield ex

@@ -1,0 +1,78 @@
+"""Rate limits and the overload answer, on an exchange with small limits and a sequencer that refuses new orders as
+soon as the engine is 5 commands behind."""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from tests.gateways.conftest import Exchange, running_exchange
+from tests.gateways.test_rest import LIMIT, send, signed
+from tests.harness import PostgresServer
+
+
+@pytest.fixture(scope="module")
+def small(tmp_path_factory: pytest.TempPathFactory, postgres_server: PostgresServer) -> Iterator[Exchange]:
+    gateway_env = {"MERCURY_WEIGHT_PER_MINUTE": "400", "MERCURY_ORDERS_PER_10S": "3"}
+    with running_exchange(tmp_path_factory.mktemp("small"), postgres_server, {"busy_lag": "5"}, gateway_env) as ex:
+        yield ex
+
+
+def test_new_orders_past_the_10s_limit_get_429_with_retry_after_and_binances_headers(small: Exchange) -> None:
+    time.sleep(10 - time.time() % 10 + 0.05)  # a fresh 10 s window
+    answers = [signed(small, "POST", "/api/v3/order", {**LIMIT, "price": str(1000 + i)}, account=3) for i in range(4)]
+    assert [status for status, _ in answers] == [200, 200, 200, 429]
+    assert answers[3][1]["code"] == -1015 and "10 SECOND" in answers[3][1]["msg"]
+
+
+def test_when_the_engine_lags_new_orders_get_the_overload_error_and_cancels_still_pass(small: Exchange) -> None:
+    time.sleep(10 - time.time() % 10 + 0.05)  # a fresh 10 s window for the order count
+    status, resting = signed(small, "POST", "/api/v3/order", {**LIMIT, "price": "990"}, account=2)
+    assert status == 200, resting
+    engine = small.venue.engine.proc
+    assert engine is not None
+    engine.send_signal(signal.SIGSTOP)  # the engine stops applying the journal: it falls behind
+    try:
+        lagging = small.venue.client("lag")
+        for i in range(8):  # journaled while the engine is stopped, until the sequencer sees the lag
+            lagging.submit(lagging.deposit(1, "USDT", 1 + i))
+        time.sleep(0.2)
+        status, body = signed(small, "POST", "/api/v3/order", LIMIT, account=1)
+        assert (status, body["code"]) == (503, -1008), body
+        canceled: list[tuple[int, Any]] = []
+        cancel = threading.Thread(
+            target=lambda: canceled.append(
+                signed(
+                    small, "DELETE", "/api/v3/order", {"symbol": "BTCUSDT", "orderId": resting["orderId"]}, account=2
+                )
+            )
+        )
+        cancel.start()
+        time.sleep(0.5)
+    finally:
+        engine.send_signal(signal.SIGCONT)
+    cancel.join(10)
+    assert canceled and canceled[0][0] == 200 and canceled[0][1]["status"] == "CANCELED", canceled
+
+
+def test_request_weight_past_the_minute_limit_gets_429(small: Exchange) -> None:
+    # last in this module: the gateway refuses this IP for the rest of the minute
+    seen: list[tuple[int, Any]] = []
+    for _ in range(30):  # exchangeInfo weighs 20: 400 a minute is 20 of them
+        seen.append(send(small, "GET", "/api/v3/exchangeInfo"))
+        if seen[-1][0] == 429:
+            break
+    status, body = seen[-1]
+    assert (status, body["code"]) == (429, -1003)
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(small.url + "/api/v3/ping", timeout=5)
+    assert refused.value.code == 429
+    assert 1 <= int(refused.value.headers["Retry-After"]) <= 60
+    assert int(refused.value.headers["X-MBX-USED-WEIGHT-1M"]) > 400
