@@ -73,6 +73,7 @@ def test_request_weight_past_the_minute_limit_gets_429(small: Exchange) -> None:
     assert (status, body["code"]) == (429, -1003)
     with pytest.raises(urllib.error.HTTPError) as refused:
         urllib.request.urlopen(small.url + "/api/v3/ping", timeout=5)
+    refused.value.close()
     assert refused.value.code == 429
     assert 1 <= int(refused.value.headers["Retry-After"]) <= 60
     assert int(refused.value.headers["X-MBX-USED-WEIGHT-1M"]) > 400

@@ -38,7 +38,8 @@ def send(ex: Exchange, method: str, path: str, query: str = "", body: str = "",
         with urllib.request.urlopen(request, timeout=10) as response:
             return response.status, json.loads(response.read())
     except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read())
+        with exc:  # it holds the connection
+            return exc.code, json.loads(exc.read())
 
 
 def signed(ex: Exchange, method: str, path: str, params: dict[str, Any], account: int = 1,
