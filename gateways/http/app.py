@@ -14,7 +14,7 @@ import logging
 import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from typing import Any, cast
 
 import asyncpg
 import msgspec
@@ -158,6 +158,19 @@ class Gateway:
             raise errors.ApiError(503, -1007, "History is catching up with the engine; retry shortly.", 1)
         return self.history
 
+    def rest(self, name: str) -> Handler:
+        """The REST handler of operation ``name``: public ones take the request, signed ones the caller and params
+        (the WebSocket API calls the same operations)."""
+        op = getattr(self, name)
+        if name in PUBLIC:
+            return cast(Handler, op)
+
+        async def signed_handler(request: Request) -> Response:
+            caller, params = await self.signed(request)
+            return JSONResponse(await op(caller, params, request.state.limit_headers))
+
+        return signed_handler
+
     # --- public ----------------------------------------------------------------------------------------------
 
     async def ping(self, request: Request) -> Response:
@@ -178,14 +191,13 @@ class Gateway:
 
     # --- account ---------------------------------------------------------------------------------------------
 
-    async def account(self, request: Request) -> Response:
-        caller, _ = await self.signed(request)
+    async def account(self, caller: Caller, params: Params, headers: dict[str, str]) -> Any:
         assert self.live is not None
         live = self.live
         body = self.formats.account(
             caller.account, live.balances(caller.account), live.fee_rates.get(caller.account), now_ms()
         )
-        return JSONResponse(body)
+        return body
 
     # --- orders ----------------------------------------------------------------------------------------------
 
@@ -238,17 +250,16 @@ class Gateway:
                          price or 0, qty or 0, client_oid, stp, quote_qty)  # fmt: skip
         return cmd, resp_type
 
-    def count_order(self, request: Request, caller: Caller) -> None:
-        self.limiter.order(caller.account, now_ms(), request.state.limit_headers)
+    def count_order(self, caller: Caller, headers: dict[str, str]) -> None:
+        self.limiter.order(caller.account, now_ms(), headers)
 
-    async def new_order(self, request: Request) -> Response:
-        caller, params = await self.signed(request)
+    async def new_order(self, caller: Caller, params: Params, headers: dict[str, str]) -> Any:
         cmd, resp_type = self.place_command(caller, params)
-        self.count_order(request, caller)
+        self.count_order(caller, headers)
         in_seq = await self.submit(cmd)
         if resp_type == "ACK":
             # the engine has not numbered the order yet: clients find it by its client order id
-            return JSONResponse({"symbol": cmd.symbol, "orderId": -1, "orderListId": -1,
+            return ({"symbol": cmd.symbol, "orderId": -1, "orderListId": -1,
                                  "clientOrderId": cmd.client_oid, "transactTime": now_ms()})  # fmt: skip
         events = await self.result(in_seq)
         first = events[0]
@@ -256,7 +267,7 @@ class Gateway:
             raise errors.rejected(first.reason, first.detail, market=cmd.type is OrderType.MARKET)
         if not isinstance(first, OrderAccepted):
             raise errors.INTERNAL
-        return JSONResponse(self.order_response(first.order_id, events, full=resp_type == "FULL"))
+        return self.order_response(first.order_id, events, full=resp_type == "FULL")
 
     def order_response(self, order_id: int, events: list[Event], full: bool) -> dict[str, Any]:
         assert self.live is not None
@@ -273,12 +284,11 @@ class Gateway:
             body["fills"] = self.formats.fills(self.specs[row.symbol], order_id, trades)
         return body
 
-    async def cancel_replace(self, request: Request) -> Response:
+    async def cancel_replace(self, caller: Caller, params: Params, headers: dict[str, str]) -> Any:
         """Cancel an order and place a new one. When the new order is the same kind of resting order on the same
         side (what editing an order is), it goes to the engine as one ReplaceOrder: atomic, and it keeps its queue
         place when only the quantity shrinks. Otherwise the cancel and the new order are two commands, as on
         Binance; with STOP_ON_FAILURE no new order is placed when the cancel fails."""
-        caller, params = await self.signed(request)
         spec = self.symbol(params)
         mode = params.required("cancelReplaceMode")
         if mode not in ("STOP_ON_FAILURE", "ALLOW_FAILURE"):
@@ -288,7 +298,7 @@ class Gateway:
         if cancel_id is None and cancel_coid is None:
             raise errors.mandatory("cancelOrderId")
         cmd, resp_type = self.place_command(caller, params)
-        self.count_order(request, caller)
+        self.count_order(caller, headers)
         assert self.live is not None and self.sequencer is not None
         old = self.live.open_order(caller.account, spec.symbol, cancel_id, cancel_coid)
         if (old is not None and old.side == cmd.side.name and old.type == cmd.type.name and old.tif == "GTC"
@@ -304,7 +314,7 @@ class Gateway:
             old_body = self.formats.order(old, full=False)
             old_body.update(status="CANCELED", origClientOrderId=old.client_oid, transactTime=first.ts // 1_000_000)
             new_body = self.order_response(first.new_order_id, events, full=resp_type == "FULL")
-            return JSONResponse(_replaced(old_body, new_body))
+            return _replaced(old_body, new_body)
         cancel = CancelOrder(cmd.src, self.sequencer.next_req(), caller.account, spec.symbol, cancel_id or 0,
                              cancel_coid or "")  # fmt: skip
         events = await self.result(await self.submit(cancel))
@@ -333,15 +343,13 @@ class Gateway:
         if cancel_error is not None:  # ALLOW_FAILURE: the new order stands although the cancel failed
             raise _replace_failed(None, None, cancel_error, new_body)
         assert cancel_body is not None
-        return JSONResponse(_replaced(cancel_body, new_body))
+        return _replaced(cancel_body, new_body)
 
-    async def test_order(self, request: Request) -> Response:
-        caller, params = await self.signed(request)
+    async def test_order(self, caller: Caller, params: Params, headers: dict[str, str]) -> Any:
         self.place_command(caller, params)  # validated as a real one would be, never sent
-        return JSONResponse({})
+        return {}
 
-    async def cancel_order(self, request: Request) -> Response:
-        caller, params = await self.signed(request)
+    async def cancel_order(self, caller: Caller, params: Params, headers: dict[str, str]) -> Any:
         spec = self.symbol(params)
         order_id = params.integer("orderId", low=1)
         client_oid = params.get("origClientOrderId")
@@ -359,7 +367,7 @@ class Gateway:
         body = self.canceled(first.order_id)
         body["origClientOrderId"] = body["clientOrderId"]
         body["clientOrderId"] = params.client_id("newClientOrderId") or body["clientOrderId"]
-        return JSONResponse(body)
+        return body
 
     def canceled(self, order_id: int) -> dict[str, Any]:
         assert self.live is not None
@@ -371,8 +379,7 @@ class Gateway:
         body["selfTradePreventionMode"] = SelfTradeMode.EXPIRE_TAKER.name
         return body
 
-    async def cancel_all(self, request: Request) -> Response:
-        caller, params = await self.signed(request)
+    async def cancel_all(self, caller: Caller, params: Params, headers: dict[str, str]) -> Any:
         spec = self.symbol(params)
         assert self.sequencer is not None
         cmd = CancelAll(self.sequencer.src, self.sequencer.next_req(), caller.account, spec.symbol)
@@ -385,10 +392,9 @@ class Gateway:
                 body = self.canceled(ev.order_id)
                 body["origClientOrderId"] = body["clientOrderId"]
                 bodies.append(body)
-        return JSONResponse(bodies)
+        return bodies
 
-    async def query_order(self, request: Request) -> Response:
-        caller, params = await self.signed(request)
+    async def query_order(self, caller: Caller, params: Params, headers: dict[str, str]) -> Any:
         spec = self.symbol(params)
         order_id = params.integer("orderId", low=1)
         client_oid = params.get("origClientOrderId")
@@ -400,28 +406,25 @@ class Gateway:
             row = await (await self.caught_up()).order(caller.account, spec.symbol, order_id, client_oid)
         if row is None:
             raise errors.UNKNOWN_ORDER_QUERY
-        return JSONResponse(self.formats.order(row))
+        return self.formats.order(row)
 
-    async def open_orders(self, request: Request) -> Response:
-        caller, params = await self.signed(request)
+    async def open_orders(self, caller: Caller, params: Params, headers: dict[str, str]) -> Any:
         symbol = self.symbol(params).symbol if params.get("symbol") is not None else None
         assert self.live is not None
-        return JSONResponse([self.formats.order(o) for o in self.live.open_orders(caller.account, symbol)])
+        return [self.formats.order(o) for o in self.live.open_orders(caller.account, symbol)]
 
-    async def all_orders(self, request: Request) -> Response:
-        caller, params = await self.signed(request)
+    async def all_orders(self, caller: Caller, params: Params, headers: dict[str, str]) -> Any:
         spec = self.symbol(params)
         history = await self.caught_up()
         rows = await history.orders(caller.account, spec.symbol, **self.page(params, "orderId"))
-        return JSONResponse([self.formats.order(o) for o in rows])
+        return [self.formats.order(o) for o in rows]
 
-    async def my_trades(self, request: Request) -> Response:
-        caller, params = await self.signed(request)
+    async def my_trades(self, caller: Caller, params: Params, headers: dict[str, str]) -> Any:
         spec = self.symbol(params)
         history = await self.caught_up()
         page = self.page(params, "fromId")
         fills = await history.trades(caller.account, spec.symbol, order_id=params.integer("orderId", low=1), **page)
-        return JSONResponse([self.formats.my_trade(f) for f in fills])
+        return [self.formats.my_trade(f) for f in fills]
 
     @staticmethod
     def page(params: Params, id_name: str) -> dict[str, Any]:
@@ -497,6 +500,7 @@ def _guarded(handler: Handler, weight: int, limiter: RateLimiter) -> Handler:
     return run
 
 
+PUBLIC = frozenset({"ping", "time", "exchange_info"})
 # (path, method, handler name, Binance's request weight)
 ENDPOINTS = (
     ("/api/v3/ping", "GET", "ping", 1),
@@ -518,7 +522,7 @@ ENDPOINTS = (
 def create_app(settings: Settings, venue: Venue, cipher: SecretCipher) -> Starlette:
     gw = Gateway(settings, venue, cipher)
     routes = [
-        Route(path, _guarded(getattr(gw, name), weight, gw.limiter), methods=[method])
+        Route(path, _guarded(gw.rest(name), weight, gw.limiter), methods=[method])
         for path, method, name, weight in ENDPOINTS
     ]
 
