@@ -15,19 +15,31 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import OrderedDict
+from typing import Any, Protocol
 
 import asyncpg
 import redis.asyncio as aioredis
 
+from gateways.binance.userdata import UserEvent, UserEvents
+from gateways.binance.views import Formats
 from persistence.pg_model import OPEN_STATUSES, ORDER_COLUMNS, OrderRow, PostgresModel
 from persistence.postgres import CONSUMER
 from persistence.stream import EventStream, StreamGap
-from wire.events import Event, FeeRatesSet
+from wire.events import BalanceChanged, Event, FeeRatesSet, OrderAccepted, OrderCanceled, OrderReplaced, TradeExecuted
 from wire.venue import Venue
 
 log = logging.getLogger("mercury.gateway.live")
 
 KEEP_RESULTS = 100_000  # commands whose events are kept for late waiters
+
+
+class Subscriber(Protocol):
+    def push(self, account: int, payload: dict[str, Any]) -> None:
+        """Queue one event for the client; never blocks (a client too slow is disconnected instead)."""
+        ...
+
+
+ORDER_EVENTS = frozenset({OrderAccepted, TradeExecuted, OrderCanceled, OrderReplaced})
 
 
 class LiveState:
@@ -46,6 +58,8 @@ class LiveState:
         # orders changed by recent commands, as they stood after the stream entries that changed them: responses
         # to orders and cancels are built from here (a closed order leaves the open set at once)
         self.recent: OrderedDict[int, OrderRow] = OrderedDict()
+        self.subscribers: dict[int, set[Subscriber]] = {}  # account -> its user data streams
+        self.user_events = UserEvents(Formats(venue))
 
     async def load(self) -> None:
         async with self.pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
@@ -80,7 +94,10 @@ class LiveState:
                 await asyncio.sleep(0.5)
 
     def _apply(self, events: list[Event]) -> None:
-        self.model.apply(events)
+        if self.subscribers:
+            self._apply_publishing(events)
+        else:
+            self.model.apply(events)
         rows = self.model.take_rows()  # the rows are the persister's business; only the state is kept here
         recent = self.recent
         for record in rows.order_inserts + rows.order_changes:
@@ -105,6 +122,59 @@ class LiveState:
         while len(results) > KEEP_RESULTS:
             results.popitem(last=False)
         self.in_seq = events[-1].in_seq
+
+    def _apply_publishing(self, events: list[Event]) -> None:
+        """Fold event by event, and hand each subscribed account its user data events in engine order: its order
+        reports as they happen, a balance update per deposit or withdrawal, then its changed balances once its
+        command is done."""
+        model, subscribers, users = self.model, self.subscribers, self.user_events
+        out: list[UserEvent] = []
+        changed: dict[int, dict[str, None]] = {}  # accounts -> assets the current command changed
+        in_seq, ts = -1, 0
+        for ev in events:
+            if ev.in_seq != in_seq:
+                self._positions(changed, ts, out)
+                in_seq, ts = ev.in_seq, ev.ts
+            t = type(ev)
+            if t is BalanceChanged:
+                assert isinstance(ev, BalanceChanged)
+                if ev.account in subscribers:
+                    changed.setdefault(ev.account, {})[ev.asset] = None
+                    before = model.balances.get((ev.account, ev.asset), (0, 0))
+                    update = users.balance_update(ev, ev.free - before[0])
+                    if update is not None:
+                        out.append(update)
+                model.apply((ev,))
+                continue
+            previous: dict[int, str] = {}  # an amended order's client id before the amendment
+            if isinstance(ev, OrderReplaced) and ev.order_id in model.open:
+                previous[ev.order_id] = model.open[ev.order_id].client_oid
+            model.apply((ev,))
+            if t in ORDER_EVENTS:
+                out += [u for u in users.of_event(ev, model.rows.orders, previous) if u[0] in subscribers]
+        self._positions(changed, ts, out)
+        for account, payload in out:
+            for subscriber in list(subscribers.get(account, ())):
+                subscriber.push(account, payload)
+
+    def _positions(self, changed: dict[int, dict[str, None]], ts: int, out: list[UserEvent]) -> None:
+        if not changed:
+            return
+        self.model.settle()  # the command is complete: its balances are final
+        for account, assets in changed.items():
+            held = {a: self.model.balances.get((account, a), (0, 0)) for a in assets}
+            out.append(self.user_events.positions(account, ts, held))
+        changed.clear()
+
+    def subscribe(self, account: int, subscriber: Subscriber) -> None:
+        self.subscribers.setdefault(account, set()).add(subscriber)
+
+    def unsubscribe(self, account: int, subscriber: Subscriber) -> None:
+        held = self.subscribers.get(account)
+        if held is not None:
+            held.discard(subscriber)
+            if not held:
+                del self.subscribers[account]
 
     async def result(self, in_seq: int, timeout: float) -> list[Event] | None:
         """The events of command ``in_seq``, waiting up to ``timeout`` s; None if they did not come in time."""

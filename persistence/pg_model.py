@@ -152,6 +152,10 @@ class PostgresModel:
             FundingRejected: self._funding_rejected,
         }
 
+    def settle(self) -> None:
+        """Finish the current command now (its ledger and balances), when the caller knows it is complete."""
+        self._finish_command()
+
     def take_rows(self) -> Rows:
         """The rows folded since the last call. A command's events always sit in one stream entry (the engine
         appends whole batches of commands), so a chunk of whole entries ends with a whole command."""

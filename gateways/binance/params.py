@@ -29,6 +29,7 @@ class Params:
     def __init__(self, query: str, body: str) -> None:
         self.query, self.body = query, body
         self.values: dict[str, str] = {}
+        self.payload: str | None = None  # set when the signed payload is not the query string and body
         for raw in (query, body):
             if not raw:
                 continue
@@ -43,7 +44,17 @@ class Params:
                     raise errors.duplicate_param(name)
                 self.values[name] = value
 
+    @classmethod
+    def of_mapping(cls, values: dict[str, object], payload: str) -> Params:
+        """Parameters given as JSON (the WebSocket API), with the payload their signature covers."""
+        params = cls("", "")
+        params.values = {k: _text(v) for k, v in values.items()}
+        params.payload = payload
+        return params
+
     def signed_payload(self) -> str:
+        if self.payload is not None:
+            return self.payload
         """What the signature covers: the query string and the body as sent, without the signature itself."""
         return _without_signature(self.query) + _without_signature(self.body)
 
@@ -119,3 +130,16 @@ class Params:
 def _without_signature(raw: str) -> str:
     parts = [p for p in raw.split("&") if not p.startswith("signature=")] if raw else []
     return "&".join(parts)
+
+
+def _text(value: object) -> str:
+    """A JSON value as the text Binance signs: booleans true/false, numbers in decimal."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def ws_payload(values: dict[str, object]) -> str:
+    """What a WebSocket API signature covers: every parameter but the signature, sorted by name, joined as
+    ``k=v&...`` without percent-encoding."""
+    return "&".join(f"{k}={_text(v)}" for k, v in sorted(values.items()) if k != "signature")

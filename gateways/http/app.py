@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 import logging
 import secrets
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, cast
 
@@ -22,7 +21,8 @@ import redis.asyncio as aioredis
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route, WebSocketRoute
+from starlette.websockets import WebSocket
 
 from client.sequencer import AsyncSequencerClient
 from gateways.binance import errors
@@ -31,6 +31,8 @@ from gateways.binance.errors import ApiError
 from gateways.binance.limits import Limits, RateLimiter
 from gateways.binance.params import Params
 from gateways.binance.views import Formats
+from gateways.clock import now_ms
+from gateways.http import wsapi
 from gateways.live import LiveState
 from persistence.apikeys import SecretCipher
 from persistence.history import History, HistoryError
@@ -468,10 +470,6 @@ def _replace_failed(
     return failed
 
 
-def now_ms() -> int:
-    return time.time_ns() // 1_000_000
-
-
 Handler = Callable[[Request], Awaitable[Response]]
 
 
@@ -521,7 +519,7 @@ ENDPOINTS = (
 
 def create_app(settings: Settings, venue: Venue, cipher: SecretCipher) -> Starlette:
     gw = Gateway(settings, venue, cipher)
-    routes = [
+    routes: list[BaseRoute] = [
         Route(path, _guarded(gw.rest(name), weight, gw.limiter), methods=[method])
         for path, method, name, weight in ENDPOINTS
     ]
@@ -531,4 +529,8 @@ def create_app(settings: Settings, venue: Venue, cipher: SecretCipher) -> Starle
         msg = "Unknown endpoint." if status == 404 else "Method not allowed for this endpoint."
         return JSONResponse({"code": -1000, "msg": msg}, status_code=status)
 
+    async def ws_api(websocket: WebSocket) -> None:
+        await wsapi.endpoint(websocket, gw)
+
+    routes.append(WebSocketRoute("/ws-api/v3", ws_api))
     return Starlette(routes=routes, lifespan=gw.lifespan, exception_handlers={404: not_found, 405: not_found})

@@ -1,0 +1,177 @@
+"""Binance's WebSocket API at /ws-api/v3: requests ``{"id", "method", "params"}`` answered ``{"id", "status",
+"result" | "error"}``, and the user data stream on the same socket (``userDataStream.subscribe.signature``, what
+ccxt 4.5.90 uses for spot), events pushed as ``{"subscriptionId", "event"}``.
+
+Signed methods carry ``apiKey``, ``timestamp``, ``signature`` (and ``recvWindow``) in their params; the signature
+covers every other param sorted by name (gateways.binance.params.ws_payload). Trading methods run the same
+operations as REST (``order.place`` is ``POST /api/v3/order``, ...). Unknown params are ignored, as ccxt sends some
+(``returnRateLimits``, ``postOnly``).
+
+Each connection has a bounded queue of events: a client that does not read them is told why and disconnected,
+never allowed to hold the engine's events back (design note 4).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from gateways.binance import errors
+from gateways.binance.auth import Caller, authenticate
+from gateways.binance.errors import ApiError
+from gateways.binance.params import Params, ws_payload
+from gateways.clock import now_ms
+
+if TYPE_CHECKING:
+    from gateways.http.app import Gateway
+
+log = logging.getLogger("mercury.gateway.wsapi")
+
+QUEUE = 10_000  # events a connection may have waiting before it is dropped
+MAX_MESSAGE = 64 * 1024
+
+# method -> the gateway's operation (REST's signed handlers)
+TRADING = {
+    "order.place": "new_order",
+    "order.test": "test_order",
+    "order.cancel": "cancel_order",
+    "order.status": "query_order",
+    "order.cancelReplace": "cancel_replace",
+    "openOrders.status": "open_orders",
+    "openOrders.cancelAll": "cancel_all",
+    "allOrders": "all_orders",
+    "myTrades": "my_trades",
+    "account.status": "account",
+}
+
+
+class Connection:
+    """One client socket: its subscriptions and its outgoing queue."""
+
+    def __init__(self, ws: WebSocket, gateway: Gateway) -> None:
+        self.ws = ws
+        self.gateway = gateway
+        self.queue: asyncio.Queue[str | None] = asyncio.Queue(QUEUE)
+        self.subscriptions: dict[int, int] = {}  # subscription id -> account
+        self.next_subscription = 0
+        self.overflowed = False
+
+    def push(self, account: int, payload: dict[str, Any]) -> None:
+        for subscription, owner in self.subscriptions.items():
+            if owner == account:
+                self._send({"subscriptionId": subscription, "event": payload})
+
+    def _send(self, message: dict[str, Any]) -> None:
+        if self.overflowed:
+            return
+        try:
+            self.queue.put_nowait(json.dumps(message, separators=(",", ":")))
+        except asyncio.QueueFull:
+            self.overflowed = True
+            with contextlib.suppress(asyncio.QueueFull):
+                self.queue.get_nowait()
+                self.queue.put_nowait(None)  # the writer closes the socket with the reason
+
+    async def writer(self) -> None:
+        while True:
+            text = await self.queue.get()
+            if text is None:
+                await self.ws.send_text(json.dumps({"e": "eventStreamTerminated", "E": 0,
+                                                    "reason": f"more than {QUEUE} events unread"}))  # fmt: skip
+                await self.ws.close(code=1008, reason="too slow: more than 10000 events unread")
+                return
+            await self.ws.send_text(text)
+
+    def reply(self, request_id: object, result: object = None, error: ApiError | None = None) -> None:
+        if error is None:
+            self._send({"id": request_id, "status": 200, "result": result})
+        else:
+            self._send({"id": request_id, "status": error.status, "error": error.body()})
+
+
+async def endpoint(ws: WebSocket, gateway: Gateway) -> None:
+    await ws.accept()
+    conn = Connection(ws, gateway)
+    writer = asyncio.create_task(conn.writer())
+    assert gateway.live is not None
+    try:
+        while True:
+            text = await ws.receive_text()
+            await handle(conn, text)
+    except WebSocketDisconnect:
+        pass
+    finally:
+        for account in set(conn.subscriptions.values()):
+            gateway.live.unsubscribe(account, conn)
+        writer.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await writer
+
+
+async def handle(conn: Connection, text: str) -> None:
+    request_id: object = None
+    try:
+        if len(text) > MAX_MESSAGE:
+            raise errors.bad(-1100, "Message too large.")
+        try:
+            message = json.loads(text)
+        except ValueError:
+            raise errors.bad(-1100, "The message is not JSON.") from None
+        if not isinstance(message, dict):
+            raise errors.bad(-1100, "A request is a JSON object with id, method and params.")
+        request_id = message.get("id")
+        method = message.get("method")
+        params = message.get("params") or {}
+        if not isinstance(method, str) or not isinstance(params, dict):
+            raise errors.bad(-1100, "A request is a JSON object with id, method and params.")
+        conn.reply(request_id, await dispatch(conn, method, params))
+    except ApiError as exc:
+        conn.reply(request_id, error=exc)
+    except Exception:
+        log.exception("WebSocket API request failed")
+        conn.reply(request_id, error=errors.INTERNAL)
+
+
+async def dispatch(conn: Connection, method: str, params: dict[str, Any]) -> object:
+    gateway = conn.gateway
+    assert gateway.live is not None and gateway.keys is not None
+    if method == "ping":
+        return {}
+    if method == "time":
+        return {"serverTime": now_ms()}
+    if method == "userDataStream.subscribe.signature":
+        caller = await _signed(conn, params)
+        new_id = conn.next_subscription
+        conn.next_subscription += 1
+        conn.subscriptions[new_id] = caller.account
+        gateway.live.subscribe(caller.account, conn)
+        return {"subscriptionId": new_id}
+    if method == "userDataStream.unsubscribe":
+        wanted = params.get("subscriptionId")
+        account: int | None = None
+        if isinstance(wanted, int):
+            account = conn.subscriptions.pop(wanted, None)
+        if account is None:
+            raise errors.bad(-1100, "No such subscription on this connection.")
+        if account not in conn.subscriptions.values():
+            gateway.live.unsubscribe(account, conn)
+        return {}
+    operation = TRADING.get(method)
+    if operation is None:
+        raise errors.bad(-1000, f"Unknown method '{method}'.")
+    caller = await _signed(conn, params)
+    op: Callable[[Caller, Params, dict[str, str]], Awaitable[Any]] = getattr(gateway, operation)
+    return await op(caller, Params.of_mapping(params, ws_payload(params)), {})
+
+
+async def _signed(conn: Connection, values: dict[str, Any]) -> Caller:
+    gateway = conn.gateway
+    assert gateway.keys is not None
+    params = Params.of_mapping(values, ws_payload(values))
+    return await authenticate(gateway.keys, params.get("apiKey"), params, now_ms())

@@ -1,0 +1,100 @@
+"""The WebSocket API with a plain websockets client: signed requests (sorted-params signature), trading on the
+same code as REST, the user data stream's events in engine order, and what bad input gets."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import time
+from typing import Any
+
+import pytest
+import websockets
+
+from gateways.binance.params import ws_payload
+from tests.gateways.conftest import Exchange
+
+
+def signed_params(exchange: Exchange, account: int, **params: Any) -> dict[str, Any]:
+    key, secret = exchange.keys[account]
+    values: dict[str, Any] = {"apiKey": key, "timestamp": time.time_ns() // 1_000_000, **params}
+    values["signature"] = hmac.new(secret.encode(), ws_payload(values).encode(), hashlib.sha256).hexdigest()
+    return values
+
+
+EVENTS: list[dict[str, Any]] = []  # user data events that arrived while a call waited for its reply
+
+
+async def call(ws: Any, request_id: str, method: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
+    await ws.send(json.dumps({"id": request_id, "method": method, "params": params or {}}))
+    while True:
+        message: dict[str, Any] = json.loads(await asyncio.wait_for(ws.recv(), 10))
+        if message.get("id") == request_id:
+            return message
+        if "event" in message:
+            EVENTS.append(message)
+
+
+@pytest.mark.timeout(60)
+def test_trading_and_the_user_data_stream_over_the_websocket_api(exchange: Exchange) -> None:
+    async def scenario() -> list[dict[str, Any]]:
+        url = exchange.url.replace("http://", "ws://") + "/ws-api/v3"
+        async with websockets.connect(url) as ws:
+            assert await call(ws, "0", "ping") == {"id": "0", "status": 200, "result": {}}
+            sub = await call(ws, "1", "userDataStream.subscribe.signature", signed_params(exchange, 1))
+            assert sub == {"id": "1", "status": 200, "result": {"subscriptionId": 0}}
+            placed = await call(ws, "2", "order.place", signed_params(
+                exchange, 1, symbol="BTCUSDT", side="SELL", type="LIMIT", timeInForce="GTC", quantity="0.02",
+                price="1000", newClientOrderId="ws-1", returnRateLimits=False))  # fmt: skip
+            assert placed["status"] == 200 and placed["result"]["status"] == "NEW", placed
+            async with websockets.connect(url) as other:
+                bought = await call(other, "1", "order.place", signed_params(
+                    exchange, 2, symbol="BTCUSDT", side="BUY", type="MARKET", quantity="0.005"))  # fmt: skip
+                assert bought["result"]["status"] == "FILLED", bought
+            canceled = await call(ws, "3", "order.cancel", signed_params(
+                exchange, 1, symbol="BTCUSDT", origClientOrderId="ws-1"))  # fmt: skip
+            assert canceled["result"]["status"] == "CANCELED"
+            while len(EVENTS) < 6:
+                message = json.loads(await asyncio.wait_for(ws.recv(), 10))
+                if "event" in message:
+                    EVENTS.append(message)
+            assert {m["subscriptionId"] for m in EVENTS} == {0}
+            return [m["event"] for m in EVENTS]
+
+    events = asyncio.run(scenario())
+    kinds = [(e["e"], e.get("x"), e.get("X")) for e in events]
+    assert kinds == [
+        ("executionReport", "NEW", "NEW"),
+        ("outboundAccountPosition", None, None),  # the sell locked BTC
+        ("executionReport", "TRADE", "PARTIALLY_FILLED"),
+        ("outboundAccountPosition", None, None),  # BTC spent from the lock, USDT received
+        ("executionReport", "CANCELED", "CANCELED"),
+        ("outboundAccountPosition", None, None),  # the rest of the lock released
+    ]
+    trade = events[2]
+    assert (trade["c"], trade["l"], trade["z"], trade["L"], trade["m"], trade["N"]) == (
+        "ws-1", "0.00500", "0.00500", "1000.00", True, "USDT")  # fmt: skip
+    assert {b["a"] for b in events[3]["B"]} == {"BTC", "USDT"}
+
+
+@pytest.mark.timeout(30)
+def test_bad_websocket_requests_get_error_replies_and_the_socket_stays_open(exchange: Exchange) -> None:
+    async def scenario() -> None:
+        url = exchange.url.replace("http://", "ws://") + "/ws-api/v3"
+        async with websockets.connect(url) as ws:
+            await ws.send("not json")
+            reply = json.loads(await asyncio.wait_for(ws.recv(), 5))
+            assert (reply["id"], reply["status"], reply["error"]["code"]) == (None, 400, -1100)
+            assert (await call(ws, "a", "no.such.method"))["error"]["code"] == -1000
+            forged = {**signed_params(exchange, 1), "signature": "0" * 64}
+            reply = await call(ws, "b", "userDataStream.subscribe.signature", forged)
+            assert (reply["status"], reply["error"]["code"]) == (400, -1022)
+            reply = await call(ws, "c", "order.cancel", signed_params(exchange, 1, symbol="BTCUSDT", orderId=424242))
+            assert (reply["status"], reply["error"]["code"]) == (400, -2011)
+            reply = await call(ws, "d", "order.place", signed_params(exchange, 1, symbol="BTCUSDT", side="SELL"))
+            assert (reply["status"], reply["error"]["code"]) == (400, -1102)
+            assert (await call(ws, "e", "time"))["status"] == 200  # still serving
+
+    asyncio.run(scenario())
