@@ -227,7 +227,7 @@ def measure(bench: Bench, gateways: int, mode: str, kind: str, offered: float, s
     return Step(gateways, mode, kind, offered, ok + errors, ok, errors, elapsed, histogram, cpu)
 
 
-def render(steps: list[Step], argv: Sequence[str]) -> str:
+def render(steps: list[Step], argv: Sequence[str], warnings: list[str]) -> str:
     out = ["# HTTP gateway: orders per second and request-to-response latency", ""]
     out += ["Reproduce: `" + " ".join(["python -m bench.gateway", *argv]) + "`", "", machine_markdown(), ""]
     out += ["New LIMIT IOC orders that never cross (accepted, then expired), signed with HMAC as a Binance client does,"
@@ -243,7 +243,9 @@ def render(steps: list[Step], argv: Sequence[str]) -> str:
     best = {g: max((s.rate for s in steps if s.gateways == g and s.errors == 0), default=0.0) for g in (1, 2)}
     out += ["", f"Highest rate with no errors in this run: one gateway {best[1]:,.0f} orders/s, two {best[2]:,.0f}"
             f" ({best[2] / best[1]:.2f}x of one); the seed's bar is 10,000." if best[1] else "", ""]  # fmt: skip
-    return "\n".join(out)
+    out += ["Warnings and errors the gateways logged during the run: " + (str(len(warnings)) if warnings else "none.")]
+    out += [f"    {line}" for line in warnings[:20]]
+    return "\n".join(out) + "\n"
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -253,6 +255,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--concurrency", type=int, default=64, help="requests in flight in the closed-loop steps")
     args = parser.parse_args(argv)
     steps: list[Step] = []
+    warnings: list[str] = []
     postgres = PostgresServer()
     postgres.start()
     try:
@@ -270,10 +273,12 @@ def main(argv: Sequence[str] | None = None) -> None:
                                   flush=True)  # fmt: skip
                             steps.append(step)
                 finally:
+                    warnings += [line for g in bench.gateways for line in g.log().splitlines()
+                                 if " WARNING " in line or " ERROR " in line]  # fmt: skip
                     bench.stop()
     finally:
         postgres.stop()
-    REPORT.write_text(render(steps, sys.argv[1:] if argv is None else argv))
+    REPORT.write_text(render(steps, sys.argv[1:] if argv is None else argv, warnings))
     print(f"wrote {REPORT.relative_to(REPO)}")
 
 
