@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import OrderedDict
 from typing import Any, Protocol
 
@@ -24,13 +25,15 @@ from gateways.binance.userdata import UserEvent, UserEvents
 from gateways.binance.views import Formats
 from persistence.pg_model import OPEN_STATUSES, ORDER_COLUMNS, OrderRow, PostgresModel
 from persistence.postgres import CONSUMER
-from persistence.stream import EventStream, StreamGap
+from persistence.stream import EventStream, Registry, StreamGap
 from wire.events import BalanceChanged, Event, FeeRatesSet, OrderAccepted, OrderCanceled, OrderReplaced, TradeExecuted
 from wire.venue import Venue
 
 log = logging.getLogger("mercury.gateway.live")
 
-KEEP_RESULTS = 100_000  # commands whose events are kept for late waiters
+KEEP_RESULTS = 100_000
+LEASE = 30.0  # s the gateway's registration as a stream reader lasts without a new confirmation
+CONFIRM_EVERY = 1.0  # s  # commands whose events are kept for late waiters
 
 
 class Subscriber(Protocol):
@@ -43,12 +46,14 @@ ORDER_EVENTS = frozenset({OrderAccepted, TradeExecuted, OrderCanceled, OrderRepl
 
 
 class LiveState:
-    def __init__(self, r: aioredis.Redis, pool: asyncpg.Pool, venue: Venue) -> None:
+    def __init__(self, r: aioredis.Redis, pool: asyncpg.Pool, venue: Venue, name: str = "gateway") -> None:
         self.r = r
         self.pool = pool
         self.venue = venue
         self.specs = {s.symbol: s for s in venue.symbols}
         self.stream = EventStream(r, venue.shard)
+        self.registry = Registry(r, venue.shard)
+        self.name = name
         self.model = PostgresModel(self.specs)
         self.fee_rates: dict[int, tuple[int, int]] = {}
         self.in_seq = 0  # the last command whose events were applied
@@ -82,11 +87,18 @@ class LiveState:
         while True:
             try:
                 await self.load()
+                # registered as a reader of the events stream, so that it is not trimmed under this gateway; a
+                # lease, so that a gateway that dies does not hold it back for ever
+                await self.registry.confirm(self.name, self.stream.out_seq, LEASE)
                 self.ready.set()
+                next_confirm = time.monotonic() + CONFIRM_EVERY
                 while True:
                     chunk = await self.stream.read(256, 1_000)
                     if chunk is not None and chunk.events:
                         self._apply(chunk.events)
+                    if time.monotonic() >= next_confirm:
+                        next_confirm = time.monotonic() + CONFIRM_EVERY
+                        await self.registry.confirm(self.name, self.stream.out_seq, LEASE)
             except StreamGap as exc:
                 log.warning("events stream gap (%s): reloading", exc)
             except (OSError, ConnectionError, asyncpg.PostgresError, aioredis.RedisError) as exc:

@@ -15,6 +15,7 @@ stream is trimmed only below the smallest of them, and never while no consumer i
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import cast
 
@@ -161,16 +162,34 @@ class Registry:
     def __init__(self, r: aioredis.Redis, shard: str) -> None:
         self.r = r
         self.key = keys.consumers(shard)
+        self.leases = keys.consumer_leases(shard)
         self.stream_key = keys.events(shard)
 
-    async def confirm(self, consumer: str, out_seq: int) -> None:
-        """``consumer`` has durably applied every event up to ``out_seq`` (registers it when new)."""
-        await self.r.hset(self.key, consumer, out_seq)
+    async def confirm(self, consumer: str, out_seq: int, lease: float | None = None) -> None:
+        """``consumer`` has applied every event up to ``out_seq`` (registers it when new). With ``lease`` (s) the
+        registration lapses unless confirmed again within that time (a live reader); without, it stays until
+        unregistered (a persister)."""
+        if lease is None:
+            await self.r.hset(self.key, consumer, out_seq)
+            return
+        until = time.time_ns() // 1_000_000 + int(lease * 1000)
+        pipe = self.r.pipeline(transaction=False)
+        pipe.hset(self.key, consumer, out_seq)
+        pipe.hset(self.leases, consumer, until)
+        await pipe.execute()
 
     async def unregister(self, consumer: str) -> bool:
+        await self.r.hdel(self.leases, consumer)
         return bool(await self.r.hdel(self.key, consumer))
 
     async def offsets(self) -> dict[str, int]:
+        """The registered consumers' offsets; lapsed live registrations are removed first."""
+        leases = cast(dict[bytes, bytes], await self.r.hgetall(self.leases))
+        now = time.time_ns() // 1_000_000
+        for name, until in leases.items():
+            if int(until) < now:
+                await self.r.hdel(self.key, name)
+                await self.r.hdel(self.leases, name)
         raw = cast(dict[bytes, bytes], await self.r.hgetall(self.key))
         return {k.decode(): int(v) for k, v in raw.items()}
 

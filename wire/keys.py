@@ -20,3 +20,9 @@ def consumers(shard: str) -> str:
     """Hash: consumer name -> the last out_seq it has durably applied. The events stream is trimmed below the
     smallest (persistence.stream)."""
     return f"mercury:{{{shard}}}:consumers"
+
+
+def consumer_leases(shard: str) -> str:
+    """Hash: consumer name -> when its registration lapses (ms since the epoch) unless it confirms again. Live
+    readers (gateways) register this way, so that one that dies stops holding the stream back; persisters do not."""
+    return f"mercury:{{{shard}}}:consumer-leases"

@@ -84,7 +84,7 @@ class Gateway:
         self.sequencer = AsyncSequencerClient(self.settings, name="gw-http")
         self.keys = Keys(self.pool, self.cipher)
         self.history = History(self.pool, self.venue)
-        self.live = LiveState(self.redis, self.pool, self.venue)
+        self.live = LiveState(self.redis, self.pool, self.venue, name=f"gateway:{self.sequencer.src}")
         self._follower = asyncio.create_task(self.live.run())
         await self.live.ready.wait()
         log.info("gateway ready")
@@ -93,6 +93,8 @@ class Gateway:
         finally:
             self._follower.cancel()
             await asyncio.gather(self._follower, return_exceptions=True)
+            with contextlib.suppress(Exception):  # a clean stop lets the stream be trimmed past this gateway now
+                await self.live.registry.unregister(self.live.name)
             await self.sequencer.close()
             await self.redis.aclose()
             await self.pool.close()
