@@ -32,7 +32,7 @@ from gateways.binance.limits import Limits, RateLimiter
 from gateways.binance.params import Params
 from gateways.binance.views import Formats
 from gateways.clock import now_ms
-from gateways.http import wsapi
+from gateways.http import listenkey, wsapi
 from gateways.live import LiveState
 from persistence.apikeys import SecretCipher
 from persistence.history import History, HistoryError
@@ -519,6 +519,13 @@ ENDPOINTS = (
 )
 
 
+def _bound(op: Callable[[Gateway, Request], Awaitable[Any]], gw: Gateway) -> Handler:
+    async def handler(request: Request) -> Response:
+        return JSONResponse(await op(gw, request))
+
+    return handler
+
+
 def create_app(settings: Settings, venue: Venue, cipher: SecretCipher) -> Starlette:
     gw = Gateway(settings, venue, cipher)
     routes: list[BaseRoute] = [
@@ -534,5 +541,11 @@ def create_app(settings: Settings, venue: Venue, cipher: SecretCipher) -> Starle
     async def ws_api(websocket: WebSocket) -> None:
         await wsapi.endpoint(websocket, gw)
 
+    async def user_stream(websocket: WebSocket) -> None:
+        await listenkey.stream(gw, websocket, websocket.path_params["listen_key"])
+
+    for method, op in (("POST", listenkey.create), ("PUT", listenkey.keep_alive), ("DELETE", listenkey.close)):
+        routes.append(Route("/api/v3/userDataStream", _guarded(_bound(op, gw), 2, gw.limiter), methods=[method]))
     routes.append(WebSocketRoute("/ws-api/v3", ws_api))
+    routes.append(WebSocketRoute("/ws/{listen_key}", user_stream))
     return Starlette(routes=routes, lifespan=gw.lifespan, exception_handlers={404: not_found, 405: not_found})

@@ -15,6 +15,7 @@ import websockets
 
 from gateways.binance.params import ws_payload
 from tests.gateways.conftest import Exchange
+from tests.gateways.test_rest import send, signed
 
 
 def signed_params(exchange: Exchange, account: int, **params: Any) -> dict[str, Any]:
@@ -98,3 +99,39 @@ def test_bad_websocket_requests_get_error_replies_and_the_socket_stays_open(exch
             assert (await call(ws, "e", "time"))["status"] == 200  # still serving
 
     asyncio.run(scenario())
+
+
+@pytest.mark.timeout(60)
+def test_the_legacy_listen_key_stream(exchange: Exchange) -> None:
+    key, _ = exchange.keys[3]
+    status, created = send(exchange, "POST", "/api/v3/userDataStream", key=key)
+    assert status == 200 and len(created["listenKey"]) == 60
+    listen_key = created["listenKey"]
+    assert send(exchange, "PUT", "/api/v3/userDataStream", body=f"listenKey={listen_key}", key=key) == (200, {})
+    other, _ = exchange.keys[2]
+    status, body = send(exchange, "PUT", "/api/v3/userDataStream", body=f"listenKey={listen_key}", key=other)
+    assert (status, body["code"]) == (400, -1125)  # another account's key
+    assert send(exchange, "POST", "/api/v3/userDataStream")[1]["code"] == -2014  # no API key
+
+    async def scenario() -> list[dict[str, Any]]:
+        base = exchange.url.replace("http://", "ws://")
+        async with websockets.connect(f"{base}/ws/{listen_key}") as ws:
+            await asyncio.sleep(0.3)
+            status, order = signed(exchange, "POST", "/api/v3/order", {
+                "symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "timeInForce": "GTC", "quantity": "0.01",
+                "price": "950"}, account=3)  # fmt: skip
+            assert status == 200, order
+            return [json.loads(await asyncio.wait_for(ws.recv(), 10)) for _ in range(2)]
+
+    events = asyncio.run(scenario())
+    assert [e["e"] for e in events] == ["executionReport", "outboundAccountPosition"]
+    assert events[0]["x"] == "NEW" and events[0]["p"] == "950.00"
+    assert send(exchange, "DELETE", "/api/v3/userDataStream", query=f"listenKey={listen_key}", key=key) == (200, {})
+
+    async def closed() -> dict[str, Any]:
+        base = exchange.url.replace("http://", "ws://")
+        async with websockets.connect(f"{base}/ws/{listen_key}") as ws:
+            message: dict[str, Any] = json.loads(await asyncio.wait_for(ws.recv(), 10))
+            return message
+
+    assert asyncio.run(closed())["e"] == "listenKeyExpired"
