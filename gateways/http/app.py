@@ -32,7 +32,7 @@ from gateways.binance.limits import Limits, RateLimiter
 from gateways.binance.params import Params
 from gateways.binance.views import Formats
 from gateways.clock import now_ms
-from gateways.http import listenkey, wsapi
+from gateways.http import listenkey, openapi, wsapi
 from gateways.live import LiveState
 from persistence.apikeys import SecretCipher
 from persistence.history import History, HistoryError
@@ -546,6 +546,17 @@ def create_app(settings: Settings, venue: Venue, cipher: SecretCipher) -> Starle
 
     for method, op in (("POST", listenkey.create), ("PUT", listenkey.keep_alive), ("DELETE", listenkey.close)):
         routes.append(Route("/api/v3/userDataStream", _guarded(_bound(op, gw), 2, gw.limiter), methods=[method]))
+    stream_endpoints = (
+        ("/api/v3/userDataStream", "POST", "user_stream_create", 2),
+        ("/api/v3/userDataStream", "PUT", "user_stream_keep_alive", 2),
+        ("/api/v3/userDataStream", "DELETE", "user_stream_close", 2),
+    )
+    spec = openapi.document(ENDPOINTS + stream_endpoints, PUBLIC)
+
+    async def openapi_json(request: Request) -> Response:
+        return JSONResponse(spec)
+
+    routes.append(Route("/openapi.json", openapi_json, methods=["GET"]))
     routes.append(WebSocketRoute("/ws-api/v3", ws_api))
     routes.append(WebSocketRoute("/ws/{listen_key}", user_stream))
     return Starlette(routes=routes, lifespan=gw.lifespan, exception_handlers={404: not_found, 405: not_found})
