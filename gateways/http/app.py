@@ -55,6 +55,7 @@ from wire.venue import SymbolSpec, Venue
 
 log = logging.getLogger("mercury.gateway.http")
 
+MAX_TIME_MS = (2**63 - 1) // 1_000_000  # times are stored in ns in a bigint (schemathesis found the overflow)
 RESULT_TIMEOUT = 5.0  # s a RESULT / FULL answer waits for the engine
 HISTORY_TIMEOUT = 2.0  # s a history query waits for the persister to reach what this gateway has seen
 MAX_BODY = 64 * 1024
@@ -432,8 +433,8 @@ class Gateway:
 
     @staticmethod
     def page(params: Params, id_name: str) -> dict[str, Any]:
-        start = params.integer("startTime", low=0)
-        end = params.integer("endTime", low=0)
+        start = params.integer("startTime", low=0, high=MAX_TIME_MS)
+        end = params.integer("endTime", low=0, high=MAX_TIME_MS)
         return {
             "from_id": params.integer(id_name, low=0),
             "start_ts": None if start is None else start * 1_000_000,
@@ -551,7 +552,7 @@ def create_app(settings: Settings, venue: Venue, cipher: SecretCipher) -> Starle
         ("/api/v3/userDataStream", "PUT", "user_stream_keep_alive", 2),
         ("/api/v3/userDataStream", "DELETE", "user_stream_close", 2),
     )
-    spec = openapi.document(ENDPOINTS + stream_endpoints, PUBLIC)
+    spec = openapi.document(ENDPOINTS + stream_endpoints, PUBLIC, [s.symbol for s in venue.symbols])
 
     async def openapi_json(request: Request) -> Response:
         return JSONResponse(spec)

@@ -107,11 +107,17 @@ ORDER: Schema = {
 }
 
 
-def document(endpoints: tuple[tuple[str, str, str, int], ...], public: frozenset[str]) -> dict[str, Any]:
+def document(
+    endpoints: tuple[tuple[str, str, str, int], ...], public: frozenset[str], symbols: list[str]
+) -> dict[str, Any]:
+    """The document; ``symbols`` are the venue's (Binance's own spec cannot list them, Mercury's can, so that
+    generated requests reach past the symbol check)."""
+    symbol: Schema = {"type": "string", "enum": symbols}
     paths: dict[str, dict[str, Any]] = {}
     for path, method, name, weight in endpoints:
         signed = name not in public and name not in KEY_ONLY
-        params = PARAMS.get(name, []) + (SIGNED_PARAMS if signed else [])
+        params = [(n, symbol if schema is SYMBOL else schema, required)
+                  for n, schema, required in PARAMS.get(name, []) + (SIGNED_PARAMS if signed else [])]  # fmt: skip
         operation: dict[str, Any] = {
             "operationId": name,
             "description": f"Request weight {weight}."

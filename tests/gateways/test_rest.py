@@ -126,6 +126,8 @@ def test_signing_and_timing_errors(exchange: Exchange) -> None:
     assert (status, body["code"]) == (400, -1101)
     status, body = send(exchange, "GET", "/api/v3/account", query=f"timestamp={now_ms()}&signature=%C2%A9", key=key)
     assert (status, body["code"]) == (400, -1022)  # a non-ASCII signature (schemathesis found a 500 here)
+    status, body = signed(exchange, "GET", "/api/v3/myTrades", {"symbol": "BTCUSDT", "startTime": 2**62})
+    assert (status, body["code"]) == (400, -1100)  # past what a time can be (schemathesis found a 500 here)
     status, body = send(exchange, "POST", "/api/v3/order", body="%zz=&&=", key=key)
     assert status == 400 and body["code"] in (-1100, -1102)
 
