@@ -31,8 +31,11 @@ def main() -> int:
         start_http_server(settings.metrics_port)
     app = create_app(settings, venue, cipher)
     logging.getLogger("mercury.gateway.http").info("HTTP gateway on 127.0.0.1:%d", settings.http_port)
+    # no proxy-headers middleware (nothing here sits behind a proxy yet) and no Server/Date headers: each is work
+    # on every request of the hot path (docs/benchmarks.md)
     uvicorn.run(app, host=settings.http_host, port=settings.http_port, loop="uvloop", http="httptools",
-                log_level="warning", access_log=False)  # fmt: skip
+                log_level="warning", access_log=False, proxy_headers=False, server_header=False,
+                date_header=False)  # fmt: skip
     return 0
 
 

@@ -51,6 +51,10 @@ TRADING = {
 }
 
 
+WEIGHTS = {"userDataStream.subscribe.signature": 2, "order.status": 4, "openOrders.status": 6, "allOrders": 20,
+           "myTrades": 20, "account.status": 20}  # fmt: skip
+
+
 class Connection:
     """One client socket: its subscriptions and its outgoing queue."""
 
@@ -141,6 +145,10 @@ async def handle(conn: Connection, text: str) -> None:
 async def dispatch(conn: Connection, method: str, params: dict[str, Any]) -> object:
     gateway = conn.gateway
     assert gateway.live is not None and gateway.keys is not None
+    # the same request-weight budget per IP as REST (a 429 error reply past it); new orders count per account in
+    # the operations themselves
+    ip = conn.ws.client.host if conn.ws.client else ""
+    gateway.limiter.request(ip, WEIGHTS.get(method, 1), now_ms(), {})
     if method == "ping":
         return {}
     if method == "time":

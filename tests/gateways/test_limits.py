@@ -3,6 +3,8 @@ soon as the engine is 5 commands behind."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 import signal
 import threading
 import time
@@ -12,6 +14,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import websockets
 
 from tests.gateways.conftest import Exchange, running_exchange
 from tests.gateways.test_rest import LIMIT, send, signed
@@ -77,3 +80,15 @@ def test_request_weight_past_the_minute_limit_gets_429(small: Exchange) -> None:
     assert refused.value.code == 429
     assert 1 <= int(refused.value.headers["Retry-After"]) <= 60
     assert int(refused.value.headers["X-MBX-USED-WEIGHT-1M"]) > 400
+
+
+def test_websocket_api_requests_count_against_the_same_weight(small: Exchange) -> None:
+    # after the REST test above this IP's weight for the minute is spent: the WebSocket API refuses too
+    async def ask() -> dict[str, Any]:
+        async with websockets.connect(small.url.replace("http://", "ws://") + "/ws-api/v3") as ws:
+            await ws.send(json.dumps({"id": "1", "method": "time", "params": {}}))
+            reply: dict[str, Any] = json.loads(await asyncio.wait_for(ws.recv(), 5))
+            return reply
+
+    reply = asyncio.run(ask())
+    assert (reply["status"], reply["error"]["code"]) == (429, -1003), reply
