@@ -36,7 +36,7 @@ def test_the_document_describes_exactly_the_gateways_http_routes(exchange: Excha
     app = create_app(Settings(), load_venue(DEFAULT_VENUE), SecretCipher(b"k" * 32))
     routed = {
         (route.path, method)
-        for route in app.routes
+        for route in app.app.routes
         if isinstance(route, Route) and route.path != "/openapi.json"
         for method in set(route.methods or ()) - {"HEAD"}
     }
