@@ -112,28 +112,31 @@ def test_kill9_while_it_writes_a_backlog_loses_no_row_and_doubles_none(venue: Ve
 def test_a_malformed_entry_is_quarantined_with_its_reason_and_the_persister_goes_on(venue: Venue, pg_url: str) -> None:
     venue.fund(1, 2, units=10**11)
     p = persister(venue, pg_url)
-    p.start()
-    wait_caught_up(venue, pg_url)
-    last = venue.stored_out_seq()
-    r = venue.r()
-    # between the engine's entries ("<first out_seq>-0"): garbage, and a list holding one event of the wrong shape
-    r.xadd(keys.events(venue.shard), {b"b": b"\xc1 not msgpack"}, id=f"{last}-1")
-    r.xadd(keys.events(venue.shard), {b"b": b"\x91\x93\x67\xa1x\x02"}, id=f"{last}-2")
-    r.close()
-    venue.fund(3, units=10**11)  # more events after the garbage: applied as usual
-    wait_caught_up(venue, pg_url)
-    rows = fetch(pg_url, "SELECT consumer, out_seq, stream_id, reason FROM quarantine ORDER BY id")
-    assert [(q["consumer"], q["stream_id"]) for q in rows] == [(CONSUMER, f"{last}-1"), (CONSUMER, f"{last}-2")]
-    assert rows[0]["out_seq"] is None and "bad event batch" in rows[0]["reason"]
-    assert rows[1]["out_seq"] is None and "bad event" in rows[1]["reason"]  # [103, 'x', 2]: out_seq not an int
-    assert {r["account"] for r in fetch(pg_url, "SELECT account FROM accounts")} == {1, 2, 3}
-    # restarted, it resumes after the garbage and quarantines nothing twice
-    p.stop()
-    p.start()
-    venue.fund(4, units=10**11)
-    wait_caught_up(venue, pg_url)
-    assert len(fetch(pg_url, "SELECT id FROM quarantine")) == 2
-    p.stop()
+    try:
+        p.start()
+        wait_caught_up(venue, pg_url)
+        last = venue.stored_out_seq()
+        r = venue.r()
+        # between the engine's entries ("<first out_seq>-0"): garbage, and a list holding one event of the wrong shape
+        r.xadd(keys.events(venue.shard), {b"b": b"\xc1 not msgpack"}, id=f"{last}-1")
+        r.xadd(keys.events(venue.shard), {b"b": b"\x91\x93\x67\xa1x\x02"}, id=f"{last}-2")
+        r.close()
+        venue.wait_engine(venue.fund(3, units=10**11))  # more events after the garbage (then the stream's last entry)
+        wait_caught_up(venue, pg_url)
+        rows = fetch(pg_url, "SELECT consumer, out_seq, stream_id, reason FROM quarantine ORDER BY id")
+        assert [(q["consumer"], q["stream_id"]) for q in rows] == [(CONSUMER, f"{last}-1"), (CONSUMER, f"{last}-2")]
+        assert rows[0]["out_seq"] is None and "bad event batch" in rows[0]["reason"]
+        assert rows[1]["out_seq"] is None and "bad event" in rows[1]["reason"]  # [103, 'x', 2]: out_seq not an int
+        assert {r["account"] for r in fetch(pg_url, "SELECT account FROM accounts")} == {1, 2, 3}
+        # restarted, it resumes after the garbage and quarantines nothing twice
+        p.stop()
+        p.start()
+        venue.fund(4, units=10**11)
+        wait_caught_up(venue, pg_url)
+        assert len(fetch(pg_url, "SELECT id FROM quarantine")) == 2
+        p.stop()
+    finally:
+        p.stop()
     assert "quarantined 1 item(s)" in p.log()
 
 
