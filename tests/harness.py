@@ -52,6 +52,16 @@ def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
         time.sleep(0.01)
 
 
+def read_log(path: Path, offset: int = 0) -> str:
+    """A process's log file from ``offset`` on ('' while it does not exist)."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(offset)
+            return f.read().decode(errors="replace")
+    except FileNotFoundError:
+        return ""
+
+
 class RedisServer:
     def __init__(self, directory: Path, fsync: str = "everysec") -> None:
         self.dir = directory
@@ -173,12 +183,7 @@ class Service:
                 raise RuntimeError(f"{self.module} exited at start:\n{self.log()}")
 
     def log(self, offset: int = 0) -> str:
-        try:
-            with open(self.log_path, "rb") as f:
-                f.seek(offset)
-                return f.read().decode(errors="replace")
-        except FileNotFoundError:
-            return ""
+        return read_log(self.log_path, offset)
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
@@ -354,12 +359,7 @@ class MongoServer:
         return self.log_path.stat().st_size if self.log_path.exists() else 0
 
     def log(self, offset: int = 0) -> str:
-        try:
-            with open(self.log_path, "rb") as f:
-                f.seek(offset)
-                return f.read().decode(errors="replace")
-        except FileNotFoundError:
-            return ""
+        return read_log(self.log_path, offset)
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None

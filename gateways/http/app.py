@@ -63,6 +63,17 @@ HISTORY_TIMEOUT = 2.0  # s a history query waits for the persister to reach what
 MAX_BODY = 64 * 1024
 
 
+def params_of(query: str, body: bytes) -> Params:
+    """A request's parameters from its query string and its form body (ASCII, at most MAX_BODY bytes)."""
+    if len(body) > MAX_BODY:
+        raise errors.bad(-1101, "Too many parameters; the body is too large.")
+    try:
+        text = body.decode("ascii")
+    except UnicodeDecodeError:
+        raise errors.bad(-1100, "Illegal characters found in the body.") from None
+    return Params(query, text)
+
+
 class Gateway:
     def __init__(self, settings: Settings, venue: Venue, cipher: SecretCipher) -> None:
         self.settings = settings
@@ -120,14 +131,7 @@ class Gateway:
     # --- plumbing --------------------------------------------------------------------------------------------
 
     async def params(self, request: Request) -> Params:
-        body = await request.body()
-        if len(body) > MAX_BODY:
-            raise errors.bad(-1101, "Too many parameters; the body is too large.")
-        try:
-            text = body.decode("ascii")
-        except UnicodeDecodeError:
-            raise errors.bad(-1100, "Illegal characters found in the body.") from None
-        return Params(request.url.query, text)
+        return params_of(request.url.query, await request.body())
 
     async def signed(self, request: Request) -> tuple[Caller, Params]:
         params = await self.params(request)
@@ -330,7 +334,6 @@ class Gateway:
         cancel_body: dict[str, Any] | None = None
         if isinstance(first, OrderCanceled):
             cancel_body = self.canceled(first.order_id)
-            cancel_body["origClientOrderId"] = cancel_body["clientOrderId"]
         else:
             cancel_error = (
                 errors.rejected(first.reason, first.detail, cancel=True)
@@ -356,12 +359,17 @@ class Gateway:
         self.place_command(caller, params)  # validated as a real one would be, never sent
         return {}
 
-    async def cancel_order(self, caller: Caller, params: Params, headers: dict[str, str]) -> Any:
+    def order_ref(self, params: Params) -> tuple[SymbolSpec, int | None, str | None]:
+        """The symbol and the order a cancel or a query names: by orderId or origClientOrderId (one is needed)."""
         spec = self.symbol(params)
         order_id = params.integer("orderId", low=1)
         client_oid = params.get("origClientOrderId")
         if order_id is None and client_oid is None:
             raise errors.mandatory("orderId")
+        return spec, order_id, client_oid
+
+    async def cancel_order(self, caller: Caller, params: Params, headers: dict[str, str]) -> Any:
+        spec, order_id, client_oid = self.order_ref(params)
         assert self.sequencer is not None
         cmd = CancelOrder(self.sequencer.src, self.sequencer.next_req(), caller.account, spec.symbol, order_id or 0,
                           client_oid or "")  # fmt: skip
@@ -372,7 +380,6 @@ class Gateway:
         if not isinstance(first, OrderCanceled):
             raise errors.INTERNAL
         body = self.canceled(first.order_id)
-        body["origClientOrderId"] = body["clientOrderId"]
         body["clientOrderId"] = params.client_id("newClientOrderId") or body["clientOrderId"]
         return body
 
@@ -382,6 +389,7 @@ class Gateway:
         if row is None:
             raise errors.INTERNAL
         body = self.formats.order(row, full=False)
+        body["origClientOrderId"] = row.client_oid
         body["transactTime"] = row.updated_ts // 1_000_000
         body["selfTradePreventionMode"] = SelfTradeMode.EXPIRE_TAKER.name
         return body
@@ -396,17 +404,11 @@ class Gateway:
         bodies = []
         for ev in events:
             if isinstance(ev, OrderCanceled):
-                body = self.canceled(ev.order_id)
-                body["origClientOrderId"] = body["clientOrderId"]
-                bodies.append(body)
+                bodies.append(self.canceled(ev.order_id))
         return bodies
 
     async def query_order(self, caller: Caller, params: Params, headers: dict[str, str]) -> Any:
-        spec = self.symbol(params)
-        order_id = params.integer("orderId", low=1)
-        client_oid = params.get("origClientOrderId")
-        if order_id is None and client_oid is None:
-            raise errors.mandatory("orderId")
+        spec, order_id, client_oid = self.order_ref(params)
         assert self.live is not None
         row: OrderRow | None = self.live.order(caller.account, spec.symbol, order_id, client_oid)
         if row is None:
@@ -544,15 +546,9 @@ class FastPath:
             while True:
                 message = await receive()
                 body += message.get("body", b"")
-                if len(body) > MAX_BODY:
-                    raise errors.bad(-1101, "Too many parameters; the body is too large.")
-                if not message.get("more_body"):
+                if len(body) > MAX_BODY or not message.get("more_body"):
                     break
-            try:
-                text = body.decode("ascii")
-            except UnicodeDecodeError:
-                raise errors.bad(-1100, "Illegal characters found in the body.") from None
-            params = Params(scope["query_string"].decode("latin-1"), text)
+            params = params_of(scope["query_string"].decode("latin-1"), body)
             assert gateway.keys is not None
             caller = await authenticate(gateway.keys, api_key, params, now_ms())
             return 200, await operation(caller, params, headers)

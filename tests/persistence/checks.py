@@ -9,6 +9,8 @@ import asyncpg
 
 from engine.core import Engine
 from persistence.pg_model import OPEN_STATUSES, SUSPENSE
+from tests.harness import Venue
+from wire import keys
 from wire.events import (
     AccountCreated,
     CancelRejected,
@@ -124,3 +126,18 @@ def assert_database_matches(url: str, engine: Engine, events: list[Event]) -> No
     accounts = {r["account"] for r in fetch(url, "SELECT account FROM accounts")}
     assert accounts == {ev.account for ev in events if isinstance(ev, AccountCreated)}
     assert fetch(url, "SELECT reason FROM quarantine") == []
+
+
+def add_garbage(venue: Venue, *payloads: bytes) -> int:
+    """Append ``payloads`` to the events stream between the engine's entries (ids ``<last out_seq>-1``, ``-2``,
+    ...), then more events from the engine after them; returns that last out_seq."""
+    last = venue.stored_out_seq()
+    r = venue.r()
+    try:
+        for i, payload in enumerate(payloads, start=1):
+            r.xadd(keys.events(venue.shard), {b"b": payload}, id=f"{last}-{i}")
+    finally:
+        r.close()
+    # the engine appends after the garbage before anyone reads the stream's last entry again
+    venue.wait_engine(venue.fund(9_999, units=1))
+    return last

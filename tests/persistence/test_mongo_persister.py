@@ -12,9 +12,9 @@ import pytest
 
 from persistence.mongo import CONSUMER
 from tests.harness import MongoServer, PostgresServer, Service, Venue, wait_for
+from tests.persistence.checks import add_garbage
 from tests.persistence.test_klines import brute_force
 from tests.persistence.test_postgres_persister import replayed, run_load
-from wire import keys
 from wire.events import TradeExecuted
 from wire.venue import DEFAULT_VENUE, load_venue
 
@@ -104,12 +104,7 @@ def test_a_malformed_entry_is_quarantined_in_mongodb_with_its_reason(venue: Venu
     try:
         p.start()
         wait_caught_up(venue, db)
-        last = venue.stored_out_seq()
-        r = venue.r()
-        r.xadd(keys.events(venue.shard), {b"b": b"\xc1 not msgpack"}, id=f"{last}-1")
-        r.close()
-        # the engine appends after the garbage before the stream's last entry is read again
-        venue.wait_engine(venue.fund(3, units=10**11))
+        last = add_garbage(venue, b"\xc1 not msgpack")
         wait_caught_up(venue, db)
         (doc,) = list(db.quarantine.find())
         assert (doc["consumer"], doc["stream_id"], doc["out_seq"]) == (CONSUMER, f"{last}-1", None)

@@ -12,7 +12,7 @@ from engine.replay import main as replay_main
 from engine.replay import replay
 from persistence.postgres import CONSUMER
 from tests.harness import PostgresServer, Service, Venue, free_port, wait_for
-from tests.persistence.checks import assert_database_matches, fetch, offset
+from tests.persistence.checks import add_garbage, assert_database_matches, fetch, offset
 from tests.pipeline.test_chaos import Load
 from wire import keys
 from wire.events import Event
@@ -115,19 +115,14 @@ def test_a_malformed_entry_is_quarantined_with_its_reason_and_the_persister_goes
     try:
         p.start()
         wait_caught_up(venue, pg_url)
-        last = venue.stored_out_seq()
-        r = venue.r()
-        # between the engine's entries ("<first out_seq>-0"): garbage, and a list holding one event of the wrong shape
-        r.xadd(keys.events(venue.shard), {b"b": b"\xc1 not msgpack"}, id=f"{last}-1")
-        r.xadd(keys.events(venue.shard), {b"b": b"\x91\x93\x67\xa1x\x02"}, id=f"{last}-2")
-        r.close()
-        venue.wait_engine(venue.fund(3, units=10**11))  # more events after the garbage (then the stream's last entry)
+        # garbage, and a list holding one event of the wrong shape ([103, 'x', 2]: out_seq not an int)
+        last = add_garbage(venue, b"\xc1 not msgpack", b"\x91\x93\x67\xa1x\x02")
         wait_caught_up(venue, pg_url)
         rows = fetch(pg_url, "SELECT consumer, out_seq, stream_id, reason FROM quarantine ORDER BY id")
         assert [(q["consumer"], q["stream_id"]) for q in rows] == [(CONSUMER, f"{last}-1"), (CONSUMER, f"{last}-2")]
         assert rows[0]["out_seq"] is None and "bad event batch" in rows[0]["reason"]
         assert rows[1]["out_seq"] is None and "bad event" in rows[1]["reason"]  # [103, 'x', 2]: out_seq not an int
-        assert {r["account"] for r in fetch(pg_url, "SELECT account FROM accounts")} == {1, 2, 3}
+        assert {r["account"] for r in fetch(pg_url, "SELECT account FROM accounts")} == {1, 2, 9_999}
         # restarted, it resumes after the garbage and quarantines nothing twice
         p.stop()
         p.start()
