@@ -30,7 +30,8 @@ class Formats:
         return str(spec.lots_to_qty(lots))
 
     def money(self, asset: str, units: int) -> str:
-        return str(Decimal(units).scaleb(-self.decimals[asset]).quantize(Decimal(1).scaleb(-self.decimals[asset])))
+        # format "f": str() of a zero at this exponent is "0E-8", which Binance never sends
+        return format(Decimal(units).scaleb(-self.decimals[asset]), "f")
 
     def order(self, row: OrderRow, full: bool = True) -> dict[str, Any]:
         """The order object of GET /api/v3/order (and of order responses, with ``transactTime``)."""

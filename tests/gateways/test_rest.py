@@ -132,6 +132,13 @@ def test_signing_and_timing_errors(exchange: Exchange) -> None:
     assert status == 400 and body["code"] in (-1100, -1102)
 
 
+def test_amounts_are_plain_decimal_strings_with_the_assets_places(exchange: Exchange) -> None:
+    status, account = signed(exchange, "GET", "/api/v3/account", {}, account=3)
+    assert status == 200
+    usdt = next(b for b in account["balances"] if b["asset"] == "ETH")
+    assert usdt == {"asset": "ETH", "free": "10000.00000000", "locked": "0.00000000"}  # not "0E-8"
+
+
 def test_unknown_endpoints_and_methods_get_json_errors(exchange: Exchange) -> None:
     assert send(exchange, "GET", "/api/v3/nothing") == (404, {"code": -1000, "msg": "Unknown endpoint."})
     status, body = send(exchange, "PUT", "/api/v3/order")
