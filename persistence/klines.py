@@ -29,7 +29,20 @@ INTERVALS: tuple[tuple[str, int], ...] = (
     ("1h", 3_600 * SECOND),
     ("1d", 86_400 * SECOND),
 )
-WIDTH = dict(INTERVALS)
+# every interval Binance streams and serves; the store keeps only INTERVALS, the others are merged from the next
+# shorter stored one (3m from 1m, 30m from 15m, 4h from 1h) by readers such as the market-data feeds
+BINANCE_INTERVALS: tuple[tuple[str, int], ...] = (
+    ("1s", SECOND),
+    ("1m", 60 * SECOND),
+    ("3m", 180 * SECOND),
+    ("5m", 300 * SECOND),
+    ("15m", 900 * SECOND),
+    ("30m", 1_800 * SECOND),
+    ("1h", 3_600 * SECOND),
+    ("4h", 14_400 * SECOND),
+    ("1d", 86_400 * SECOND),
+)
+WIDTH = dict(BINANCE_INTERVALS)
 
 Doc = dict[str, Any]
 

@@ -78,31 +78,10 @@ class MongoStore:
         out_seq, stream_id, now = offset.get("out_seq", 0), offset.get("stream_id", "0-0"), offset.get("ts", 0)
         open_klines: list[Kline] = []
         for spec in self.venue.symbols:
-            open_klines += await self._open_klines(db, spec.symbol, out_seq)
+            open_klines += await stored_open_klines(db, spec.symbol, out_seq)
         self.model = KlineModel({s.symbol: s for s in self.venue.symbols}, open_klines, now)
         return stream_id, out_seq
 
-    async def _open_klines(self, db: AsyncDatabase[Doc], symbol: str, out_seq: int) -> list[Kline]:
-        """The symbol's open klines as of ``out_seq`` (see persistence.klines.rebuild)."""
-        last = await db.ticks.find_one({"symbol": symbol, "out_seq": {"$lte": out_seq}}, sort=[("out_seq", DESCENDING)])
-        if last is None:
-            return []
-        ts = last["ts"]
-        second = ts - ts % SECOND
-        last_ticks = await db.ticks.find(
-            {"symbol": symbol, "ts": {"$gte": second}, "out_seq": {"$lte": out_seq}}, sort=[("out_seq", ASCENDING)]
-        ).to_list()
-        closed: dict[str, list[Doc]] = {}
-        for (shorter, width), (_, longer) in itertools.pairwise(INTERVALS):
-            closed[shorter] = await db.klines.find(
-                {
-                    "symbol": symbol,
-                    "interval": shorter,
-                    "open_time": {"$gte": ts - ts % longer, "$lt": ts - ts % width},
-                },
-                sort=[("open_time", ASCENDING)],
-            ).to_list()
-        return rebuild(symbol, last_ticks, closed)
 
     def prepare(self, chunk: Chunk) -> MongoBatch:
         unusable = self.model.apply(chunk.events)
@@ -160,6 +139,31 @@ class MongoStore:
         client, self.client, self.db = self.client, None, None
         if client is not None:
             await client.close()
+
+
+
+async def stored_open_klines(db: AsyncDatabase[Doc], symbol: str, out_seq: int) -> list[Kline]:
+    """The symbol's open klines (the stored intervals) as of ``out_seq``, from what this persister stored up to at
+    least that point (see persistence.klines.rebuild); the market-data feeds start from it too."""
+    last = await db.ticks.find_one({"symbol": symbol, "out_seq": {"$lte": out_seq}}, sort=[("out_seq", DESCENDING)])
+    if last is None:
+        return []
+    ts = last["ts"]
+    second = ts - ts % SECOND
+    last_ticks = await db.ticks.find(
+        {"symbol": symbol, "ts": {"$gte": second}, "out_seq": {"$lte": out_seq}}, sort=[("out_seq", ASCENDING)]
+    ).to_list()
+    closed: dict[str, list[Doc]] = {}
+    for (shorter, width), (_, longer) in itertools.pairwise(INTERVALS):
+        closed[shorter] = await db.klines.find(
+            {
+                "symbol": symbol,
+                "interval": shorter,
+                "open_time": {"$gte": ts - ts % longer, "$lt": ts - ts % width},
+            },
+            sort=[("open_time", ASCENDING)],
+        ).to_list()
+    return rebuild(symbol, last_ticks, closed)
 
 
 def main() -> int:

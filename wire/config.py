@@ -31,6 +31,11 @@ class Settings:
     weight_per_minute: int = 6_000  # the HTTP gateway's request-weight limit per IP (Binance's)
     orders_per_10s: int = 100  # ... and its new-order limits per account
     orders_per_day: int = 200_000
+    feed_host: str = "127.0.0.1"  # a market-data feed's address (feeds/)
+    feed_rest_port: int = 8090  # ... its REST port (the public market-data endpoints)
+    feed_ws_port: int = 8091  # ... and its WebSocket streams' port
+    feed_max_queue: int = 1 << 20  # bytes a feed client may have waiting to be sent before it is dropped as too slow
+    feed_max_clients: int = 10_000  # WebSocket connections one feed process accepts
     metrics_port: int = 0  # Prometheus exporter port of the process (0: none)
 
 

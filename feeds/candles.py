@@ -1,0 +1,138 @@
+"""A symbol's candles at every Binance interval, kept live from its trades, and its rolling 24-hour statistics.
+
+Candles close by time. Trades carry the sequencer's stamp, so a candle closes when a trade stamped at or after its
+end arrives, or when the feed's clock (minus a grace period for trades still in the pipeline) passes its end. An
+interval without a trade gets a flat candle at the last close, as Binance's do. A trade that arrives after its
+candle closed by the clock (the pipeline lagged more than the grace) is added to that candle, which is sent again,
+closed, with the trade in it: the candles always equal those recomputed from the engine's trades.
+
+The 24-hour statistics are Binance's rolling-window kind, at minute granularity: the window is the last 1440 1m
+candles, the open one included.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from persistence.klines import BINANCE_INTERVALS, Kline
+
+KEEP = 1_000  # closed candles kept per interval (Binance's largest klines page)
+DAY_MINUTES = 1_440
+MINUTE = 60_000_000_000
+
+
+@dataclass(slots=True)
+class Window:
+    """Rolling statistics: ``kline`` merges the window's candles (``trades`` 0: no trade in the window)."""
+
+    kline: Kline
+    prev_close: int  # the last price before the window (0: none)
+
+
+class SymbolCandles:
+    def __init__(self, symbol: str, qptl: int, last_price: int = 0) -> None:
+        self.symbol = symbol
+        self.qptl = qptl
+        self.last_price = last_price  # the close flat candles take
+        self.open: dict[str, Kline] = {}
+        self.closed: dict[str, deque[Kline]] = {
+            i: deque(maxlen=DAY_MINUTES + 1 if i == "1m" else KEEP) for i, _ in BINANCE_INTERVALS
+        }
+        self.first_open: dict[str, int] = {}  # per interval: the open time of the oldest candle held (memory's start)
+
+    def seed(self, open_klines: Iterable[Kline], closed_1m: Iterable[Kline]) -> None:
+        """Start from stored history: the open candles as of the feed's start and the day's closed 1m candles."""
+        for k in open_klines:
+            self.open[k.interval] = k
+            self.first_open.setdefault(k.interval, k.open_time)
+        minutes = self.closed["1m"]
+        for k in closed_1m:
+            minutes.append(k)
+            self.first_open["1m"] = min(self.first_open.get("1m", k.open_time), k.open_time)
+
+    def trade(self, ts: int, price: int, qty: int, taker_buys: bool, trade_id: int, out: list[Kline]) -> None:
+        """Add one trade; appends to ``out`` every candle whose state a client must see (closed ones first)."""
+        quote = price * qty * self.qptl
+        for interval, width in BINANCE_INTERVALS:
+            start = ts - ts % width
+            k = self.open.get(interval)
+            if k is not None and start < k.open_time:
+                self._late(interval, start, price, qty, quote, taker_buys, trade_id, out)
+                continue
+            if k is None or start >= k.end:
+                self._roll(interval, width, start, out)
+                k = self.open[interval]
+            k.add(price, qty, quote, taker_buys, trade_id)
+            out.append(k)
+        self.last_price = price
+
+    def advance(self, now: int, out: list[Kline]) -> None:
+        """Close every candle that ended at or before ``now`` (ns), opening flat ones up to the one holding it."""
+        if not self.last_price:
+            return  # no trade yet: there is no close for a flat candle
+        for interval, width in BINANCE_INTERVALS:
+            k = self.open.get(interval)
+            if k is None or k.end <= now:
+                self._roll(interval, width, now - now % width, out)
+                out.append(self.open[interval])
+
+    def _roll(self, interval: str, width: int, start: int, out: list[Kline]) -> None:
+        """Close the open candle of ``interval`` and the flat ones after it, and open the one at ``start``."""
+        closed = self.closed[interval]
+        k = self.open.get(interval)
+        if k is not None:
+            closed.append(k)
+            out.append(k)
+            close = k.close if k.trades else self.last_price
+            # flat candles for the silent intervals in between, as many as memory keeps
+            t = max(k.end, start - width * (closed.maxlen or KEEP))
+            while t < start:
+                closed.append(self._flat(interval, t, close))
+                t += width
+        self.open[interval] = self._flat(interval, start, self.last_price)
+        self.first_open.setdefault(interval, start)
+
+    def _flat(self, interval: str, open_time: int, close: int) -> Kline:
+        return Kline(self.symbol, interval, open_time, close, close, close, close, first_trade_id=-1, last_trade_id=-1)
+
+    def _late(self, interval: str, start: int, price: int, qty: int, quote: int, taker_buys: bool, trade_id: int,
+              out: list[Kline]) -> None:  # fmt: skip
+        for k in reversed(self.closed[interval]):
+            if k.open_time == start:
+                if not k.trades:
+                    k.first_trade_id = trade_id
+                k.add(price, qty, quote, taker_buys, trade_id)
+                out.append(k)
+                return
+            if k.open_time < start:
+                return  # older than memory: only the store has it
+
+    def is_closed(self, k: Kline) -> bool:
+        return self.open.get(k.interval) is not k
+
+    def window(self) -> Window:
+        """Rolling 24 hours: the last 1440 1m candles (the open one included)."""
+        minutes = list(self.closed["1m"])
+        current = self.open.get("1m")
+        if current is not None:
+            minutes.append(current)
+        inside = minutes[-DAY_MINUTES:]
+        before = minutes[:-DAY_MINUTES] if len(minutes) > DAY_MINUTES else []
+        total = Kline(self.symbol, "1d", inside[0].open_time if inside else 0, 0, 0, 0, 0)
+        for k in inside:
+            total.merge(k)
+        prev = next((k.close for k in reversed(before) if k.trades), 0)
+        if not total.trades:
+            total.open = total.high = total.low = total.close = self.last_price
+            total.first_trade_id = total.last_trade_id = -1
+        return Window(total, prev)
+
+    def history(self, interval: str) -> list[Kline]:
+        """The candles held in memory for ``interval``, oldest first, the open one last."""
+        out = list(self.closed[interval])
+        k = self.open.get(interval)
+        if k is not None:
+            out.append(k)
+        return out

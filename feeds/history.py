@@ -1,0 +1,134 @@
+"""What the feed reads from the MongoDB store (persistence.mongo): the history it starts from, and candles or trades
+older than what it holds in memory.
+
+At start the feed waits (bounded) until the MongoDB persister has stored everything up to the feed's snapshot, then
+takes from it each symbol's open candles as of that snapshot, the day's closed 1m candles (for the rolling 24-hour
+ticker) and the last trades. The store keeps the 1s, 1m, 5m, 15m, 1h and 1d intervals; 3m, 30m and 4h are merged
+from 1m, 15m and 1h.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+from pymongo import ASCENDING, DESCENDING, AsyncMongoClient
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import PyMongoError
+
+from feeds.candles import DAY_MINUTES, MINUTE
+from feeds.market import KEEP_TRADES, Market
+from persistence.klines import WIDTH, Kline
+from persistence.mongo import CONSUMER, stored_open_klines
+from persistence.stream import Registry
+from wire.enums import Side
+from wire.events import TradeExecuted
+
+log = logging.getLogger("mercury.feed.history")
+
+Doc = dict[str, Any]
+DERIVED = {"3m": "1m", "30m": "15m", "4h": "1h"}  # interval -> the stored one it is merged from
+STORE_WAIT = 10.0  # s the feed waits at start for the MongoDB persister to reach its snapshot
+
+
+class MarketHistory:
+    def __init__(self, url: str, registry: Registry) -> None:
+        self.client: AsyncMongoClient[Doc] = AsyncMongoClient(url, serverSelectionTimeoutMS=2_000,
+                                                              socketTimeoutMS=10_000)  # fmt: skip
+        self.db: AsyncDatabase[Doc] = self.client.get_default_database("mercury")
+        self.registry = registry
+
+    async def close(self) -> None:
+        await self.client.close()
+
+    async def seed(self, market: Market) -> None:
+        """Candles and recent trades of every symbol as of ``market.out_seq``; without the store, none."""
+        out_seq = market.out_seq
+        deadline = time.monotonic() + STORE_WAIT
+        while (await self.registry.offsets()).get(CONSUMER, 0) < out_seq:
+            if time.monotonic() > deadline:
+                log.warning("the MongoDB persister has not reached out_seq %d: history may miss recent trades",
+                            out_seq)  # fmt: skip
+                break
+            await asyncio.sleep(0.1)
+        try:
+            for symbol, m in market.symbols.items():
+                opens = await stored_open_klines(self.db, symbol, out_seq)
+                by_interval = {k.interval: k for k in opens}
+                for interval, base in DERIVED.items():
+                    if base in by_interval:
+                        by_interval[interval] = await self._derived_open(symbol, interval, by_interval[base])
+                minute = by_interval.get("1m")
+                closed_1m: list[Kline] = []
+                if minute is not None:
+                    start = minute.open_time - (DAY_MINUTES - 1) * MINUTE
+                    closed_1m = await self.stored(symbol, "1m", start, minute.open_time - 1)
+                m.candles.seed(by_interval.values(), closed_1m)
+                recent = {"symbol": symbol, "out_seq": {"$lte": out_seq}}
+                ticks = await self.db.ticks.find(recent, sort=[("out_seq", DESCENDING)], limit=KEEP_TRADES).to_list()
+                m.trades.extend(trade_of(t) for t in reversed(ticks))
+        except PyMongoError as exc:
+            log.warning("no history from MongoDB (%s): candles and trades start empty", exc)
+
+    async def _derived_open(self, symbol: str, interval: str, base_open: Kline) -> Kline:
+        width = WIDTH[interval]
+        start = base_open.open_time - base_open.open_time % width
+        k = Kline.empty(symbol, interval, start)
+        for part in await self.stored(symbol, DERIVED[interval], start, base_open.open_time - 1):
+            k.merge(part)
+        k.merge(base_open)
+        return k
+
+    async def _find(self, collection: str, query: Doc, sort: list[tuple[str, int]], limit: int = 0) -> list[Doc]:
+        """A query's documents; none (and a warning) while the store is unreachable: the REST endpoints then answer
+        from memory alone rather than fail."""
+        try:
+            return await self.db[collection].find(query, sort=sort, limit=limit).to_list()
+        except PyMongoError as exc:
+            log.warning("MongoDB unreachable (%s): answering from memory", type(exc).__name__)
+            return []
+
+    async def stored(self, symbol: str, interval: str, start: int, end: int) -> list[Kline]:
+        """Closed candles of ``interval`` opened in [start, end] (ns), oldest first; a derived interval is merged
+        from its base interval's candles."""
+        base = DERIVED.get(interval, interval)
+        query = {"symbol": symbol, "interval": base, "open_time": {"$gte": start, "$lte": end}}
+        docs = await self._find("klines", query, [("open_time", ASCENDING)])
+        if base == interval:
+            return [Kline.from_doc(d) for d in docs]
+        width = WIDTH[interval]
+        merged: dict[int, Kline] = {}
+        for d in docs:
+            part = Kline.from_doc(d)
+            t = part.open_time - part.open_time % width
+            k = merged.get(t)
+            if k is None:
+                k = merged[t] = Kline.empty(symbol, interval, t)
+            k.merge(part)
+        return list(merged.values())
+
+    async def close_before(self, symbol: str, interval: str, t: int) -> int:
+        """The close of the last stored candle of ``interval``'s base opened before ``t`` (0: none)."""
+        query = {"symbol": symbol, "interval": DERIVED.get(interval, interval), "open_time": {"$lt": t}}
+        docs = await self._find("klines", query, [("open_time", DESCENDING)], 1)
+        return int(docs[0]["close"]) if docs else 0
+
+    async def trades(self, symbol: str, from_id: int | None, start: int | None, end: int | None,
+                     limit: int) -> list[TradeExecuted]:  # fmt: skip
+        """Stored trades from id ``from_id``, or stamped in [start, end] (ns), oldest first."""
+        query: Doc = {"symbol": symbol}
+        if from_id is not None:
+            query["trade_id"] = {"$gte": from_id}
+        if start is not None or end is not None:
+            query["ts"] = {k: v for k, v in (("$gte", start), ("$lte", end)) if v is not None}
+        docs = await self._find("ticks", query, [("trade_id", ASCENDING)], limit)
+        return [trade_of(d) for d in docs]
+
+
+def trade_of(tick: Doc) -> TradeExecuted:
+    """A stored tick as a trade event. The store keeps no order ids, so each gets its own negative command number:
+    stored trades are never merged into one aggregate trade (feeds.payloads.aggregate)."""
+    return TradeExecuted(tick["out_seq"], -tick["trade_id"], tick["ts"], tick["symbol"], tick["trade_id"],
+                         tick["price"], tick["qty"], Side[tick["taker_side"]], 0, 0, 0, 0, 0, 0)  # fmt: skip

@@ -1,0 +1,279 @@
+"""The public market-data REST endpoints, answered from the feed's state (and the MongoDB store for older candles
+and trades), in Binance's shapes and with its errors. ``ping``, ``time`` and ``exchangeInfo`` are served too, so that
+a market-data client can use a feed as its whole public API (ccxt's ``urls.api.public``).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import orjson
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from feeds import payloads as pl
+from feeds.history import MarketHistory
+from feeds.market import Market, SymbolMarket
+from gateways.binance import errors
+from gateways.binance.errors import ApiError
+from gateways.binance.params import Params
+from gateways.binance.views import Formats
+from persistence.klines import WIDTH, Kline
+from wire.events import TradeExecuted
+
+DEPTH_LIMITS = (1, 5000)
+NS_PER_MS = 1_000_000
+AVG_MINUTES = 5
+INVALID_INTERVAL = errors.bad(-1120, "Invalid interval.")
+NOT_READY = ApiError(503, -1003, "The market-data feed is still loading its state; retry shortly.", retry_after=1)
+
+
+class JsonResponse(Response):
+    media_type = "application/json"
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content)
+
+
+Handler = Callable[[Request], Awaitable[Response]]
+Endpoint = Callable[[Request, Params], Awaitable[Response]]
+
+
+class MarketRest:
+    def __init__(self, market: Market, history: MarketHistory | None, ready: Callable[[], bool]) -> None:
+        self.market = market
+        self.history = history
+        self.ready = ready
+        self.texts = pl.texts_for(market.venue)
+        self.formats = Formats(market.venue)
+
+    def routes(self) -> list[Route]:
+        table: list[tuple[str, Endpoint]] = [
+            ("/api/v3/ping", self.ping), ("/api/v3/time", self.time), ("/api/v3/exchangeInfo", self.exchange_info),
+            ("/api/v3/depth", self.depth), ("/api/v3/trades", self.trades),
+            ("/api/v3/historicalTrades", self.historical_trades), ("/api/v3/aggTrades", self.agg_trades),
+            ("/api/v3/klines", self.klines), ("/api/v3/uiKlines", self.klines),
+            ("/api/v3/ticker/24hr", self.ticker_24hr), ("/api/v3/ticker", self.ticker_rolling),
+            ("/api/v3/ticker/price", self.ticker_price), ("/api/v3/ticker/bookTicker", self.book_ticker),
+            ("/api/v3/avgPrice", self.avg_price),
+        ]  # fmt: skip
+        return [Route(path, _guarded(handler, self.ready), methods=["GET"]) for path, handler in table]
+
+    # helpers ----------------------------------------------------------------------------------------------------
+
+    def _symbol(self, params: Params) -> SymbolMarket:
+        m = self.market.symbols.get(params.required("symbol"))
+        if m is None:
+            raise errors.INVALID_SYMBOL
+        return m
+
+    def _symbols(self, params: Params) -> list[SymbolMarket]:
+        """``symbol``, ``symbols`` (a JSON array) or neither (all), as Binance's ticker endpoints take them."""
+        if params.get("symbol") is not None:
+            if params.get("symbols") is not None:
+                raise errors.bad(-1101, "Parameter 'symbol' and 'symbols' may not be sent together.")
+            return [self._symbol(params)]
+        text = params.get("symbols")
+        if text is None:
+            return list(self.market.symbols.values())
+        try:
+            names = orjson.loads(text)
+        except orjson.JSONDecodeError:
+            raise errors.illegal("symbols", 'expected a JSON array such as ["BTCUSDT","ETHUSDT"]') from None
+        if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
+            raise errors.illegal("symbols", 'expected a JSON array such as ["BTCUSDT","ETHUSDT"]')
+        out = []
+        for name in names:
+            m = self.market.symbols.get(name)
+            if m is None:
+                raise errors.INVALID_SYMBOL
+            out.append(m)
+        return out
+
+    @staticmethod
+    def _one_or_many(params: Params, items: list[Any]) -> Any:
+        return items[0] if params.get("symbol") is not None else items
+
+    # endpoints --------------------------------------------------------------------------------------------------
+
+    async def ping(self, request: Request, params: Params) -> Response:
+        return JsonResponse({})
+
+    async def time(self, request: Request, params: Params) -> Response:
+        return JsonResponse({"serverTime": time.time_ns() // NS_PER_MS})
+
+    async def exchange_info(self, request: Request, params: Params) -> Response:
+        return JsonResponse(self.formats.exchange_info(time.time_ns() // NS_PER_MS))
+
+    async def depth(self, request: Request, params: Params) -> Response:
+        m = self._symbol(params)
+        limit = params.integer("limit", low=1, high=5000) or 100
+        t = self.texts[m.spec.symbol]
+        body = pl.partial_depth(t, m.book, limit)
+        body["cs"] = t.checksum(m.book)
+        return JsonResponse(body)
+
+    async def trades(self, request: Request, params: Params) -> Response:
+        m = self._symbol(params)
+        limit = params.integer("limit", low=1, high=1000) or 500
+        t = self.texts[m.spec.symbol]
+        recent = list(m.trades)[-limit:]
+        return JsonResponse([pl.rest_trade(t, ev) for ev in recent])
+
+    async def historical_trades(self, request: Request, params: Params) -> Response:
+        m = self._symbol(params)
+        limit = params.integer("limit", low=1, high=1000) or 500
+        from_id = params.integer("fromId")
+        if from_id is None:
+            return await self.trades(request, params)
+        found = await self._trades_from(m, from_id, None, None, limit)
+        return JsonResponse([pl.rest_trade(self.texts[m.spec.symbol], ev) for ev in found])
+
+    async def _trades_from(self, m: SymbolMarket, from_id: int | None, start: int | None, end: int | None,
+                           limit: int) -> list[TradeExecuted]:  # fmt: skip
+        held = list(m.trades)
+        oldest = held[0].trade_id if held else m.trade_id + 1
+        in_memory = (from_id is not None and from_id >= oldest) or (from_id is None and start is not None
+                                                                     and held and start >= held[0].ts)  # fmt: skip
+        if in_memory or self.history is None:
+            out = [ev for ev in held if (from_id is None or ev.trade_id >= from_id)
+                   and (start is None or ev.ts >= start) and (end is None or ev.ts <= end)]  # fmt: skip
+            return out[:limit]
+        return await self.history.trades(m.spec.symbol, from_id, start, end, limit)
+
+    async def agg_trades(self, request: Request, params: Params) -> Response:
+        m = self._symbol(params)
+        limit = params.integer("limit", low=1, high=1000) or 500
+        from_id = params.integer("fromId")
+        start, end = params.integer("startTime"), params.integer("endTime")
+        if from_id is not None and (start is not None or end is not None):
+            raise errors.bad(-1128, "Combination of optional parameters invalid.")
+        if start is not None and end is not None and not 0 <= end - start <= 3_600_000:
+            raise errors.bad(-1127, "More than 1 hours between startTime and endTime.")
+        t = self.texts[m.spec.symbol]
+        if from_id is None and start is None and end is None:
+            held = list(m.trades)
+            groups = pl.aggregate(held)
+            if len(held) == m.trades.maxlen and len(groups) > 1:
+                groups = groups[1:]  # the oldest group may have lost trades off the end of memory
+            return JsonResponse([pl.agg_trade(t, g) for g in groups[-limit:]])
+        start_ns = None if start is None else start * NS_PER_MS
+        end_ns = None if end is None else end * NS_PER_MS + NS_PER_MS - 1
+        found = await self._trades_from(m, from_id, start_ns, end_ns, limit * 4)
+        return JsonResponse([pl.agg_trade(t, g) for g in pl.aggregate(found)[:limit]])
+
+    async def klines(self, request: Request, params: Params) -> Response:
+        m = self._symbol(params)
+        interval = params.required("interval")
+        width = WIDTH.get(interval)
+        if width is None:
+            raise INVALID_INTERVAL
+        limit = params.integer("limit", low=1, high=1000) or 500
+        start, end = params.integer("startTime"), params.integer("endTime")
+        candles = await self._candles(m, interval, width, limit, start, end)
+        t = self.texts[m.spec.symbol]
+        return JsonResponse([pl.kline_row(t, k) for k in candles])
+
+    async def _candles(self, m: SymbolMarket, interval: str, width: int, limit: int, start_ms: int | None,
+                       end_ms: int | None) -> list[Kline]:  # fmt: skip
+        """Contiguous candles as Binance gives them: those opened in [startTime, endTime], the first ``limit`` of
+        them with a startTime, else the last; silent intervals are flat at the last close, none before the first
+        trade."""
+        held = {k.open_time: k for k in m.candles.history(interval)}
+        current = max(held) if held else _now_ns() - _now_ns() % width
+        last = current if end_ms is None else min(current, end_ms * NS_PER_MS - (end_ms * NS_PER_MS) % width)
+        if start_ms is not None:
+            first = -(-start_ms * NS_PER_MS // width) * width
+            last = min(last, first + (limit - 1) * width)
+        else:
+            first = last - (limit - 1) * width
+        if first > last:
+            return []
+        wanted = range(first, last + 1, width)
+        missing = [t for t in wanted if t not in held]
+        if missing and self.history is not None:
+            for stored in await self.history.stored(m.spec.symbol, interval, missing[0], missing[-1]):
+                held.setdefault(stored.open_time, stored)
+        out: list[Kline] = []
+        close = 0
+        if first not in held and self.history is not None:
+            close = await self.history.close_before(m.spec.symbol, interval, first)
+        for t in wanted:
+            k = held.get(t)
+            if k is not None and k.trades:
+                close = k.close
+            elif close:
+                k = Kline(m.spec.symbol, interval, t, close, close, close, close)
+            else:
+                continue  # before the first trade
+            out.append(k)
+        return out
+
+    async def ticker_24hr(self, request: Request, params: Params) -> Response:
+        kind = params.get("type") or "FULL"
+        if kind not in ("FULL", "MINI"):
+            raise errors.illegal("type", "expected FULL or MINI")
+        now = _now_ns() // NS_PER_MS
+        items = []
+        for m in self._symbols(params):
+            last_qty = m.trades[-1].qty if m.trades else 0
+            items.append(pl.rest_ticker(self.texts[m.spec.symbol], m.candles.window(), m.book, last_qty, now,
+                                        kind == "MINI"))  # fmt: skip
+        return JsonResponse(self._one_or_many(params, items))
+
+    async def ticker_rolling(self, request: Request, params: Params) -> Response:
+        size = params.get("windowSize") or "1d"
+        if size != "1d":
+            raise errors.illegal("windowSize", "Mercury computes the rolling window of 1d only")
+        if params.get("symbol") is None and params.get("symbols") is None:
+            raise errors.mandatory("symbol")
+        return await self.ticker_24hr(request, params)
+
+    async def ticker_price(self, request: Request, params: Params) -> Response:
+        items = [{"symbol": m.spec.symbol, "price": self.texts[m.spec.symbol].price(m.last_price)}
+                 for m in self._symbols(params)]  # fmt: skip
+        return JsonResponse(self._one_or_many(params, items))
+
+    async def book_ticker(self, request: Request, params: Params) -> Response:
+        items = [pl.rest_book_ticker(self.texts[m.spec.symbol], m.book) for m in self._symbols(params)]
+        return JsonResponse(self._one_or_many(params, items))
+
+    async def avg_price(self, request: Request, params: Params) -> Response:
+        m = self._symbol(params)
+        minutes = m.candles.history("1m")[-AVG_MINUTES:]
+        quote = sum(k.quote_volume for k in minutes)
+        lots = sum(k.volume for k in minutes)
+        t = self.texts[m.spec.symbol]
+        price = t.average(quote, lots) if lots else t.average(m.last_price * t.spec.quote_per_tick_lot, 1)
+        close_ms = pl.ms(m.trades[-1].ts) if m.trades else 0
+        return JsonResponse({"mins": AVG_MINUTES, "price": price, "closeTime": close_ms})
+
+
+def _now_ns() -> int:
+    return time.time_ns()
+
+
+def _guarded(handler: Endpoint, ready: Callable[[], bool]) -> Handler:
+    async def endpoint(request: Request) -> Response:
+        try:
+            if not ready():
+                raise NOT_READY
+            return await handler(request, Params(request.url.query, ""))
+        except ApiError as exc:
+            headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after else None
+            return JsonResponse(exc.body(), status_code=exc.status, headers=headers)
+
+    return endpoint
+
+
+def create_app(market: Market, history: MarketHistory | None, ready: Callable[[], bool]) -> Starlette:
+    rest = MarketRest(market, history, ready)
+
+    async def not_found(request: Request, exc: Exception) -> Response:
+        return JsonResponse(errors.NOT_FOUND.body(), status_code=404)
+
+    return Starlette(routes=rest.routes(), exception_handlers={404: not_found, 405: not_found})
