@@ -19,10 +19,15 @@ Self-trade prevention
     EXPIRE_MAKER cancels the resting order and matching goes on, EXPIRE_BOTH cancels both. Fills before that
     point stand. A self-trade never prints. A cancel-replace that re-enters an order keeps its mode.
 
-Market buy by quote amount
-    A MARKET BUY with ``quote_qty`` is converted on arrival into the lots that amount buys: walking the asks the
-    order can reach (as matching will), then, if the book runs out, what the rest buys at the market limit price.
-    What it cannot fill is canceled like any market order's rest.
+Market order by quote amount
+    A MARKET order with ``quote_qty`` is converted on arrival into lots, then matched as a market order of that
+    quantity. A BUY gets the lots that amount buys: walking the asks the order can reach (as matching will), then,
+    if the book runs out, what the rest buys at the market limit price. A SELL gets the largest number of lots
+    whose proceeds (price x qty x quote_per_tick_lot, before fees) do not exceed the amount, walking the bids the
+    same way; the bids are sold best first, so proceeds grow with every lot and the walk stops at the first lot
+    that would pass the amount. A sell counts no lots beyond the bids: they could not be sold, and at the market
+    limit price (the band's low edge, one tick before any trade) the rest of the amount would ask for absurdly many
+    lots and lock base the order can never sell. What either cannot fill is canceled like any market order's rest.
 
 Risk (when the engine runs with accounts, which it always does outside matching-only tests and benchmarks)
     An order locks what it could spend before it matches, and is rejected (INSUFFICIENT_BALANCE) if the account's
@@ -34,7 +39,8 @@ Risk (when the engine runs with accounts, which it always does outside matching-
       or, when the account has less than that free, exactly what it would spend now: the cost of walking the
       asks it can reach (within the band, stopping at or skipping its own orders as self-trade prevention will);
       either way it spends only what it fills and the rest is released when it ends, with the command;
-    - a market buy by quote amount locks that amount.
+    - a market buy by quote amount locks that amount; a market sell by quote amount is a sell of the lots it was
+      converted into, and locks their base like any sell.
 
     Fees are charged in the asset each side receives, so they never need a lock: the lock of a buy is the
     quote it could pay and nothing more. A fill moves ``qty * base_per_lot`` base from seller to buyer and
@@ -212,8 +218,8 @@ class Matcher:
             return RejectReason.INVALID_FIELD, f"client_oid longer than {MAX_CLIENT_OID}"
         if cmd.quote_qty:
             spec = self.spec
-            if typ is not MARKET or cmd.side is not BUY:
-                return RejectReason.INVALID_FIELD, "quote_qty is for market buys only"
+            if typ is not MARKET:
+                return RejectReason.INVALID_FIELD, "quote_qty is for market orders only"
             if cmd.qty:
                 return RejectReason.INVALID_FIELD, "give qty or quote_qty, not both"
             if cmd.quote_qty < 0:
@@ -264,22 +270,27 @@ class Matcher:
                 yield level.price, order.leaves
 
     def _quote_to_lots(self, cmd: PlaceOrder) -> tuple[int, Refusal | None]:
-        """The lots a market buy's ``quote_qty`` buys now (see the module's notes), or why it cannot be placed."""
-        qptl, budget, lots = self._qptl, cmd.quote_qty, 0
-        limit = self._market_limit(BUY)
-        for price, available in self._reachable(BUY, limit, cmd.account, cmd.stp):
-            lot_cost = price * qptl
-            take = budget // lot_cost
+        """The lots a market order's ``quote_qty`` buys or sells now (see the module's notes), or why it cannot be
+        placed."""
+        side, qptl, budget, lots = cmd.side, self._qptl, cmd.quote_qty, 0
+        limit = self._market_limit(side)
+        # the same walk for both sides: best price first, so each further lot costs (buy) or yields (sell) at least
+        # as much as the last one had left, and the first lot that does not fit ends it
+        for price, available in self._reachable(side, limit, cmd.account, cmd.stp):
+            lot_value = price * qptl
+            take = budget // lot_value
             if take < available:
                 lots += take
                 break
             lots += available
-            budget -= available * lot_cost
-        else:  # the reachable book ran out: the rest buys what it would at the market limit price
-            lots += budget // (limit * qptl)
+            budget -= available * lot_value
+        else:
+            if side is BUY:  # the reachable book ran out: the rest buys what it would at the market limit price
+                lots += budget // (limit * qptl)
         refusal = self._check_qty(lots)
         if refusal is not None:
-            return lots, (refusal[0], f"quote_qty={cmd.quote_qty} buys {refusal[1]}")
+            verb = "buys" if side is BUY else "sells"
+            return lots, (refusal[0], f"quote_qty={cmd.quote_qty} {verb} {refusal[1]}")
         return lots, None
 
     def _market_buy_cost(self, account: int, stp: SelfTradeMode, qty: int) -> int:

@@ -17,9 +17,9 @@ from wire.message import Message
 class PlaceOrder(Message, tag=1, frozen=True):
     """Place a new order. ``price`` is in ticks (ignored for MARKET), ``qty`` in lots.
 
-    A MARKET BUY may give ``quote_qty`` instead of ``qty`` (which is then 0): the amount of the quote asset to
-    spend, in that asset's integer units (Binance's ``quoteOrderQty``). The engine converts it into the lots it
-    buys at the book's prices when the order arrives.
+    A MARKET order may give ``quote_qty`` instead of ``qty`` (which is then 0): the amount of the quote asset to
+    spend (BUY) or to receive at most, before fees (SELL), in that asset's integer units (Binance's
+    ``quoteOrderQty``). The engine converts it into lots at the book's prices when the order arrives.
     """
 
     src: str

@@ -14,8 +14,9 @@ from wire.reasons import RejectReason
 
 
 class OrderAccepted(Message, tag=101, frozen=True):
-    """A new order entered matching. ``qty`` is in lots; for a market buy by quote amount it is the quantity the
-    amount buys at the book's prices on arrival, and ``quote_qty`` is that amount (0 for every other order)."""
+    """A new order entered matching. ``qty`` is in lots; for a market order by quote amount it is the quantity the
+    amount buys (or sells for at most that amount) at the book's prices on arrival, and ``quote_qty`` is that
+    amount (0 for every other order)."""
 
     out_seq: int
     in_seq: int

@@ -237,8 +237,6 @@ class Gateway:
                 raise errors.not_required("quoteOrderQty")
             if qty is not None:
                 raise errors.bad(-1106, "Parameter 'quoteOrderQty' sent when 'quantity' is sent.")
-            if side is not Side.BUY:
-                raise errors.bad(-1013, "Filter failure: MARKET_LOT_SIZE (Mercury takes quoteOrderQty on BUY only)")
             units = quote.scaleb(self.decimals[spec.quote])
             if units != units.to_integral_value() or units <= 0:
                 raise errors.bad(-1111, "Precision is over the maximum defined for this asset.")

@@ -172,14 +172,20 @@ class ReferenceEngine:
         sym.orders = [o for o in sym.orders if o is not order]
         self.touched.append((order.side, order.price))
 
-    def _limit_problem(self, sym: RefSymbol, price: int, qty: int) -> RejectReason | None:
-        spec = sym.spec
+    def _qty_problem(self, sym: RefSymbol, qty: int) -> RejectReason | None:
         if qty <= 0:
             return RejectReason.QTY_NOT_POSITIVE
-        if qty < spec.min_qty:
+        if qty < sym.spec.min_qty:
             return RejectReason.QTY_BELOW_MIN
-        if qty > spec.max_qty:
+        if qty > sym.spec.max_qty:
             return RejectReason.QTY_ABOVE_MAX
+        return None
+
+    def _limit_problem(self, sym: RefSymbol, price: int, qty: int) -> RejectReason | None:
+        spec = sym.spec
+        problem = self._qty_problem(sym, qty)
+        if problem is not None:
+            return problem
         if price <= 0:
             return RejectReason.PRICE_NOT_POSITIVE
         if price > spec.max_price:
@@ -210,14 +216,19 @@ class ReferenceEngine:
             return RejectReason.INVALID_ORDER_TYPE
         if len(cmd.client_oid) > MAX_CLIENT_OID:
             return RejectReason.INVALID_FIELD
-        if cmd.type == MARKET:
+        if cmd.quote_qty:
             spec = sym.spec
-            if cmd.qty <= 0:
+            if cmd.type != MARKET or cmd.qty:
+                return RejectReason.INVALID_FIELD
+            if cmd.quote_qty < 0:
                 return RejectReason.QTY_NOT_POSITIVE
-            if cmd.qty < spec.min_qty:
-                return RejectReason.QTY_BELOW_MIN
-            if cmd.qty > spec.max_qty:
-                return RejectReason.QTY_ABOVE_MAX
+            if cmd.quote_qty < spec.min_notional * spec.quote_per_tick_lot:
+                return RejectReason.NOTIONAL_BELOW_MIN
+        elif cmd.type == MARKET:
+            spec = sym.spec
+            problem = self._qty_problem(sym, cmd.qty)
+            if problem is not None:
+                return problem
             if sym.last_price and sym.last_price * cmd.qty < spec.min_notional:
                 return RejectReason.NOTIONAL_BELOW_MIN
         else:
@@ -230,8 +241,36 @@ class ReferenceEngine:
             return RejectReason.POST_ONLY_WOULD_TAKE
         return None
 
+    def _market_limit(self, sym: RefSymbol, side: Side) -> int | None:
+        band = sym.band()
+        return None if band is None else (band[1] if side == BUY else band[0])
+
+    def _quote_lots(self, sym: RefSymbol, cmd: PlaceOrder) -> int:
+        """The lots a market order's quote amount comes to, one lot at a time: the queue it can reach, best first
+        (up to its own order, unless that order would be expired); a buy's money left when that runs out buys at
+        the market limit price (the top price before any trade), a sell counts nothing beyond it."""
+        qptl, left, lots = sym.spec.quote_per_tick_lot, cmd.quote_qty, 0
+        for maker in queue(sym, cmd.side, self._market_limit(sym, cmd.side)):
+            if maker.account == cmd.account:
+                if cmd.stp == SelfTradeMode.EXPIRE_MAKER:
+                    continue
+                break  # the end of what it can reach, as when the queue runs out
+            for _ in range(maker.leaves):
+                if maker.price * qptl > left:
+                    return lots
+                left -= maker.price * qptl
+                lots += 1
+        if cmd.side == BUY:
+            limit = self._market_limit(sym, BUY) or sym.spec.max_price
+            lots += left // (limit * qptl)
+        return lots
+
     def _place(self, sym: RefSymbol, cmd: PlaceOrder) -> None:
         problem = self._place_problem(sym, cmd)
+        qty = cmd.qty
+        if problem is None and cmd.quote_qty:
+            qty = self._quote_lots(sym, cmd)
+            problem = self._qty_problem(sym, qty)
         if problem is not None:
             self.out.append(OrderRejected(*self._next(), sym.spec.symbol, cmd.account, cmd.client_oid, problem, ""))
             return
@@ -249,14 +288,12 @@ class ReferenceEngine:
                 cmd.type,
                 cmd.tif,
                 shown_price,
-                cmd.qty,
+                qty,
+                cmd.quote_qty,
             )
         )
-        limit: int | None = cmd.price
-        if cmd.type == MARKET:
-            band = sym.band()
-            limit = None if band is None else (band[1] if cmd.side == BUY else band[0])
-        self._enter(sym, order_id, cmd.account, cmd.side, cmd.type, cmd.tif, limit, cmd.qty, cmd.client_oid, cmd.stp)
+        limit = self._market_limit(sym, cmd.side) if cmd.type == MARKET else cmd.price
+        self._enter(sym, order_id, cmd.account, cmd.side, cmd.type, cmd.tif, limit, qty, cmd.client_oid, cmd.stp)
 
     def _enter(
         self,

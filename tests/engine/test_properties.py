@@ -1,8 +1,8 @@
 """Property tests: random command streams over two symbols and a few accounts, prices near each other.
 
-Each stream mixes limit / market / IOC / FOK / post-only orders, cancels, replaces, cancel-alls and snapshots, with
-some invalid values (bad quantities and prices, over-long client order ids, an unknown symbol, invalid type/tif
-pairs). The engine must
+Each stream mixes limit / market (by quantity or quote amount, either side) / IOC / FOK / post-only orders, cancels,
+replaces, cancel-alls and snapshots, with some invalid values (bad quantities and prices, over-long client order ids,
+an unknown symbol, invalid type/tif pairs). The engine must
 
 - agree with the naive reference in tests.engine.reference, event for event and level for level;
 - keep its book invariants after every command, never print a self-trade, and conserve quantity;
@@ -97,11 +97,23 @@ def client_oids() -> st.SearchStrategy[str]:
     return st.integers(0, 19).flatmap(lambda roll: CLIENT_OIDS if roll < 19 else st.just("x" * 65))
 
 
+# a quote amount near a few lots' worth at ~100 (below the minimum notional at the low end), sometimes invalid or
+# far beyond both the book and max_qty
+QUOTE_QTYS = mostly(st.integers(40, 900), st.sampled_from([-1, 1, 10_000_000]))
+
+
 def place_command(draw: st.DrawFn) -> Command:
     type, tif = draw(TYPES)
     side = draw(st.sampled_from([BUY, SELL]))
     cmd = place(draw(ACCOUNTS), side, type, tif, draw(PRICES), draw(QTYS), draw(client_oids()), draw(SYMBOLS))
-    return msgspec.structs.replace(cmd, stp=draw(st.sampled_from(list(SelfTradeMode))))
+    cmd = msgspec.structs.replace(cmd, stp=draw(st.sampled_from(list(SelfTradeMode))))
+    if draw(st.integers(0, 9)) < 2:
+        # by quote amount, either side: a market order without qty nine times in ten, else the order as drawn
+        # (a limit, or a qty as well: refused)
+        if draw(st.integers(0, 9)):
+            cmd = msgspec.structs.replace(cmd, type=MARKET, tif=draw(st.sampled_from([IOC, FOK])), price=0, qty=0)
+        cmd = msgspec.structs.replace(cmd, quote_qty=draw(QUOTE_QTYS))
+    return cmd
 
 
 def target_command(draw: st.DrawFn, kind: int, open_orders: list[tuple[str, RefOrder]]) -> Command:

@@ -41,7 +41,16 @@ from tests.stubs import (
 from wire.codec import encode
 from wire.commands import Command, CreateAccount, Deposit, PlaceOrder, SetFeeRates, Withdraw
 from wire.enums import BalanceCause, CancelReason, SelfTradeMode, Side
-from wire.events import BalanceChanged, Event, FeeRatesSet, FundingRejected, OrderRejected, TradeExecuted
+from wire.events import (
+    BalanceChanged,
+    Event,
+    FeeRatesSet,
+    FundingRejected,
+    OrderAccepted,
+    OrderCanceled,
+    OrderRejected,
+    TradeExecuted,
+)
 from wire.reasons import RejectReason
 from wire.venue import AssetSpec
 
@@ -335,24 +344,82 @@ def test_market_buy_by_quote_amount_beyond_the_book_fills_what_is_there_and_canc
     assert not asks.engine.matchers[SYM].book.asks.levels
 
 
-@pytest.mark.parametrize(
-    ("cmd", "reason", "detail"),
-    [
-        (quote_buy(BUYER, 10_000, side=SELL), RejectReason.INVALID_FIELD, "quote_qty is for market buys only"),
-        (quote_buy(BUYER, 10_000, as_limit=True), RejectReason.INVALID_FIELD, "quote_qty is for market buys only"),
-        (quote_buy(BUYER, 10_000, qty=1), RejectReason.INVALID_FIELD, "give qty or quote_qty, not both"),
-        (quote_buy(BUYER, -5), RejectReason.QTY_NOT_POSITIVE, "quote_qty=-5"),
-        (quote_buy(BUYER, 4_999), RejectReason.NOTIONAL_BELOW_MIN, "quote_qty=4999 min_notional=5000"),
-        (quote_buy(BUYER, 9_999), RejectReason.QTY_NOT_POSITIVE, "quote_qty=9999 buys qty=0"),
-        (quote_buy(3, 10_000), RejectReason.INSUFFICIENT_BALANCE, "needs 10000 USD, free 0"),
-    ],
-    ids=["sell", "limit", "with-qty", "negative", "below-min-notional", "buys-no-lot", "unfunded"],
-)
-def test_market_buy_by_quote_amount_when_invalid_is_rejected(
-    asks: Driver, cmd: PlaceOrder, reason: RejectReason, detail: str
+@pytest.fixture
+def bids(d: Driver) -> Driver:
+    """2 lots bid at 100 and 3 at 95, from the buyer; no trade yet."""
+    d.run(limit(BUYER, BUY, 100, 2), limit(BUYER, BUY, 95, 3))
+    return d
+
+
+def quote_sell(account: int, quote_qty: int, *, qty: int = 0, as_limit: bool = False) -> PlaceOrder:
+    return quote_buy(account, quote_qty, qty=qty, side=SELL, as_limit=as_limit)
+
+
+def test_market_sell_by_quote_amount_sells_the_most_lots_whose_proceeds_fit_and_locks_their_base(
+    bids: Driver,
 ) -> None:
-    event = refused(asks, cmd)
+    # 40 000: 2 lots at 100 (20 000), then 2 of the 3 at 95 (19 000); a third at 95 would make 48 500
+    events = bids.apply(quote_sell(SELLER, 40_000))
+    placed = msgspec.structs.replace(accepted(3, SELLER, SELL, 0, 4, type=MARKET, tif=IOC), quote_qty=40_000)
+    assert events[0] == bids.stamp([placed])[0]
+    trades = [e for e in events if isinstance(e, TradeExecuted)]
+    assert [(t.price, t.qty) for t in trades] == [(100, 2), (95, 2)]
+    proceeds = sum(t.price * t.qty * 100 for t in trades)
+    assert proceeds == 39_000  # within the 40 000
+    assert balance(bids, SELLER, "BTC") == (BTC0 - 4_000, 0)
+    assert balance(bids, SELLER, "USD") == (proceeds - sum(t.taker_fee for t in trades), 0)
+    assert [(o.price, o.leaves) for o in bids.engine.matchers[SYM].book.bids.levels[95]] == [(95, 1)]
+
+
+def test_market_sell_by_quote_amount_beyond_the_bids_sells_what_is_there_and_nothing_more(bids: Driver) -> None:
+    # the bids pay 20 000 + 28 500 for 5 lots; no lot beyond them counts, so it locks (and sells) 5 lots only
+    events = bids.apply(quote_sell(SELLER, 1_000_000))
+    assert isinstance(events[0], OrderAccepted) and events[0].qty == 5
+    assert not [e for e in events if isinstance(e, OrderCanceled)]  # all 5 filled: no remainder to cancel
+    assert balance(bids, SELLER, "BTC") == (BTC0 - 5_000, 0)
+    assert not bids.engine.matchers[SYM].book.bids.levels
+
+
+def test_market_sell_by_quote_amount_stops_at_its_own_bid_as_self_trade_prevention_will(bids: Driver) -> None:
+    bids.run(Deposit("t", 6, SELLER, "USD", 10_100), limit(SELLER, BUY, 101, 1))
+    # the seller's own bid is on the touch: EXPIRE_TAKER stops there, so the amount can sell nothing
+    event = refused(bids, quote_sell(SELLER, 40_000))
+    assert isinstance(event, OrderRejected)
+    assert (event.reason, event.detail) == (RejectReason.QTY_NOT_POSITIVE, "quote_qty=40000 sells qty=0")
+
+
+@pytest.mark.parametrize(
+    ("book", "cmd", "reason", "detail"),
+    [
+        ("asks", quote_buy(BUYER, 10_000, as_limit=True), RejectReason.INVALID_FIELD,
+         "quote_qty is for market orders only"),
+        ("asks", quote_buy(BUYER, 10_000, qty=1), RejectReason.INVALID_FIELD, "give qty or quote_qty, not both"),
+        ("asks", quote_buy(BUYER, -5), RejectReason.QTY_NOT_POSITIVE, "quote_qty=-5"),
+        ("asks", quote_buy(BUYER, 4_999), RejectReason.NOTIONAL_BELOW_MIN, "quote_qty=4999 min_notional=5000"),
+        ("asks", quote_buy(BUYER, 9_999), RejectReason.QTY_NOT_POSITIVE, "quote_qty=9999 buys qty=0"),
+        ("asks", quote_buy(3, 10_000), RejectReason.INSUFFICIENT_BALANCE, "needs 10000 USD, free 0"),
+        ("bids", quote_sell(SELLER, 10_000, as_limit=True), RejectReason.INVALID_FIELD,
+         "quote_qty is for market orders only"),
+        ("bids", quote_sell(SELLER, 10_000, qty=1), RejectReason.INVALID_FIELD, "give qty or quote_qty, not both"),
+        ("bids", quote_sell(SELLER, -5), RejectReason.QTY_NOT_POSITIVE, "quote_qty=-5"),
+        ("bids", quote_sell(SELLER, 4_999), RejectReason.NOTIONAL_BELOW_MIN, "quote_qty=4999 min_notional=5000"),
+        ("bids", quote_sell(SELLER, 9_999), RejectReason.QTY_NOT_POSITIVE, "quote_qty=9999 sells qty=0"),
+        ("bids", quote_sell(3, 10_000), RejectReason.INSUFFICIENT_BALANCE, "needs 1000 BTC, free 0"),
+    ],
+    ids=[f"{side}-{case}" for side in ("buy", "sell")
+         for case in ("limit", "with-qty", "negative", "below-min-notional", "no-lot", "unfunded")],
+)  # fmt: skip
+def test_market_order_by_quote_amount_when_invalid_is_rejected(
+    request: pytest.FixtureRequest, book: str, cmd: PlaceOrder, reason: RejectReason, detail: str
+) -> None:
+    event = refused(request.getfixturevalue(book), cmd)
     assert isinstance(event, OrderRejected) and (event.reason, event.detail) == (reason, detail)
+
+
+def test_market_sell_by_quote_amount_on_an_empty_book_is_rejected(d: Driver) -> None:
+    event = refused(d, quote_sell(SELLER, 10_000))
+    assert isinstance(event, OrderRejected)
+    assert (event.reason, event.detail) == (RejectReason.QTY_NOT_POSITIVE, "quote_qty=10000 sells qty=0")
 
 
 # ---- state ----------------------------------------------------------------------------------------------------------

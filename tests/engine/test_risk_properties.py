@@ -10,7 +10,9 @@ After every command:
 - every ``locked`` equals exactly what the account's open orders (tracked here from the events) could still spend;
 - no amount is negative (``Engine.check_invariants``), and a mirror fed only the BalanceChanged events holds the
   engine's balances (the fee account's followed from the trades' fees, as the protocol says);
-- a limit order is refused INSUFFICIENT_BALANCE exactly when its lock exceeds the free balance.
+- a limit order is refused INSUFFICIENT_BALANCE exactly when its lock exceeds the free balance;
+- a market order by quote amount never pays (buy) or takes in (sell) more than that amount, and a sell by quote
+  amount locks only base the account had free.
 
 And with every account funded far beyond its needs, risk changes nothing in matching: the same stream gives the
 same order, trade and book events as the matching-only engine.
@@ -28,7 +30,7 @@ from hypothesis import strategies as st
 from engine.accounts import FEE_ACCOUNT, Balance
 from engine.core import Engine
 from tests.engine.test_properties import ENGINE_PROFILE, PROP_SPECS, SHRINK_TIMEOUT, STREAMS, stamp_of
-from tests.stubs import BUY, FOK, IOC, LIMIT, LIMIT_MAKER, MARKET, place
+from tests.stubs import BUY, FOK, IOC, LIMIT, LIMIT_MAKER, MARKET, SELL, place
 from wire.commands import Command, CreateAccount, Deposit, PlaceOrder, SetFeeRates, Withdraw
 from wire.enums import BalanceCause, Side
 from wire.events import (
@@ -58,8 +60,8 @@ ACCOUNTS = (1, 2, 3)
 @st.composite
 def money_streams(draw: st.DrawFn) -> list[Command]:
     """Accounts created and given a little of each asset (a buy of 8 lots at 100 locks 2 400 USD units, a sell
-    80 base units), then the matching stream with deposits, withdrawals, fee changes and quote-amount market buys
-    mixed in."""
+    80 base units), then the matching stream with deposits, withdrawals, fee changes and quote-amount market orders
+    (both sides) mixed in."""
     cmds: list[Command] = [CreateAccount("p", 0, a) for a in ACCOUNTS]
     for account in ACCOUNTS:
         for asset in ASSET_NAMES:
@@ -73,10 +75,10 @@ def money_streams(draw: st.DrawFn) -> list[Command]:
         elif roll < 8:
             rates = draw(st.sampled_from([(-1, -1), (0, 0), (1, 9_999), (30, 10)]))
             cmds.append(SetFeeRates("p", 0, account, *rates))
-        elif roll < 12:
-            symbol = draw(st.sampled_from(list(SPECS_BY_NAME)))
-            buy = place(account, BUY, MARKET, draw(st.sampled_from([IOC, FOK])), 0, 0, symbol=symbol)
-            cmds.append(msgspec.structs.replace(buy, quote_qty=draw(st.integers(-1, 3_000))))
+        elif roll < 16:
+            symbol, side = draw(st.sampled_from(list(SPECS_BY_NAME))), draw(st.sampled_from([BUY, SELL]))
+            by_quote = place(account, side, MARKET, draw(st.sampled_from([IOC, FOK])), 0, 0, symbol=symbol)
+            cmds.append(msgspec.structs.replace(by_quote, quote_qty=draw(st.integers(-1, 3_000))))
         cmds.append(cmd)
     return cmds
 
@@ -197,6 +199,15 @@ def test_money_is_conserved_settled_exactly_and_locked_exactly_when_streams_are_
                 event("a limit order refused for its balance")
             elif isinstance(first, OrderAccepted):
                 assert need <= free
+        if isinstance(cmd, PlaceOrder) and cmd.quote_qty > 0 and isinstance(events[0], OrderAccepted):
+            # by quote amount: a buy never spends more than the amount, a sell never takes in more (before fees),
+            # and a sell locked the base of the lots it was converted into, which it had free
+            spec = SPECS_BY_NAME[cmd.symbol]
+            trades = [ev for ev in events if isinstance(ev, TradeExecuted)]
+            assert sum(t.price * t.qty * spec.quote_per_tick_lot for t in trades) <= cmd.quote_qty
+            if cmd.side is Side.SELL:
+                assert events[0].qty * spec.base_per_lot <= free_before.get((cmd.account, spec.base), (0, 0))[0]
+                event("a market sell by quote amount accepted")
 
 
 def _balances(engine: Engine) -> dict[tuple[int, str], Balance]:

@@ -113,3 +113,18 @@ def test_each_error_class_raises_the_ccxt_exception_the_subset_maps_it_to(exchan
     stale = client(exchange, 3, timeDifference=120_000)  # its clock says two minutes ago
     with pytest.raises(ccxt.InvalidNonce):
         stale.fetch_balance()
+
+
+@pytest.mark.timeout(60)
+def test_a_market_sell_by_cost_through_ccxt(exchange: Exchange) -> None:
+    bidder, seller = client(exchange, 3), client(exchange, 2)
+    bidder.load_markets()
+    seller.load_markets()
+    bid = bidder.create_order(SYM, "limit", "buy", 0.05, 800)
+    by_cost = seller.create_market_sell_order_with_cost(SYM, 12.0)  # quoteOrderQty on a SELL
+    assert (by_cost["status"], by_cost["filled"], by_cost["cost"]) == ("closed", 0.015, 12.0)
+    assert by_cost["info"]["origQuoteOrderQty"] == "12.00000000"
+    same = seller.create_order(SYM, "market", "sell", None, params={"quoteOrderQty": 6.0})
+    assert (same["filled"], same["cost"]) == (0.0075, 6.0)
+    assert bidder.fetch_order(bid["id"], SYM)["filled"] == 0.0225
+    bidder.cancel_order(bid["id"], SYM)

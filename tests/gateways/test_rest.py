@@ -220,3 +220,28 @@ def test_cancel_replace_answers_each_outcome_as_binance_does(exchange: Exchange)
     status, body = signed(exchange, "POST", "/api/v3/order/cancelReplace", {**replace, "cancelReplaceMode": "NEVER"},
                           account=2)  # fmt: skip
     assert (status, body["code"]) == (400, -1100)
+
+
+def test_a_market_sell_by_quote_amount_sells_the_most_base_the_amount_covers(exchange: Exchange) -> None:
+    bid = {"symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "timeInForce": "GTC", "quantity": "0.05",
+           "price": "900"}  # fmt: skip
+    status, resting = signed(exchange, "POST", "/api/v3/order", bid, account=3)
+    assert status == 200, resting
+    sell = {"symbol": "BTCUSDT", "side": "SELL", "type": "MARKET", "quoteOrderQty": "22.5"}
+    status, full = signed(exchange, "POST", "/api/v3/order", sell, account=2)
+    assert status == 200, full
+    assert (full["status"], full["executedQty"], full["cummulativeQuoteQty"], full["origQuoteOrderQty"]) == (
+        "FILLED", "0.02500", "22.50000000", "22.50000000")  # fmt: skip
+    assert [(f["price"], f["qty"], f["commissionAsset"]) for f in full["fills"]] == [("900.00", "0.02500", "USDT")]
+    # 9.05 USDT at 900: 0.01005 BTC fetches 9.045, one more step (0.00001) would pass the amount
+    status, result = signed(exchange, "POST", "/api/v3/order", {**sell, "quoteOrderQty": "9.05",
+                                                               "newOrderRespType": "RESULT"}, account=2)  # fmt: skip
+    assert status == 200, result
+    assert (result["origQty"], result["executedQty"], result["cummulativeQuoteQty"], result["origQuoteOrderQty"]) == (
+        "0.01005", "0.01005", "9.04500000", "9.05000000")  # fmt: skip
+    assert "fills" not in result
+    status, canceled = signed(exchange, "DELETE", "/api/v3/order", {"symbol": "BTCUSDT", "orderId": resting["orderId"]},
+                              account=3)  # fmt: skip
+    assert (status, canceled["executedQty"]) == (200, "0.03505")
+    status, body = signed(exchange, "POST", "/api/v3/order", sell, account=2)  # no bids left: not one lot to sell
+    assert (status, body["code"], body["msg"]) == (400, -1013, "Filter failure: MARKET_LOT_SIZE")
