@@ -14,6 +14,7 @@ import pytest
 from engine.events_stream import read_events
 from tests.harness import MongoServer, Service, Venue, free_port
 from wire import keys
+from wire.commands import Command
 from wire.enums import OrderType, Side, TimeInForce
 from wire.events import BookDelta, Event, TradeExecuted
 
@@ -80,7 +81,7 @@ class Flow:
     def step(self, n: int) -> int:
         """``n`` commands, pipelined; returns the last in_seq."""
         c, rnd = self.client, self.rnd
-        cmds = []
+        cmds: list[Command] = []
         for _ in range(n):
             account = rnd.choice(ACCOUNTS)
             symbol = rnd.choice(self.symbols)
