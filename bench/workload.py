@@ -36,7 +36,7 @@ from engine.snapshot import decode_state, encode_state
 from wire.codec import JournalBatch, decode_batch, encode
 from wire.commands import CancelOrder, Command, CreateAccount, Deposit, PlaceOrder, ReplaceOrder
 from wire.enums import OrderType, Side, TimeInForce
-from wire.events import Event
+from wire.events import Event, OrderAccepted, OrderReplaced
 from wire.venue import AssetSpec, SymbolSpec
 
 BUY, SELL = Side.BUY, Side.SELL
@@ -320,10 +320,14 @@ class FlowGenerator:
         id it may have left resting; returns its events."""
         engine = self.engine
         self.in_seq += 1
-        new_id = engine.ctx.next_order_id
+        new_id = self.in_seq  # the id of the order this command may create (engine.matching, "Order ids")
         events = engine.apply(self.in_seq, ts or T0_NS + self.in_seq * STAMP_STEP_NS, cmd)
         self.n_events += len(events)
-        if engine.ctx.next_order_id != new_id:
+        first = events[0] if events else None  # a command that creates an order says so in its first event
+        created = (isinstance(first, OrderAccepted) and first.order_id == new_id) or (
+            isinstance(first, OrderReplaced) and first.new_order_id == new_id
+        )
+        if created:
             rests = isinstance(cmd, ReplaceOrder) or (isinstance(cmd, PlaceOrder) and cmd.tif is GTC)
             if rests:
                 self.live[cmd.symbol].append(new_id)  # type: ignore[union-attr]

@@ -1,9 +1,10 @@
 """The engine: every symbol's matcher behind one entry point, ``Engine.apply(in_seq, ts, command)``.
 
 The engine is a pure function of the journal. It performs no I/O, reads no clock, no random source and no
-environment: time is the sequencer's stamp passed in with each command, and order ids, trade ids, ``out_seq`` and
-book update ids come from counters in its state. Applying the same commands from the same state therefore yields
-byte-identical events, which is what makes replay, recovery and auditing possible.
+environment: time is the sequencer's stamp passed in with each command, an order's id is the in_seq of the command
+that created it, and trade ids, ``out_seq`` and book update ids come from counters in its state. Applying the same
+commands from the same state therefore yields byte-identical events, which is what makes replay, recovery and
+auditing possible.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from engine.snapshot import (
     SymbolState,
     decode_state,
     encode_state,
+    state_version,
 )
 from wire.commands import CancelAll, CancelOrder, Command, PlaceOrder, ReplaceOrder, TakeSnapshot
 from wire.enums import Side
@@ -162,18 +164,17 @@ class Engine:
             for account, held in sorted(self.accounts.balances.items())
         ]
         fees = [FeeOverrideState(a, *rates) for a, rates in sorted(self.accounts.fee_overrides.items())]
-        return encode_state(
-            EngineState(FORMAT_VERSION, ctx.in_seq, ctx.out_seq, ctx.next_order_id, symbols, accounts, self.risk, fees)
-        )
+        return encode_state(EngineState(FORMAT_VERSION, ctx.in_seq, ctx.out_seq, symbols, accounts, self.risk, fees))
 
     @classmethod
     def restore(cls, specs: Iterable[SymbolSpec], data: bytes, assets: Iterable[AssetSpec] = ()) -> Engine:
-        state = decode_state(data)
-        if state.version not in READABLE_VERSIONS:
+        version = state_version(data)
+        if version not in READABLE_VERSIONS:
             raise MercuryError(
-                f"snapshot format {state.version}, this engine reads {READABLE_VERSIONS}: a journal written before"
-                " order locking cannot be replayed with it (docs/operations.md, 'Upgrading')"
+                f"snapshot format {version}, this engine reads {READABLE_VERSIONS}: a journal written under older"
+                " rules cannot be replayed with it (docs/operations.md, 'Upgrading')"
             )
+        state = decode_state(data)
         engine = cls(specs, assets, risk=state.risk)
         accounts = engine.accounts
         for a in state.accounts:
@@ -186,7 +187,7 @@ class Engine:
                 accounts.supply[b.asset] += b.free + b.locked
         accounts.fee_overrides = {f.account: (f.maker_bps, f.taker_bps) for f in state.fee_overrides}
         ctx = engine.ctx
-        ctx.in_seq, ctx.out_seq, ctx.next_order_id = state.in_seq, state.out_seq, state.next_order_id
+        ctx.in_seq, ctx.out_seq = state.in_seq, state.out_seq
         for s in state.symbols:
             m = engine.matchers.get(s.symbol)
             if m is None:

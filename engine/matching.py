@@ -13,6 +13,13 @@ Price band
     With a last trade price ``p`` and a band of ``b`` basis points, a limit price must lie in
     ``[ceil(p(1-b)), floor(p(1+b))]``; there is no band before the symbol's first trade.
 
+Order ids
+    An accepted order's id is the in_seq of the command that created it (a PlaceOrder, or a ReplaceOrder that
+    re-enters the order under a new id). One command creates at most one order and in_seq is gap-free and
+    increasing, so ids are unique and grow with acceptance time, which is the time priority within a level (the
+    snapshot relies on it); they are not contiguous. The sequencer acknowledges a command with its in_seq, so a
+    gateway knows an order's id as soon as the order is journaled, before the engine has applied it.
+
 Self-trade prevention
     An incoming order never trades with its own account's resting order. When it reaches one, its own mode
     decides (canceled with reason SELF_TRADE): EXPIRE_TAKER (the default) cancels the incoming order's remainder,
@@ -423,8 +430,7 @@ class Matcher:
                 OrderRejected(ctx.out_seq, ctx.in_seq, ctx.ts, self.spec.symbol, cmd.account, cmd.client_oid, *refusal)
             )
             return
-        order_id = ctx.next_order_id
-        ctx.next_order_id = order_id + 1
+        order_id = ctx.in_seq  # see "Order ids" in the module's notes
         in_seq, ts, symbol = ctx.in_seq, ctx.ts, self.spec.symbol
         out_seq = ctx.out_seq + 1
         if typ is MARKET:
@@ -801,8 +807,7 @@ class Matcher:
             self._release(order, order.leaves)
             self._relock(order, cmd.price, cmd.qty)
         self._dirty[order.price if order.side is BUY else -order.price] = None
-        new_id = ctx.next_order_id
-        ctx.next_order_id = new_id + 1
+        new_id = ctx.in_seq  # the replace's own in_seq: a later id than every order already resting
         ctx.out_seq += 1
         out.append(
             OrderReplaced(

@@ -1,8 +1,10 @@
 """The engine's whole state as one msgpack document, written at a known in_seq.
 
-Orders are stored in ascending order id. That is also their time priority within each level (ids grow with
-acceptance time and an order that loses priority gets a new id), so appending them in that order rebuilds every
-FIFO, every index and therefore every future event exactly.
+Orders are stored in ascending order id. That is also their time priority within each level: an order's id is the
+in_seq of the command that created it (gap-free and increasing, one order at most per command), so ids grow with
+acceptance time, and an order that loses priority gets a new id, the in_seq of that replace. Appending them in that
+order therefore rebuilds every FIFO, every index and every future event exactly. There is no order id counter to
+store: the next id is the next command's in_seq.
 """
 
 from __future__ import annotations
@@ -11,10 +13,12 @@ import msgspec
 
 from wire.enums import OrderType, SelfTradeMode, Side, TimeInForce
 
-FORMAT_VERSION = 3
+FORMAT_VERSION = 4
 # 1 had no accounts, 2 no order locks or fees: their journals give other events under today's rules (orders from
-# unfunded accounts are now rejected), so an engine that restored them would diverge from its own events stream
-READABLE_VERSIONS = (3,)
+# unfunded accounts are now rejected), so an engine that restored them would diverge from its own events stream.
+# 3 numbered orders from a counter it stored (next_order_id); today an order's id is its command's in_seq, so the
+# commands after a version 3 snapshot give other order ids than the events stream already holds for them
+READABLE_VERSIONS = (4,)
 
 
 class OrderState(msgspec.Struct, array_like=True, frozen=True, gc=False):
@@ -58,12 +62,22 @@ class EngineState(msgspec.Struct, array_like=True, frozen=True):
     version: int
     in_seq: int
     out_seq: int
-    next_order_id: int
     symbols: list[SymbolState]
     accounts: list[AccountState]  # sorted by account
     risk: bool  # False only for matching-only engines (tests, benchmarks)
     fee_overrides: list[FeeOverrideState]  # sorted by account
 
 
+class _Version(msgspec.Struct, array_like=True, frozen=True):
+    """The leading version of any format: read first, because an older format's fields do not decode as today's."""
+
+    version: int
+
+
 encode_state = msgspec.msgpack.Encoder().encode
 decode_state = msgspec.msgpack.Decoder(EngineState).decode
+_decode_version = msgspec.msgpack.Decoder(_Version).decode
+
+
+def state_version(data: bytes) -> int:
+    return _decode_version(data).version

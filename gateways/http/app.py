@@ -267,8 +267,9 @@ class Gateway:
         self.count_order(caller, headers)
         in_seq = await self.submit(cmd)
         if resp_type == "ACK":
-            # the engine has not numbered the order yet: clients find it by its client order id
-            return ({"symbol": cmd.symbol, "orderId": -1, "orderListId": -1,
+            # journaled, not yet applied: the engine will number the order with this in_seq (engine.matching,
+            # "Order ids"), so the id is known now; should the engine refuse the order, no order has it
+            return ({"symbol": cmd.symbol, "orderId": in_seq, "orderListId": -1,
                                  "clientOrderId": cmd.client_oid, "transactTime": now_ms()})  # fmt: skip
         events = await self.result(in_seq)
         first = events[0]

@@ -110,7 +110,6 @@ class ReferenceEngine:
         self.in_seq = 0
         self.out_seq = 0
         self.ts = 0
-        self.next_order_id = 1
         self.out: list[Event] = []
         self.touched: list[tuple[Side, int]] = []  # levels changed by this command, in order, with repeats
 
@@ -274,8 +273,7 @@ class ReferenceEngine:
         if problem is not None:
             self.out.append(OrderRejected(*self._next(), sym.spec.symbol, cmd.account, cmd.client_oid, problem, ""))
             return
-        order_id = self.next_order_id
-        self.next_order_id += 1
+        order_id = self.in_seq  # an order's id is the in_seq of the command that created it
         shown_price = 0 if cmd.type == MARKET else cmd.price
         self.out.append(
             OrderAccepted(
@@ -440,8 +438,7 @@ class ReferenceEngine:
             )
             return
         self._unrest(sym, order)
-        new_id = self.next_order_id
-        self.next_order_id += 1
+        new_id = self.in_seq
         self.out.append(
             OrderReplaced(
                 *self._next(),

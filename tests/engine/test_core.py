@@ -201,7 +201,8 @@ def test_place_when_notional_is_below_min_rejects_notional_below_min() -> None:
     assert_refused_without_change(
         d, limit(1, BUY, 100, 4), rejected(1, R.NOTIONAL_BELOW_MIN, "notional=400 min_notional=500")
     )
-    assert d.apply(limit(1, BUY, 100, 5)) == d.stamp([accepted(1, 1, BUY, 100, 5), delta(1, BUY, 100, 5)])
+    # an order's id is its command's in_seq
+    assert d.apply(limit(1, BUY, 100, 5)) == d.stamp([accepted(d.in_seq, 1, BUY, 100, 5), delta(1, BUY, 100, 5)])
 
 
 def test_market_when_notional_at_last_price_is_below_min_rejects_notional_below_min() -> None:

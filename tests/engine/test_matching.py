@@ -269,8 +269,8 @@ def test_market_gtc_is_rejected_invalid_order_type(d: Driver) -> None:
     events = d.apply(place(1, BUY, MARKET, GTC, 0, 3))
 
     assert events == d.stamp([rejected(1, RejectReason.INVALID_ORDER_TYPE, "type=MARKET tif=GTC")])
-    # no order id was used up
-    assert d.apply(limit(1, BUY, 100, 1)) == d.stamp([accepted(1, 1, BUY, 100, 1), delta(1, BUY, 100, 1)])
+    # the refused command created no order; the next order's id is its own command's in_seq
+    assert d.apply(limit(1, BUY, 100, 1)) == d.stamp([accepted(d.in_seq, 1, BUY, 100, 1), delta(1, BUY, 100, 1)])
 
 
 def test_market_fok_is_canceled_when_the_book_cannot_fill_it(d: Driver) -> None:
@@ -630,9 +630,14 @@ def test_replace_lowering_qty_at_same_price_keeps_order_id_and_queue_priority(d:
     assert d.levels(SELL) == [(100, [(1, 3), (2, 5)])]
 
     taker = d.apply(limit(3, BUY, 100, 3))
+    taker_id = d.in_seq
 
     assert taker == d.stamp(
-        [accepted(3, 3, BUY, 100, 3), trade(1, 100, 3, BUY, maker=(1, 1, 0), taker=(3, 3, 0)), delta(4, SELL, 100, 5)]
+        [
+            accepted(taker_id, 3, BUY, 100, 3),
+            trade(1, 100, 3, BUY, maker=(1, 1, 0), taker=(taker_id, 3, 0)),
+            delta(4, SELL, 100, 5),
+        ]
     )
 
 
@@ -740,8 +745,9 @@ def test_replace_of_partially_filled_order_sets_the_new_open_quantity(d: Driver)
 
     higher = d.apply(replace(1, 1, 100, 4))
 
-    assert higher == d.stamp([replaced(1, 3, 1, 100, 4, kept=False), delta(4, SELL, 100, 4)])
-    assert d.levels(SELL) == [(100, [(3, 4)])]
+    # re-entered under a new id: the replace's own in_seq
+    assert higher == d.stamp([replaced(1, d.in_seq, 1, 100, 4, kept=False), delta(4, SELL, 100, 4)])
+    assert d.levels(SELL) == [(100, [(d.in_seq, 4)])]
 
 
 def test_replace_of_post_only_to_a_crossing_price_rejects_post_only_would_take(d: Driver) -> None:
@@ -814,7 +820,7 @@ def test_place_reuses_client_order_id_when_the_previous_order_is_closed(
 
     events = d.apply(limit(1, SELL, 101, 1, client_oid="a"))
 
-    assert events == d.stamp([accepted(3, 1, SELL, 101, 1, client_oid="a"), delta(update_id, SELL, 101, 1)])
+    assert events == d.stamp([accepted(d.in_seq, 1, SELL, 101, 1, client_oid="a"), delta(update_id, SELL, 101, 1)])
 
 
 def test_place_accepts_a_client_order_id_that_another_account_has_open(d: Driver) -> None:

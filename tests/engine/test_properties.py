@@ -5,7 +5,8 @@ replaces, cancel-alls and snapshots, with some invalid values (bad quantities an
 an unknown symbol, invalid type/tif pairs). The engine must
 
 - agree with the naive reference in tests.engine.reference, event for event and level for level;
-- keep its book invariants after every command, never print a self-trade, and conserve quantity;
+- keep its book invariants after every command, number each order with its command's in_seq, never print a
+  self-trade, and conserve quantity;
 - be deterministic: the same stream gives byte-identical events on a fresh engine;
 - resume from a snapshot taken anywhere in the stream with the same events and state hash.
 """
@@ -243,6 +244,7 @@ def test_engine_keeps_invariants_and_conserves_quantity_when_streams_are_random(
     for in_seq, cmd in enumerate(cmds, start=1):
         for ev in engine.apply(in_seq, stamp_of(in_seq), cmd):
             if isinstance(ev, OrderAccepted):
+                assert ev.order_id == ev.in_seq  # an order's id is the in_seq of the command that created it
                 assert ev.order_id not in accepted
                 accepted[ev.order_id] = open_qty[ev.order_id] = ev.qty
             elif isinstance(ev, OrderReplaced):
@@ -251,7 +253,7 @@ def test_engine_keeps_invariants_and_conserves_quantity_when_streams_are_random(
                     assert ev.new_order_id == ev.order_id and 0 < ev.qty <= old
                     reduced[ev.order_id] += old - ev.qty
                 else:
-                    assert ev.new_order_id not in accepted
+                    assert ev.new_order_id == ev.in_seq and ev.new_order_id not in accepted
                     replaced_out[ev.order_id] = old
                     accepted[ev.new_order_id] = ev.qty
                 open_qty[ev.new_order_id] = ev.qty

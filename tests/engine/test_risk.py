@@ -111,13 +111,17 @@ def refused(d: Driver, cmd: Command) -> Event:
 def test_limit_buy_locks_price_times_quantity_in_quote(d: Driver) -> None:
     # 100 ticks x 5 lots x 100 USD units per tick-lot = 50 000; the fee is charged in BTC, so nothing more
     assert d.apply(limit(BUYER, BUY, 100, 5)) == d.stamp(
-        [accepted(1, BUYER, BUY, 100, 5), delta(1, BUY, 100, 5), bal(BUYER, "USD", USD0 - 50_000, 50_000, ORDER)]
+        [accepted(d.in_seq, BUYER, BUY, 100, 5), delta(1, BUY, 100, 5), bal(BUYER, "USD", USD0 - 50_000, 50_000, ORDER)]
     )
 
 
 def test_sell_locks_quantity_in_base(d: Driver) -> None:
     assert d.apply(limit(SELLER, SELL, 100, 5)) == d.stamp(
-        [accepted(1, SELLER, SELL, 100, 5), delta(1, SELL, 100, 5), bal(SELLER, "BTC", BTC0 - 5_000, 5_000, ORDER)]
+        [
+            accepted(d.in_seq, SELLER, SELL, 100, 5),
+            delta(1, SELL, 100, 5),
+            bal(SELLER, "BTC", BTC0 - 5_000, 5_000, ORDER),
+        ]
     )
 
 
@@ -164,13 +168,14 @@ def test_order_from_an_account_that_cannot_trade_is_rejected(d: Driver, account:
 
 def test_fill_below_the_limit_moves_funds_charges_fees_up_and_releases_the_over_lock(d: Driver) -> None:
     d.apply(limit(SELLER, SELL, 99, 5))
+    sell = d.in_seq  # an order's id is its command's in_seq
     # the buy locks 100 x 5 x 100 = 50 000 and pays 99 x 5 x 100 = 49 500: 500 come back at once.
     # buyer (taker, 25 bps) receives 5 000 BTC units: fee 12.5 -> 13; seller (maker, 15 bps) receives 49 500 USD
     # units: fee 74.25 -> 75. Both rounded up, in the venue's favour.
     assert d.apply(limit(BUYER, BUY, 100, 5)) == d.stamp(
         [
-            accepted(2, BUYER, BUY, 100, 5),
-            fill(1, 99, 5, BUY, maker=(1, SELLER, 0), taker=(2, BUYER, 0), maker_fee=75, taker_fee=13),
+            accepted(d.in_seq, BUYER, BUY, 100, 5),
+            fill(1, 99, 5, BUY, maker=(sell, SELLER, 0), taker=(d.in_seq, BUYER, 0), maker_fee=75, taker_fee=13),
             delta(2, SELL, 99, 0),
             bal(BUYER, "USD", USD0 - 49_500, 0, TRADE),
             bal(BUYER, "BTC", 5_000 - 13, 0, TRADE),
@@ -223,8 +228,9 @@ def test_fee_rates_when_invalid_are_refused_and_change_nothing(
 
 def test_cancel_releases_the_whole_lock(d: Driver) -> None:
     d.apply(limit(BUYER, BUY, 100, 5))
-    assert d.apply(cancel(BUYER, 1)) == d.stamp(
-        [canceled(1, BUYER, 5, CancelReason.USER), delta(2, BUY, 100, 0), bal(BUYER, "USD", USD0, 0, ORDER)]
+    buy = d.in_seq
+    assert d.apply(cancel(BUYER, buy)) == d.stamp(
+        [canceled(buy, BUYER, 5, CancelReason.USER), delta(2, BUY, 100, 0), bal(BUYER, "USD", USD0, 0, ORDER)]
     )
 
 
@@ -238,7 +244,7 @@ def test_cancel_all_releases_every_order(d: Driver) -> None:
 def test_ioc_remainder_releases_what_it_did_not_spend(d: Driver) -> None:
     d.apply(limit(SELLER, SELL, 100, 2))
     events = d.apply(limit(BUYER, BUY, 100, 5, tif=IOC))
-    assert canceled(2, BUYER, 3, CancelReason.IOC_REMAINDER) in [bare(e) for e in events]
+    assert canceled(d.in_seq, BUYER, 3, CancelReason.IOC_REMAINDER) in [bare(e) for e in events]
     assert balance(d, BUYER, "USD") == (USD0 - 20_000, 0)
 
 
@@ -263,9 +269,10 @@ def test_self_trade_expire_maker_releases_the_resting_orders_lock(d: Driver) -> 
 
 def test_replace_that_lowers_the_quantity_releases_the_difference(d: Driver) -> None:
     d.apply(limit(BUYER, BUY, 100, 5))
-    assert d.apply(replace(BUYER, 1, 100, 2)) == d.stamp(
+    buy = d.in_seq
+    assert d.apply(replace(BUYER, buy, 100, 2)) == d.stamp(
         [
-            replaced(1, 1, BUYER, 100, 2, kept=True),
+            replaced(buy, buy, BUYER, 100, 2, kept=True),
             delta(2, BUY, 100, 2),
             bal(BUYER, "USD", USD0 - 20_000, 20_000, ORDER),
         ]
@@ -274,23 +281,24 @@ def test_replace_that_lowers_the_quantity_releases_the_difference(d: Driver) -> 
 
 def test_replace_to_a_new_price_locks_the_new_amount(d: Driver) -> None:
     d.apply(limit(BUYER, BUY, 100, 5))
-    d.apply(replace(BUYER, 1, 90, 6))
+    d.apply(replace(BUYER, d.in_seq, 90, 6))
     assert balance(d, BUYER, "USD") == (USD0 - 54_000, 54_000)
 
 
 def test_replace_the_account_cannot_cover_is_refused_and_the_order_stays(d: Driver) -> None:
     d.apply(Deposit("t", 6, 3, "USD", 60_000))
     d.apply(limit(3, BUY, 100, 5))  # 50 000 locked, 10 000 free
-    event = refused(d, replace(3, 1, 100, 7))  # needs 70 000 > 10 000 + 50 000
+    buy = d.in_seq
+    event = refused(d, replace(3, buy, 100, 7))  # needs 70 000 > 10 000 + 50 000
     assert event == d.stamp(
         [
             cancel_rejected(
                 3, RejectReason.INSUFFICIENT_BALANCE, "needs 70000 USD, free 60000 counting the replaced order's lock",
-                order_id=1,
+                order_id=buy,
             )
         ]
     )[0]  # fmt: skip
-    d.apply(replace(3, 1, 100, 6))  # 60 000 fits exactly
+    d.apply(replace(3, buy, 100, 6))  # 60 000 fits exactly
     assert balance(d, 3, "USD") == (0, 60_000)
 
 
@@ -329,7 +337,7 @@ def quote_buy(account: int, quote_qty: int, *, qty: int = 0, side: Side = BUY, a
 def test_market_buy_by_quote_amount_buys_what_the_amount_pays_for_and_releases_the_rest(asks: Driver) -> None:
     # 30 000: 2 lots at 100 (20 000); the 10 000 left buy no lot at 105 (10 500)
     events = asks.apply(quote_buy(BUYER, 30_000))
-    placed = msgspec.structs.replace(accepted(3, BUYER, BUY, 0, 2, type=MARKET, tif=IOC), quote_qty=30_000)
+    placed = msgspec.structs.replace(accepted(asks.in_seq, BUYER, BUY, 0, 2, type=MARKET, tif=IOC), quote_qty=30_000)
     assert events[0] == asks.stamp([placed])[0]
     assert sum(e.qty for e in events if isinstance(e, TradeExecuted)) == 2
     assert balance(asks, BUYER, "USD") == (USD0 - 20_000, 0)
@@ -360,7 +368,7 @@ def test_market_sell_by_quote_amount_sells_the_most_lots_whose_proceeds_fit_and_
 ) -> None:
     # 40 000: 2 lots at 100 (20 000), then 2 of the 3 at 95 (19 000); a third at 95 would make 48 500
     events = bids.apply(quote_sell(SELLER, 40_000))
-    placed = msgspec.structs.replace(accepted(3, SELLER, SELL, 0, 4, type=MARKET, tif=IOC), quote_qty=40_000)
+    placed = msgspec.structs.replace(accepted(bids.in_seq, SELLER, SELL, 0, 4, type=MARKET, tif=IOC), quote_qty=40_000)
     assert events[0] == bids.stamp([placed])[0]
     trades = [e for e in events if isinstance(e, TradeExecuted)]
     assert [(t.price, t.qty) for t in trades] == [(100, 2), (95, 2)]

@@ -31,6 +31,7 @@ from wire.errors import MercuryError
 from wire.events import CancelRejected, OrderRejected, TradeExecuted
 from wire.reasons import RejectReason as R
 
+# the number after each command is its in_seq, which is also the id of the order it creates
 HISTORY: list[Command] = [
     limit(1, SELL, 100, 5, client_oid="a"),  # 1
     limit(2, SELL, 100, 3),  # 2
@@ -39,10 +40,10 @@ HISTORY: list[Command] = [
     limit(2, BUY, 100, 2),  # 5: fills 2 of order 1, last BTC price 100
     limit(3, BUY, 98, 6, client_oid="b"),  # 6
     limit(1, BUY, 97, 1),  # 7
-    replace(2, 2, 100, 1),  # order 2 keeps its place with 1 open
-    limit(1, SELL, 102, 2, symbol=SYM2),  # 8
-    limit(2, BUY, 102, 1, symbol=SYM2),  # 9: last ETH price 102
-    replace(3, 3, 102, 4),  # order 3 becomes 10 at 102
+    replace(2, 2, 100, 1),  # 8: order 2 keeps its place with 1 open
+    limit(1, SELL, 102, 2, symbol=SYM2),  # 9
+    limit(2, BUY, 102, 1, symbol=SYM2),  # 10: last ETH price 102
+    replace(3, 3, 102, 4),  # 11: order 3 becomes 11 at 102
 ]
 
 TAIL: list[Command] = [
@@ -51,7 +52,7 @@ TAIL: list[Command] = [
     limit(1, BUY, 111, 1),  # the band around the restored last price
     limit(1, SELL, 104, 1, client_oid="pm"),  # duplicate client order id
     replace(1, 4, 101, 2),  # post-only (the type survived) would take
-    replace(1, 4, 102, 1),  # new order id from the restored counter
+    replace(1, 4, 102, 1),  # a new order id: this command's in_seq, after the snapshot's
     cancel_all(1),  # the account index
     market(2, BUY, 10, symbol=SYM2),
     limit(4, SELL, 99, 9),
@@ -109,11 +110,11 @@ def test_snapshot_lists_each_symbols_orders_in_ascending_order_id() -> None:
     state = decode_state(d.engine.snapshot())
 
     assert state.version == FORMAT_VERSION
-    assert (state.in_seq, state.out_seq, state.next_order_id) == (len(HISTORY), d.engine.out_seq, 11)
+    assert (state.in_seq, state.out_seq) == (len(HISTORY), d.engine.out_seq)
     by_symbol = {s.symbol: s for s in state.symbols}
     assert [s.symbol for s in state.symbols] == sorted(by_symbol)
     btc = by_symbol[SYM]
-    assert [(o.order_id, o.leaves) for o in btc.orders] == [(1, 3), (2, 1), (4, 2), (6, 6), (7, 1), (10, 4)]
+    assert [(o.order_id, o.leaves) for o in btc.orders] == [(1, 3), (2, 1), (4, 2), (6, 6), (7, 1), (11, 4)]
     assert (btc.trade_id, btc.last_price) == (1, 100)
     assert (by_symbol[SYM2].trade_id, by_symbol[SYM2].last_price) == (1, 102)
 
@@ -144,6 +145,16 @@ def test_restore_when_format_version_differs_raises_mercury_error() -> None:
         Engine.restore(SPECS, data)
 
 
+def test_restore_of_a_format_3_snapshot_is_refused_before_its_fields_are_decoded() -> None:
+    # format 3 stored next_order_id after out_seq: its fields no longer decode as today's, so the version is read
+    # first and the refusal says what it is
+    state = decode_state(Engine(SPECS, risk=False).snapshot())
+    v3 = msgspec.msgpack.encode([3, state.in_seq, state.out_seq, 1, *msgspec.to_builtins(state)[3:]])
+
+    with pytest.raises(MercuryError, match=r"snapshot format 3, this engine reads \(4,\)"):
+        Engine.restore(SPECS, v3)
+
+
 def test_restore_when_an_unlisted_symbol_holds_orders_raises_mercury_error() -> None:
     d = Driver()
     d.apply(limit(1, SELL, 100, 1, symbol=SYM2))
@@ -159,7 +170,7 @@ def test_restore_skips_an_unlisted_symbol_without_orders_or_trades() -> None:
     restored = Engine.restore([BTC], d.engine.snapshot())
 
     assert set(restored.matchers) == {SYM}
-    assert Driver(engine=restored).levels(SELL) == [(100, [(2, 1)])]
+    assert Driver(engine=restored).levels(SELL) == [(100, [(3, 1)])]  # the id is its command's in_seq
 
 
 def test_restore_when_the_venue_adds_a_symbol_starts_that_symbol_empty() -> None:

@@ -162,16 +162,22 @@ def test_an_account_never_sees_or_touches_another_accounts_orders(exchange: Exch
     assert (status, canceled["status"]) == (200, "CANCELED")
 
 
-def test_ack_mode_answers_once_journaled_and_the_order_is_found_by_its_client_id(exchange: Exchange) -> None:
+def test_ack_mode_answers_once_journaled_with_the_id_the_engine_gives_the_order(exchange: Exchange) -> None:
     params = {**LIMIT, "newOrderRespType": "ACK", "newClientOrderId": "ack-1"}
     status, ack = signed(exchange, "POST", "/api/v3/order", params)
     assert status == 200 and ack["clientOrderId"] == "ack-1" and "status" not in ack
+    assert ack["orderId"] > 0
     deadline = time.monotonic() + 5
     while True:
-        status, found = signed(exchange, "GET", "/api/v3/order", {"symbol": "BTCUSDT", "origClientOrderId": "ack-1"})
+        status, found = signed(exchange, "GET", "/api/v3/order", {"symbol": "BTCUSDT", "orderId": ack["orderId"]})
         if status == 200 or time.monotonic() > deadline:
             break
-    assert (status, found["status"], found["price"]) == (200, "NEW", "1000.00")
+    assert (status, found["status"], found["price"], found["clientOrderId"]) == (200, "NEW", "1000.00", "ack-1")
+    status, by_client_id = signed(exchange, "GET", "/api/v3/order", {"symbol": "BTCUSDT", "origClientOrderId": "ack-1"})
+    assert (status, by_client_id["orderId"]) == (200, ack["orderId"])
+    # ids are the commands' sequence numbers: the next order, in RESULT mode, has a larger one
+    status, later = signed(exchange, "POST", "/api/v3/order", {**LIMIT, "newOrderRespType": "RESULT"})
+    assert status == 200 and later["orderId"] > ack["orderId"]
     assert signed(exchange, "POST", "/api/v3/order/test", LIMIT) == (200, {})
 
 

@@ -140,13 +140,19 @@ def _money(*more: Command) -> list[Command]:
     return setup + list(more)
 
 
+def _in_seq_after_money(n: int) -> int:
+    """The in_seq of the n-th command after _money's set-up (run applies from in_seq 1): the id of the order it
+    creates, if it creates one."""
+    return len(_money()) + n
+
+
 def test_a_trade_books_its_legs_and_fees_and_a_cancel_its_release() -> None:
     symbol = RISK_SPECS[0].symbol
     spec = RISK_SPECS[0]
     cmds = _money(
         place(1, SELL, LIMIT, GTC, 100, 5, symbol=symbol),
         place(2, BUY, LIMIT, GTC, 101, 3, symbol=symbol),  # fills 3 at 100, a tick better than its limit
-        CancelOrder("t", 0, 1, symbol, 1, ""),
+        CancelOrder("t", 0, 1, symbol, _in_seq_after_money(1), ""),
         Withdraw("t", 0, FEE_ACCOUNT, spec.quote, 1),
     )
     _, tables, events = run(cmds, batch=100)
@@ -171,21 +177,24 @@ def test_a_trade_books_its_legs_and_fees_and_a_cancel_its_release() -> None:
     ]
     assert {t[4] for t in tables.ledger} == {"DEPOSIT", "LOCK", "RELEASE", "TRADE", "FEE", "WITHDRAWAL"}
     assert tables.sums()[(EXTERNAL, spec.quote, "external")] == -2 * 100_000 + 1
-    assert tables.orders[2].status == "FILLED"
-    assert (tables.orders[1].status, tables.orders[1].executed_qty, tables.orders[1].leaves) == ("CANCELED", 3, 0)
+    sell, buy = tables.orders[_in_seq_after_money(1)], tables.orders[_in_seq_after_money(2)]
+    assert buy.status == "FILLED"
+    assert (sell.status, sell.executed_qty, sell.leaves) == ("CANCELED", 3, 0)
 
 
 def test_a_replace_that_loses_priority_ends_the_old_order_and_starts_a_new_one() -> None:
     symbol = RISK_SPECS[0].symbol
+    first, second = _in_seq_after_money(1), _in_seq_after_money(2)  # the ids: placed, then re-entered by a replace
     cmds = _money(
         place(1, BUY, LIMIT, GTC, 100, 5, symbol=symbol, client_oid="a"),
-        ReplaceOrder("t", 0, 1, symbol, 1, "", "b", 99, 5),  # a new price: a new order id
-        ReplaceOrder("t", 0, 1, symbol, 2, "", "", 99, 2),  # a smaller quantity: amended in place
+        ReplaceOrder("t", 0, 1, symbol, first, "", "b", 99, 5),  # a new price: a new order id
+        ReplaceOrder("t", 0, 1, symbol, second, "", "", 99, 2),  # a smaller quantity: amended in place
     )
     _, tables, _ = run(cmds, batch=100)
-    old, new = tables.orders[1], tables.orders[2]
-    assert (old.status, old.cancel_reason, old.replaced_by, old.leaves) == ("CANCELED", "REPLACED", 2, 0)
-    assert (new.replaces, new.client_oid, new.price, new.orig_qty, new.leaves, new.status) == (1, "b", 99, 2, 2, "NEW")
+    old, new = tables.orders[first], tables.orders[second]
+    assert (old.status, old.cancel_reason, old.replaced_by, old.leaves) == ("CANCELED", "REPLACED", second, 0)
+    assert (new.replaces, new.client_oid, new.price, new.orig_qty, new.leaves, new.status) == (
+        first, "b", 99, 2, 2, "NEW")  # fmt: skip
     kinds = [u[5] for u in sorted(tables.updates.values())]
     assert kinds == ["NEW", "REPLACED", "NEW", "AMENDED"]
 
