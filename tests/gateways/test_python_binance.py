@@ -1,0 +1,82 @@
+"""An unmodified python-binance ``Client`` (pinned in pyproject.toml) trading against the gateway: only its base
+URL and keys change (docs/api.md says how)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from decimal import Decimal
+
+import pytest
+from binance.client import Client
+from binance.exceptions import BinanceAPIException
+
+from tests.gateways.conftest import Exchange
+
+SYM = "BTCUSDT"
+
+
+@pytest.fixture
+def clients(exchange: Exchange) -> Iterator[dict[int, Client]]:
+    made = {}
+    for account, (key, secret) in exchange.keys.items():
+        # ping=False: the constructor would otherwise ping binance.com before API_URL can be changed
+        client = Client(key, secret, ping=False)
+        client.API_URL = exchange.url + "/api"  # the client appends /v3/<endpoint>
+        made[account] = client
+    yield made
+    for client in made.values():
+        client.close_connection()
+
+
+@pytest.mark.timeout(60)
+def test_a_whole_order_life_cycle_through_python_binance(clients: dict[int, Client]) -> None:
+    maker, taker = clients[1], clients[2]
+    info = maker.get_exchange_info()
+    (btc,) = [s for s in info["symbols"] if s["symbol"] == SYM]
+    assert "MARKET" in btc["orderTypes"]
+    balances = {b["asset"]: b for b in maker.get_account()["balances"]}
+    assert balances["USDT"] == {"asset": "USDT", "free": "10000.00000000", "locked": "0.00000000"}
+
+    sell = maker.create_order(symbol=SYM, side="SELL", type="LIMIT", timeInForce="GTC", quantity="0.03",
+                              price="1000")  # fmt: skip
+    assert (sell["status"], sell["origQty"], sell["clientOrderId"][:10]) == ("NEW", "0.03000", "x-HNA2TXFJ")
+    assert [o["orderId"] for o in maker.get_open_orders(symbol=SYM)] == [sell["orderId"]]
+
+    bought = taker.create_order(symbol=SYM, side="BUY", type="MARKET", quantity="0.01")
+    assert (bought["status"], bought["executedQty"], bought["cummulativeQuoteQty"]) == ("FILLED", "0.01000",
+                                                                                        "10.00000000")  # fmt: skip
+    assert [(f["price"], f["qty"], f["commissionAsset"]) for f in bought["fills"]] == [("1000.00", "0.01000", "BTC")]
+    by_cost = taker.order_market_buy(symbol=SYM, quoteOrderQty="5")  # python-binance's own helper
+    assert (by_cost["executedQty"], by_cost["origQuoteOrderQty"]) == ("0.00500", "5.00000000")
+
+    got = maker.get_order(symbol=SYM, orderId=sell["orderId"])
+    assert (got["status"], got["executedQty"]) == ("PARTIALLY_FILLED", "0.01500")
+    canceled = maker.cancel_order(symbol=SYM, orderId=sell["orderId"])
+    assert (canceled["status"], canceled["executedQty"]) == ("CANCELED", "0.01500")
+    assert maker.get_open_orders(symbol=SYM) == []
+
+    trades = taker.get_my_trades(symbol=SYM)
+    assert [(t["orderId"], t["qty"], t["isBuyer"], t["isMaker"]) for t in trades] == [
+        (bought["orderId"], "0.01000", True, False),
+        (by_cost["orderId"], "0.00500", True, False),
+    ]
+    after = {b["asset"]: b for b in maker.get_account()["balances"]}
+    assert Decimal(after["BTC"]["free"]) == 10_000 - Decimal("0.015") and after["BTC"]["locked"] == "0.00000000"
+
+
+@pytest.mark.timeout(60)
+def test_errors_raise_binance_api_exception_with_binances_code(clients: dict[int, Client]) -> None:
+    client = clients[3]
+    with pytest.raises(BinanceAPIException) as unknown:
+        client.cancel_order(symbol=SYM, orderId=987_654_321)
+    assert (unknown.value.status_code, unknown.value.code) == (400, -2011)
+    with pytest.raises(BinanceAPIException) as missing:
+        client.get_order(symbol=SYM, orderId=987_654_321)
+    assert missing.value.code == -2013
+    with pytest.raises(BinanceAPIException) as poor:
+        client.create_order(symbol=SYM, side="BUY", type="LIMIT", timeInForce="GTC", quantity="100", price="1000")
+    assert (poor.value.code, poor.value.message) == (-2010, "Account has insufficient balance for requested action.")
+    with pytest.raises(BinanceAPIException) as bad_filter:
+        client.create_order(symbol=SYM, side="BUY", type="LIMIT", timeInForce="GTC", quantity="0.01",
+                            price="1000.001")  # fmt: skip
+    assert (bad_filter.value.code, bad_filter.value.message) == (-1013, "Filter failure: PRICE_FILTER")
