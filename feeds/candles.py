@@ -70,11 +70,11 @@ class SymbolCandles:
 
     def advance(self, now: int, out: list[Kline]) -> None:
         """Close every candle that ended at or before ``now`` (ns), opening flat ones up to the one holding it."""
-        if not self.last_price:
-            return  # no trade yet: there is no close for a flat candle
         for interval, width in BINANCE_INTERVALS:
             k = self.open.get(interval)
-            if k is None or k.end <= now:
+            # no candle yet: the first trade opens one (a flat one opened now could not take a trade stamped
+            # before it that is still in the pipeline)
+            if k is not None and k.end <= now:
                 self._roll(interval, width, now - now % width, out)
                 out.append(self.open[interval])
 
@@ -99,12 +99,17 @@ class SymbolCandles:
 
     def _late(self, interval: str, start: int, price: int, qty: int, quote: int, taker_buys: bool, trade_id: int,
               out: list[Kline]) -> None:  # fmt: skip
-        for k in reversed(self.closed[interval]):
+        """A trade for a candle the clock already closed: add it there, and move the flat candles after it (all
+        silent since, or the trade would not be late) to its new close."""
+        closed = self.closed[interval]
+        for back, k in enumerate(reversed(closed)):
             if k.open_time == start:
-                if not k.trades:
-                    k.first_trade_id = trade_id
                 k.add(price, qty, quote, taker_buys, trade_id)
                 out.append(k)
+                later = [closed[len(closed) - back + n] for n in range(back)] + [self.open[interval]]
+                for flat in later:
+                    flat.open = flat.high = flat.low = flat.close = price
+                    out.append(flat)
                 return
             if k.open_time < start:
                 return  # older than memory: only the store has it

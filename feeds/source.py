@@ -128,6 +128,7 @@ class Source:
                 if self.seed is not None:
                     await self.seed(market)  # candles and trades as of the snapshot, then the stream's on top
                 await self._catch_up(market, publish=False)
+                self._check_joined(market)
                 break
             except (SnapshotUnusable, StreamGap) as exc:
                 log.info("snapshot unusable (%s): asking the engine for a new one", exc)
@@ -135,6 +136,17 @@ class Source:
         self.market.symbols, self.market.out_seq, self.market.ts = market.symbols, market.out_seq, market.ts
         self.ready.set()
         log.info("feed ready at out_seq %d", self.market.out_seq)
+
+    def _check_joined(self, market: Market) -> None:
+        """The stream and the socket must meet: an empty or trimmed stream looks just like a quiet venue, but the
+        engine's heartbeat (or the first batch buffered from the socket) tells where the engine really is."""
+        if self.buffer:
+            first = self.buffer[0][0].out_seq
+            if first > market.out_seq + 1:
+                raise SnapshotUnusable(f"the events stream ends at {market.out_seq}, the socket starts at {first}")
+        elif self.engine_out_seq > market.out_seq:
+            at = self.engine_out_seq
+            raise SnapshotUnusable(f"the events stream ends at {market.out_seq}, the engine is at {at}")
 
     async def _stored_state(self) -> EngineState | None:
         blob = cast(bytes | None, await self.r.get(keys.snapshot(self.shard)))

@@ -1,0 +1,182 @@
+"""What the trade, kline and ticker streams (and the REST endpoints beside them) say equals what the engine did: every
+trade in order, candles recomputed from the engine's own trade events, and ccxt.pro's watchers agree."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+import urllib.request
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from websockets.asyncio.client import connect
+
+from persistence.klines import WIDTH, Kline
+from tests.feeds.conftest import Feed, Flow, engine_events, trades_of
+from tests.feeds.test_books import flow_in_background, pro_client
+from wire.enums import Side
+from wire.events import TradeExecuted
+from wire.venue import DEFAULT_VENUE, load_venue
+
+SPEC = {s.symbol: s for s in load_venue(DEFAULT_VENUE).symbols}["BTCUSDT"]
+NS_PER_MS = 1_000_000
+
+
+def price(ticks: int) -> str:
+    return str(SPEC.ticks_to_price(ticks))
+
+
+def qty(lots: int) -> str:
+    return str(SPEC.lots_to_qty(lots))
+
+
+def recomputed(trades: list[TradeExecuted], interval: str) -> dict[int, Kline]:
+    """Candles with trades, by open time (ms), folded straight from the engine's trade events."""
+    width = WIDTH[interval]
+    out: dict[int, Kline] = {}
+    for ev in trades:
+        start = ev.ts - ev.ts % width
+        k = out.setdefault(start // NS_PER_MS, Kline.empty("BTCUSDT", interval, start))
+        k.add(ev.price, ev.qty, ev.price * ev.qty * SPEC.quote_per_tick_lot, ev.taker_side is Side.BUY, ev.trade_id)
+    return out
+
+
+def get(url: str) -> Any:
+    with urllib.request.urlopen(url, timeout=10) as response:
+        return json.loads(response.read())
+
+
+async def collect(feed: Feed, streams: list[str], running: threading.Thread, last_trade: list[int],
+                  linger: float) -> list[dict[str, Any]]:  # fmt: skip
+    """Every combined-stream message until the flow ended, its last trade arrived, and ``linger`` s more."""
+    got: list[dict[str, Any]] = []
+    async with connect(f"{feed.ws}/stream?streams={'/'.join(streams)}", max_queue=None) as ws:
+        deadline: float | None = None
+        while deadline is None or time.monotonic() < deadline:
+            try:
+                message = json.loads(await asyncio.wait_for(ws.recv(), 0.2))
+                got.append(message)
+            except TimeoutError:
+                pass
+            if deadline is None and not running.is_alive() and last_trade:
+                seen = [m["data"]["t"] for m in got if m["stream"].endswith("@trade")]
+                if seen and seen[-1] >= last_trade[0]:
+                    deadline = time.monotonic() + linger
+    return got
+
+
+@pytest.mark.timeout(120)
+def test_trades_and_klines_from_the_streams_equal_those_recomputed_from_the_engines_trades(feed: Feed) -> None:
+    flow = Flow(feed.venue, seed=3)
+    flow.step(100)
+    streams = ["btcusdt@trade", "btcusdt@aggTrade", "btcusdt@kline_1s", "btcusdt@kline_1m"]
+    running = flow_in_background(flow, 25, 20, 0.1)
+    last_trade: list[int] = []
+
+    def watch_end() -> None:
+        running.join()
+        feed.venue.wait_engine(flow.last_in_seq)
+        last_trade.append(trades_of(engine_events(feed.venue), "BTCUSDT")[-1].trade_id)
+
+    threading.Thread(target=watch_end).start()
+    got = asyncio.run(collect(feed, streams, running, last_trade, linger=1.5))
+    trades = trades_of(engine_events(feed.venue), "BTCUSDT")
+    first_seen = next(m["data"]["t"] for m in got if m["stream"] == "btcusdt@trade")
+    expected = [ev for ev in trades if ev.trade_id >= first_seen]
+
+    streamed = [m["data"] for m in got if m["stream"] == "btcusdt@trade"]
+    assert [(t["t"], t["p"], t["q"], t["m"], t["T"]) for t in streamed] == [
+        (ev.trade_id, price(ev.price), qty(ev.qty), ev.taker_side is Side.SELL, ev.ts // NS_PER_MS) for ev in expected
+    ]
+    aggs = [m["data"] for m in got if m["stream"] == "btcusdt@aggTrade"]
+    covered = [i for a in aggs for i in range(a["f"], a["l"] + 1)]
+    assert covered == [ev.trade_id for ev in trades if ev.trade_id >= aggs[0]["f"]]
+    by_id = {ev.trade_id: ev for ev in trades}
+    for a in aggs:  # one taker order at one price each, quantities summed
+        group = [by_id[i] for i in range(a["f"], a["l"] + 1)]
+        assert {(ev.taker_order_id, ev.price) for ev in group} == {(group[0].taker_order_id, group[0].price)}
+        assert Decimal(a["q"]) == SPEC.lots_to_qty(sum(ev.qty for ev in group))
+
+    for interval in ("1s", "1m"):
+        final: dict[int, dict[str, Any]] = {}
+        for m in got:
+            if m["stream"] == f"btcusdt@kline_{interval}":
+                final[m["data"]["k"]["t"]] = m["data"]["k"]  # the last state of each candle
+        want = recomputed(trades, interval)
+        complete = [t for t in sorted(final) if final[t]["n"] and final[t]["f"] == want[t].first_trade_id]
+        assert complete, interval
+        previous_close: str | None = None
+        for t in sorted(final):
+            k = final[t]
+            if k["n"] == 0:  # a silent interval: flat at the last close
+                assert k["o"] == k["h"] == k["l"] == k["c"] and k["v"] == "0.00000", k
+                if previous_close is not None:
+                    assert k["c"] == previous_close
+            elif t in complete:
+                w = want[t]
+                assert (k["o"], k["h"], k["l"], k["c"], k["v"], k["n"], k["L"]) == (
+                    price(w.open), price(w.high), price(w.low), price(w.close), qty(w.volume), w.trades,
+                    w.last_trade_id)  # fmt: skip
+            previous_close = k["c"]
+        closed = [t for t in sorted(final) if final[t]["x"]]
+        assert closed == sorted(final)[: len(closed)], "candles close in order, the open one last"
+        assert closed or interval == "1m"  # the run lasts seconds: its 1s candles closed, its minute may not have
+
+        rows = get(f"{feed.rest}/api/v3/klines?symbol=BTCUSDT&interval={interval}&limit=1000")
+        by_open = {row[0]: row for row in rows}
+        for t in complete:
+            k = final[t]
+            assert by_open[t][1:6] == [k["o"], k["h"], k["l"], k["c"], k["v"]] and by_open[t][8] == k["n"]
+    recent = get(f"{feed.rest}/api/v3/trades?symbol=BTCUSDT&limit=5")
+    assert [t["id"] for t in recent] == [ev.trade_id for ev in trades[-5:]]
+
+
+@pytest.mark.timeout(120)
+def test_ccxt_pro_watches_trades_candles_and_the_ticker(feed: Feed) -> None:
+    flow = Flow(feed.venue, seed=5)
+    flow.step(200)
+
+    async def scenario() -> tuple[list[Any], list[Any], dict[str, Any]]:
+        pro = pro_client(feed)
+        try:
+            await pro.load_markets()
+            running = flow_in_background(flow, 20, 20, 0.1)
+            await pro.watch_trades("BTC/USDT")  # each watcher waits for its stream's first message
+            await pro.watch_ohlcv("BTC/USDT", "1m")
+            await pro.watch_ticker("BTC/USDT")
+            await asyncio.to_thread(running.join)
+            await asyncio.to_thread(feed.venue.wait_engine, flow.last_in_seq)
+            last = trades_of(await asyncio.to_thread(engine_events, feed.venue), "BTCUSDT")[-1]
+            # what arrived after a watcher resolved is in ccxt's caches, which its own reader task keeps filling
+            async with asyncio.timeout(30):
+                while not pro.trades["BTC/USDT"] or int(pro.trades["BTC/USDT"][-1]["id"]) < last.trade_id:
+                    await asyncio.sleep(0.05)
+                while pro.tickers["BTC/USDT"]["last"] != float(price(last.price)):
+                    await asyncio.sleep(0.05)
+            trades = list(pro.trades["BTC/USDT"])
+            candles = list(pro.ohlcvs["BTC/USDT"]["1m"])
+            ticker = pro.tickers["BTC/USDT"]
+        finally:
+            await pro.close()
+        return trades, candles, ticker
+
+    trades, candles, ticker = asyncio.run(scenario())
+    engine = {ev.trade_id: ev for ev in trades_of(engine_events(feed.venue), "BTCUSDT")}
+    for t in trades:
+        ev = engine[int(t["id"])]
+        assert (t["price"], t["amount"], t["side"]) == (
+            float(price(ev.price)),
+            float(qty(ev.qty)),
+            "buy" if ev.taker_side is Side.BUY else "sell",
+        )
+    ids = [int(t["id"]) for t in trades]
+    assert ids == sorted(set(ids)) and ids[-1] == max(engine)
+    want = recomputed(list(engine.values()), "1m")
+    t, o, h, low, c, v = candles[-1]
+    w = want[t]
+    assert (o, h, low, c) == tuple(float(price(x)) for x in (w.open, w.high, w.low, w.close))
+    assert v == pytest.approx(float(qty(w.volume)))
+    assert ticker["symbol"] == "BTC/USDT" and ticker["last"] == float(price(engine[max(engine)].price))
