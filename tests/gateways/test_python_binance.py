@@ -3,6 +3,7 @@ URL and keys change (docs/api.md says how)."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from decimal import Decimal
 
@@ -26,6 +27,12 @@ def clients(exchange: Exchange) -> Iterator[dict[int, Client]]:
     yield made
     for client in made.values():
         client.close_connection()
+    # the constructor made this thread an event loop (for its WebSocket API) when it had none: close it, or the
+    # loop and its self-pipe are left to the garbage collector (a ResourceWarning, an error here)
+    loop = made[1].loop
+    if not loop.is_running():
+        loop.close()
+        asyncio.set_event_loop(None)
 
 
 @pytest.mark.timeout(60)
