@@ -1,20 +1,42 @@
-"""Binance's rate limits: request weight per IP per minute, and new orders per account per 10 s and per day.
+"""Binance's rate limits: request weight per IP per minute, and new orders per account per 10 s and per day, counted
+across every gateway process through Redis.
 
 Fixed windows aligned to the clock, as Binance counts them, reported on every response in Binance's headers
 (``X-MBX-USED-WEIGHT-1M``, ``X-MBX-ORDER-COUNT-10S``, ``X-MBX-ORDER-COUNT-1D``). Past a limit the answer is 429 with
-``Retry-After`` (seconds until the window ends) and -1003 (weight) or -1015 (orders). The counts are per gateway
-process: with N gateways behind a load balancer a client gets up to N times the limits.
+``Retry-After`` (seconds until the window ends) and -1003 (weight) or -1015 (orders).
+
+Sharing without a Redis round trip per request: each process counts exactly, in memory, what it admitted and has
+not yet pushed (``pending``), and keeps the last global total Redis gave it per key. A request is judged, and the
+headers report, against ``global + in flight + pending``. ``RateLimiter.sync`` pushes every pending count with one
+pipelined INCRBY + PEXPIRE per (window, key) and takes the totals INCRBY returns as the new global ones (an INCRBY
+of 0 refreshes a key this process saw but has nothing new for). The gateway runs it every ``SYNC_PERIOD`` and at
+once when a key's pending count reaches ``SYNC_FRACTION`` of its limit. A count reaches Redis within one sync period
+and the other processes within the next, so a burst can pass a limit by at most what the processes admit within
+about two sync periods (each at most about ``SYNC_FRACTION`` of the limit per key before it syncs early, plus a
+round trip): the bound docs/api.md and docs/operations.md state. When Redis is unreachable the counts stay pending
+and every process still enforces what it has seen itself.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
 from gateways.binance.errors import ApiError
+
+log = logging.getLogger("mercury.gateway.limits")
 
 MINUTE_MS = 60_000
 TEN_S_MS = 10_000
 DAY_MS = 86_400_000
+SYNC_PERIOD = 0.1  # s between two syncs with Redis
+SYNC_FRACTION = 0.1  # a key's unsynced count that makes the next sync start at once, as a fraction of its limit
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,22 +47,35 @@ class Limits:
 
 
 class _Window:
-    """Counts per key in the current fixed window; the previous window's counts are dropped when it ends."""
+    """One kind of count in the current fixed window: per key, the global total Redis last gave, what is in flight
+    to Redis, and what this process admitted since (pending). All of it is dropped when the window ends."""
 
-    __slots__ = ("counts", "length", "start")
+    __slots__ = ("glob", "in_flight", "length", "limit", "name", "pending", "start")
 
-    def __init__(self, length: int) -> None:
+    def __init__(self, name: str, length: int, limit: int) -> None:
+        self.name = name
         self.length = length
+        self.limit = limit
         self.start = 0
-        self.counts: dict[object, int] = {}
+        self.glob: dict[str, int] = {}
+        self.in_flight: dict[str, int] = {}
+        self.pending: dict[str, int] = {}
 
-    def add(self, key: object, amount: int, now_ms: int) -> int:
+    def roll(self, now_ms: int) -> None:
         start = now_ms - now_ms % self.length
         if start != self.start:
-            self.start, self.counts = start, {}
-        total = self.counts.get(key, 0) + amount
-        self.counts[key] = total
-        return total
+            self.start, self.glob, self.in_flight, self.pending = start, {}, {}, {}
+
+    def add(self, key: str, amount: int, now_ms: int) -> tuple[int, bool]:
+        """Count ``amount`` for ``key``; returns the global estimate and whether a sync is due now."""
+        self.roll(now_ms)
+        pending = self.pending.get(key, 0) + amount
+        self.pending[key] = pending
+        used = self.glob.get(key, 0) + self.in_flight.get(key, 0) + pending
+        return used, pending >= self.limit * SYNC_FRACTION
+
+    def redis_key(self, key: str) -> str:
+        return f"mercury:rate:{self.name}:{self.start}:{key}"
 
     def retry_after(self, now_ms: int) -> int:
         return max(1, -(-(self.start + self.length - now_ms) // 1000))
@@ -49,12 +84,15 @@ class _Window:
 class RateLimiter:
     def __init__(self, limits: Limits) -> None:
         self.limits = limits
-        self.weight = _Window(MINUTE_MS)
-        self.orders_10s = _Window(TEN_S_MS)
-        self.orders_day = _Window(DAY_MS)
+        self.weight = _Window("w1m", MINUTE_MS, limits.weight_per_minute)
+        self.orders_10s = _Window("o10s", TEN_S_MS, limits.orders_per_10s)
+        self.orders_day = _Window("o1d", DAY_MS, limits.orders_per_day)
+        self.sync_due = asyncio.Event()
 
     def request(self, ip: str, weight: int, now_ms: int, headers: dict[str, str]) -> None:
-        used = self.weight.add(ip, weight, now_ms)
+        used, due = self.weight.add(ip, weight, now_ms)
+        if due:
+            self.sync_due.set()
         headers["X-MBX-USED-WEIGHT-1M"] = str(used)
         if used > self.limits.weight_per_minute:
             raise ApiError(
@@ -66,8 +104,10 @@ class RateLimiter:
             )
 
     def order(self, account: int, now_ms: int, headers: dict[str, str]) -> None:
-        in_10s = self.orders_10s.add(account, 1, now_ms)
-        in_day = self.orders_day.add(account, 1, now_ms)
+        in_10s, due_10s = self.orders_10s.add(str(account), 1, now_ms)
+        in_day, due_day = self.orders_day.add(str(account), 1, now_ms)
+        if due_10s or due_day:
+            self.sync_due.set()
         headers["X-MBX-ORDER-COUNT-10S"] = str(in_10s)
         headers["X-MBX-ORDER-COUNT-1D"] = str(in_day)
         if in_10s > self.limits.orders_per_10s:
@@ -76,3 +116,48 @@ class RateLimiter:
         if in_day > self.limits.orders_per_day:
             raise ApiError(429, -1015, f"Too many new orders; current limit is {self.limits.orders_per_day} orders"
                            " per DAY.", self.orders_day.retry_after(now_ms))  # fmt: skip
+
+    async def sync(self, redis: aioredis.Redis, now_ms: int) -> None:
+        """Push every pending count to Redis and take back the global totals, in one pipelined round trip."""
+        sent: list[tuple[_Window, int, str, int]] = []  # window, its start, key, amount
+        pipe = redis.pipeline(transaction=False)
+        for window in (self.weight, self.orders_10s, self.orders_day):
+            window.roll(now_ms)
+            for key in window.glob.keys() | window.pending.keys():
+                amount = window.pending.pop(key, 0)
+                if amount:
+                    window.in_flight[key] = window.in_flight.get(key, 0) + amount
+                name = window.redis_key(key)
+                pipe.incrby(name, amount)
+                pipe.pexpire(name, 2 * window.length)  # the key names its window: it only has to outlive it
+                sent.append((window, window.start, key, amount))
+        if not sent:
+            return
+        try:
+            results = await pipe.execute()
+        except (RedisError, OSError) as exc:
+            # unknown whether the increments landed: count them as pending again (refusing a little early, never
+            # admitting beyond what this process saw), to be pushed by the next sync
+            log.warning("rate limit sync with Redis failed: %s", exc)
+            for window, start, key, amount in sent:
+                if window.start == start and amount:
+                    window.in_flight[key] -= amount
+                    window.pending[key] = window.pending.get(key, 0) + amount
+            return
+        for i, (window, start, key, amount) in enumerate(sent):
+            if window.start != start:  # the window ended while the round trip was under way
+                continue
+            window.glob[key] = int(results[2 * i])  # this process's in-flight amount is part of it now
+            if amount:
+                window.in_flight[key] -= amount
+
+    async def run(self, redis: aioredis.Redis, clock: Callable[[], int]) -> None:
+        """Sync every SYNC_PERIOD, or sooner when a count asks for it, until cancelled."""
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.sync_due.wait(), SYNC_PERIOD)
+            self.sync_due.clear()
+            try:
+                await self.sync(redis, clock())
+            except Exception:  # a bug must not end sharing for the life of the process: log it, sync again
+                log.exception("rate limit sync")

@@ -89,6 +89,7 @@ class Gateway:
         self.keys: Keys | None = None
         self.history: History | None = None
         self._follower: asyncio.Task[None] | None = None
+        self._limits_sync: asyncio.Task[None] | None = None
         self.limiter = RateLimiter(Limits(settings.weight_per_minute, settings.orders_per_10s, settings.orders_per_day))
 
     @contextlib.asynccontextmanager
@@ -100,13 +101,16 @@ class Gateway:
         self.history = History(self.pool, self.venue)
         self.live = LiveState(self.redis, self.pool, self.venue, name=f"gateway:{self.sequencer.src}")
         self._follower = asyncio.create_task(self.live.run())
+        # the rate limits' counts, shared with every other gateway process through Redis
+        self._limits_sync = asyncio.create_task(self.limiter.run(self.redis, now_ms))
         await self.live.ready.wait()
         log.info("gateway ready")
         try:
             yield
         finally:
             self._follower.cancel()
-            await asyncio.gather(self._follower, return_exceptions=True)
+            self._limits_sync.cancel()
+            await asyncio.gather(self._follower, self._limits_sync, return_exceptions=True)
             with contextlib.suppress(Exception):  # a clean stop lets the stream be trimmed past this gateway now
                 await self.live.registry.unregister(self.live.name)
             await self.sequencer.close()
