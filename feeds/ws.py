@@ -11,6 +11,7 @@ client past its message rate is answered so and disconnected (close code 1008), 
 from __future__ import annotations
 
 import logging
+import socket
 import time
 from collections.abc import Callable
 from http import HTTPStatus
@@ -32,6 +33,7 @@ MAX_STREAMS = 1_024  # per connection (Binance's)
 MESSAGE_RATE = 10.0  # incoming messages per second a connection may send on average...
 MESSAGE_BURST = 20.0  # ... with bursts up to this many
 MAX_ID_LENGTH = 64
+KERNEL_SEND_BUFFER = 128 * 1024  # bytes
 HTTP_CODES = {HTTPStatus.BAD_REQUEST: -1100, HTTPStatus.NOT_FOUND: -1000, HTTPStatus.SERVICE_UNAVAILABLE: -1003}
 METHODS = ("SUBSCRIBE", "UNSUBSCRIBE", "LIST_SUBSCRIPTIONS", "SET_PROPERTY", "GET_PROPERTY")
 
@@ -87,6 +89,10 @@ class StreamServer:
         if isinstance(found, str):  # process_request already refused it
             return
         combined, streams = found
+        sock = ws.transport.get_extra_info("socket")
+        if sock is not None:
+            # the kernel's share of a client's queue, bounded too: autotuned, it could hold megabytes per client
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, KERNEL_SEND_BUFFER)
         client = Client(ws, combined)
         self.hub.add(client)
         tokens, last = MESSAGE_BURST, time.monotonic()
