@@ -71,8 +71,10 @@ def feed(tmp_path: Path, mongo_url: str, request: pytest.FixtureRequest) -> Iter
 class Flow:
     """Random limit orders around a drifting mid, cancels, and market orders that trade: a book that keeps moving."""
 
-    def __init__(self, venue: Venue, seed: int = 7, symbols: tuple[str, ...] = ("BTCUSDT",)) -> None:
+    def __init__(self, venue: Venue, seed: int = 7, symbols: tuple[str, ...] = ("BTCUSDT",),
+                 cancel_all_share: float = 0.1) -> None:  # fmt: skip
         self.client = venue.client("flow")
+        self.cancel_all_share = cancel_all_share
         self.rnd = random.Random(seed)
         self.symbols = symbols
         self.mid = MID
@@ -91,7 +93,7 @@ class Flow:
             if roll < 0.1:
                 cmds.append(c.place(account, symbol, side, rnd.randint(1, 30), type=OrderType.MARKET,
                                     tif=TimeInForce.IOC))  # fmt: skip
-            elif roll < 0.2:
+            elif roll < 0.1 + self.cancel_all_share:
                 cmds.append(c.cancel_all(account, symbol))
             else:
                 offset = rnd.randint(-20, 40)
