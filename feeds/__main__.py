@@ -30,7 +30,6 @@ log = logging.getLogger("mercury.feed")
 
 FAST = 0.1  # s: the 100 ms depth streams, and closing candles by the clock
 GRACE = 250_000_000  # ns a candle stays open past its end for trades still in the pipeline (feeds.candles)
-PING_EVERY = 20.0  # s between the server's pings; a peer that does not answer within as long is closed
 
 
 async def timers(hub: Hub, ready: asyncio.Event) -> None:
@@ -60,7 +59,8 @@ async def run(settings: Settings, venue: Venue) -> None:
                                          port=settings.feed_rest_port, http="httptools", log_level="warning",
                                          access_log=False, server_header=False, date_header=False))  # fmt: skip
     async with serve(streams.handle, settings.feed_host, settings.feed_ws_port, process_request=streams.process_request,
-                     ping_interval=PING_EVERY, ping_timeout=PING_EVERY, close_timeout=2, max_size=65_536,
+                     ping_interval=settings.feed_ping_seconds, ping_timeout=settings.feed_ping_seconds,
+                     close_timeout=2, max_size=65_536,
                      max_queue=16, compression=None):  # fmt: skip
         log.info("feed %s: REST on %s:%d, streams on ws://%s:%d", name, settings.feed_host, settings.feed_rest_port,
                  settings.feed_host, settings.feed_ws_port)  # fmt: skip

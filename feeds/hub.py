@@ -1,9 +1,12 @@
 """Who listens to what, and the fan-out: each message is encoded once per stream (and once more for combined-stream
-connections, which get it wrapped) and the same bytes are written to every subscriber.
+connections, which get it wrapped) and framed once, and the same bytes go to every subscriber.
 
-A client's send queue is its connection's write buffer. Messages are written without waiting (websockets'
-broadcast), so a slow client never delays the feed or the others; one whose buffer passes ``max_queue`` bytes is
-told why (close code 1008) and dropped.
+A server's WebSocket frames are not masked, so a frame is the same bytes for every client: it is built once with
+websockets' own framing, and each client's frames of one engine batch (or one timer tick) are written in one
+``transport.write``. The per-client cost is then one write per batch, whatever the number of streams.
+
+A client's send queue is its connection's write buffer. Writes never wait, so a slow client never delays the feed or
+the others; one whose buffer passes ``max_queue`` bytes is told why (close code 1008) and dropped.
 """
 
 from __future__ import annotations
@@ -16,8 +19,9 @@ from typing import Any
 
 import orjson
 from prometheus_client import Counter, Gauge
-from websockets.asyncio.connection import broadcast
 from websockets.asyncio.server import ServerConnection
+from websockets.frames import Frame, Opcode
+from websockets.protocol import State
 
 from feeds import payloads as pl
 from feeds.market import Market, SymbolChanges
@@ -38,6 +42,7 @@ class Client:
     ws: ServerConnection
     combined: bool
     streams: dict[str, Stream] = field(default_factory=dict)
+    out: list[bytes] = field(default_factory=list)  # frames waiting for the end of the batch
 
     def queued(self) -> int:
         transport = self.ws.transport
@@ -65,6 +70,7 @@ class Hub:
         self.dirty_partial: dict[int, set[str]] = {100: set(), 1000: set()}
         self.tickers_due: set[str] = set()  # symbols that traded or moved their book since the last ticker
         self.best: dict[str, tuple[Any, Any]] = {}  # symbol -> the top of book last sent on bookTicker
+        self.touched: list[Client] = []  # clients with frames queued since the last flush
 
     # subscriptions ---------------------------------------------------------------------------------------------
 
@@ -107,25 +113,43 @@ class Hub:
     # fan-out ---------------------------------------------------------------------------------------------------
 
     def send(self, name: str, payload: Any) -> None:
-        """Encode ``payload`` once (and once wrapped) and write it to every subscriber of stream ``name``."""
+        """Encode and frame ``payload`` once (and once wrapped) and queue it for every subscriber of ``name``;
+        ``flush`` writes it."""
         listeners = self.by_stream.get(name)
         if not listeners:
             return
         raw = orjson.dumps(payload)
+        plain: bytes | None = None
         wrapped: bytes | None = None
-        plain: list[ServerConnection] = []
-        combined: list[ServerConnection] = []
-        for client in list(listeners):
+        touched = self.touched
+        for client in listeners:
+            if client.combined:
+                if wrapped is None:
+                    wrapped = _frame(b'{"stream":"' + name.encode() + b'","data":' + raw + b"}")
+                frame = wrapped
+            else:
+                if plain is None:
+                    plain = _frame(raw)
+                frame = plain
+            if not client.out:
+                touched.append(client)
+            client.out.append(frame)
+
+    def flush(self) -> None:
+        """Write each client's queued frames in one go (or drop the client if its queue is full)."""
+        sent = 0
+        for client in self.touched:
+            out, client.out = client.out, []
+            ws = client.ws
+            if ws.protocol.state is not State.OPEN or ws.transport is None:
+                continue
             if client.queued() > self.max_queue:
                 self.drop(client, f"slow consumer: more than {self.max_queue} bytes waiting to be sent")
                 continue
-            (combined if client.combined else plain).append(client.ws)
-        if plain:
-            broadcast(plain, raw, text=True)
-        if combined:
-            wrapped = b'{"stream":"' + name.encode() + b'","data":' + raw + b"}"
-            broadcast(combined, wrapped, text=True)
-        SENT.inc(len(plain) + len(combined))
+            ws.transport.write(out[0] if len(out) == 1 else b"".join(out))
+            sent += len(out)
+        self.touched.clear()
+        SENT.inc(sent)
 
     def drop(self, client: Client, why: str) -> None:
         DROPPED.inc()
@@ -170,6 +194,7 @@ class Hub:
                     if self.best.get(symbol) != best:
                         self.best[symbol] = best
                         self.send(name, pl.book_ticker(t, m.book))
+        self.flush()
 
     def _candles(self, lower: str, t: pl.SymbolTexts, candles: Iterable[Kline], now: int) -> None:
         latest: dict[tuple[str, int], Kline] = {}
@@ -203,10 +228,12 @@ class Hub:
                 name = f"{lower}@depth{levels}" + ("@100ms" if rate == 100 else "")
                 if name in self.by_stream:
                     self.send(name, pl.partial_depth(self.texts[symbol], book, levels))
+        self.flush()
 
     def close_candles(self, now_ns: int) -> None:
         for symbol, candles in self.market.advance(now_ns).items():
             self._candles(symbol.lower(), self.texts[symbol], candles, now_ns // pl.NS_PER_MS)
+        self.flush()
 
     def tickers(self, now_ms: int) -> None:
         """Every second: the 24-hour tickers of the symbols that changed, and the all-market arrays."""
@@ -233,3 +260,9 @@ class Hub:
             self.send("!miniTicker@arr", minis)
         if fulls and want_all_full:
             self.send("!ticker@arr", fulls)
+        self.flush()
+
+
+def _frame(payload: bytes) -> bytes:
+    """One unmasked text frame (a server's), the same bytes for every client."""
+    return Frame(Opcode.TEXT, payload).serialize(mask=False)

@@ -36,6 +36,7 @@ class Settings:
     feed_ws_port: int = 8091  # ... and its WebSocket streams' port
     feed_max_queue: int = 1 << 20  # bytes a feed client may have waiting to be sent before it is dropped as too slow
     feed_max_clients: int = 10_000  # WebSocket connections one feed process accepts
+    feed_ping_seconds: int = 20  # a feed pings each client this often and closes one that has not answered as long
     metrics_port: int = 0  # Prometheus exporter port of the process (0: none)
 
 

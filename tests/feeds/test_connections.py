@@ -198,3 +198,26 @@ def test_tickers_book_tickers_and_partial_books_follow_the_engine(feed: Feed) ->
     tops = [m["data"] for m in got if m["stream"] == "btcusdt@bookTicker"]
     assert [tops[-1]["b"], tops[-1]["B"]] == depth["bids"][0] and [tops[-1]["a"], tops[-1]["A"]] == depth["asks"][0]
     assert all("e" not in t for t in tops)
+
+
+@pytest.mark.timeout(60)
+def test_a_peer_that_stops_answering_pings_is_closed(feed: Feed) -> None:
+    feed.service.stop()
+    service, _, ws = feed_service(feed.venue, feed.mongo_url, "fast-ping-feed")
+    service.env["MERCURY_FEED_PING_SECONDS"] = "1"
+    service.start()
+    try:
+        silent = stalled_client(ws, ["btcusdt@trade"])  # reads nothing, so it never answers a ping
+        silent.settimeout(15)
+        started = time.monotonic()
+        data = b""
+        try:
+            while chunk := silent.recv(65536):  # the server's pings, then its close frame, then the end
+                data += chunk
+        except ConnectionResetError:
+            pass
+        assert time.monotonic() - started < 10
+        assert b"\x89" in data  # a ping frame (FIN + opcode 9) came first
+        silent.close()
+    finally:
+        service.stop()

@@ -11,12 +11,14 @@ import urllib.request
 from decimal import Decimal
 from typing import Any
 
+import pymongo
 import pytest
 from websockets.asyncio.client import connect
 
 from persistence.klines import WIDTH, Kline
 from tests.feeds.conftest import Feed, Flow, engine_events, trades_of
 from tests.feeds.test_books import flow_in_background, pro_client
+from tests.harness import wait_for
 from wire.enums import Side
 from wire.events import TradeExecuted
 from wire.venue import DEFAULT_VENUE, load_venue
@@ -180,3 +182,41 @@ def test_ccxt_pro_watches_trades_candles_and_the_ticker(feed: Feed) -> None:
     assert (o, h, low, c) == tuple(float(price(x)) for x in (w.open, w.high, w.low, w.close))
     assert v == pytest.approx(float(qty(w.volume)))
     assert ticker["symbol"] == "BTC/USDT" and ticker["last"] == float(price(engine[max(engine)].price))
+
+
+@pytest.mark.timeout(120)
+def test_a_restarted_feed_takes_older_candles_and_trades_from_the_mongodb_store(feed: Feed) -> None:
+    flow = Flow(feed.venue, seed=21)
+    for _ in range(15):  # trades spread over a few seconds: several 1s candles
+        flow.step(60)
+        time.sleep(0.2)
+    feed.venue.wait_engine(flow.last_in_seq)
+    target = feed.venue.stored_out_seq()
+    mongo: pymongo.MongoClient[dict[str, Any]] = pymongo.MongoClient(feed.mongo_url, serverSelectionTimeoutMS=5_000)
+    db = mongo.get_default_database()
+    wait_for(lambda: (db.consumer_offsets.find_one({"_id": "mongo"}) or {}).get("out_seq", 0) >= target, 60,
+             "the MongoDB persister to catch up")  # fmt: skip
+    mongo.close()
+    feed.service.kill9()
+    feed.service.start()  # its memory is empty: everything before its snapshot comes from the store
+    trades = trades_of(engine_events(feed.venue), "BTCUSDT")
+    want = recomputed(trades, "1s")
+    rows = get(f"{feed.rest}/api/v3/klines?symbol=BTCUSDT&interval=1s&limit=1000")
+    by_open = {row[0]: row for row in rows}
+    assert set(want) <= set(by_open)
+    for t, w in want.items():
+        assert [*by_open[t][1:6], by_open[t][8]] == [price(w.open), price(w.high), price(w.low), price(w.close),
+                                                   qty(w.volume), w.trades], t  # fmt: skip
+    for t in set(by_open) - set(want):  # between trades: flat at the last close
+        assert by_open[t][1] == by_open[t][2] == by_open[t][3] == by_open[t][4] and by_open[t][8] == 0
+    minute = get(f"{feed.rest}/api/v3/klines?symbol=BTCUSDT&interval=3m&limit=1")[-1]
+    w3 = recomputed(trades, "3m")[minute[0]]
+    assert [*minute[1:5], minute[8]] == [price(w3.open), price(w3.high), price(w3.low), price(w3.close), w3.trades]
+    recent = get(f"{feed.rest}/api/v3/trades?symbol=BTCUSDT&limit=20")
+    assert [(t["id"], t["price"], t["qty"]) for t in recent] == [
+        (ev.trade_id, price(ev.price), qty(ev.qty)) for ev in trades[-20:]
+    ]
+    ticker = get(f"{feed.rest}/api/v3/ticker/24hr?symbol=BTCUSDT")
+    assert (ticker["count"], ticker["firstId"], ticker["lastId"]) == (len(trades), trades[0].trade_id,
+                                                                      trades[-1].trade_id)  # fmt: skip
+    assert ticker["volume"] == qty(sum(ev.qty for ev in trades))
