@@ -82,7 +82,6 @@ class MongoStore:
         self.model = KlineModel({s.symbol: s for s in self.venue.symbols}, open_klines, now)
         return stream_id, out_seq
 
-
     def prepare(self, chunk: Chunk) -> MongoBatch:
         unusable = self.model.apply(chunk.events)
         ticks, klines = self.model.take()
@@ -139,7 +138,6 @@ class MongoStore:
         client, self.client, self.db = self.client, None, None
         if client is not None:
             await client.close()
-
 
 
 async def stored_open_klines(db: AsyncDatabase[Doc], symbol: str, out_seq: int) -> list[Kline]:

@@ -14,6 +14,7 @@ import hashlib
 import hmac
 import re
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import asyncpg
@@ -62,8 +63,14 @@ def api_key_of(header: str | None) -> str:
     return header
 
 
-async def authenticate(keys: Keys, header: str | None, params: Params, now_ms: int) -> Caller:
-    """The caller of a signed request, or the ApiError Binance would answer."""
+Once = Callable[[str, str, int], Awaitable[bool]]
+
+
+async def authenticate(keys: Keys, header: str | None, params: Params, now_ms: int, once: Once | None = None) -> Caller:
+    """The caller of a signed request, or the ApiError Binance would answer. With ``once`` (for requests that change
+    orders), the signature must also be new: ``once(key id, signature, ms it stays valid)`` claims it, and a request
+    sent again while its timestamp is still inside its recvWindow is refused. Binance accepts such a replay; a
+    venue that must not place the same order twice cannot."""
     key = await keys.get(api_key_of(header))
     if key is None or key.revoked_at is not None:
         raise errors.KEY_REFUSED
@@ -83,6 +90,8 @@ async def authenticate(keys: Keys, header: str | None, params: Params, now_ms: i
         raise errors.AHEAD_OF_SERVER
     if now_ms - timestamp > window:
         raise errors.OUTSIDE_WINDOW
+    if once is not None and not await once(key.key_id, signature.lower(), timestamp + window - now_ms + 1):
+        raise errors.REPLAYED
     return Caller(key.key_id, key.account)
 
 

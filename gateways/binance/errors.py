@@ -59,6 +59,7 @@ KEY_FORMAT = ApiError(401, -2014, "API-key format invalid.")
 KEY_REFUSED = ApiError(401, -2015, "Invalid API-key, IP, or permissions for action.")
 BAD_SIGNATURE = bad(-1022, "Signature for this request is not valid.")
 OUTSIDE_WINDOW = bad(-1021, "Timestamp for this request is outside of the recvWindow.")
+REPLAYED = bad(-1022, "Signature for this request was already used: a replayed order request is refused.")
 AHEAD_OF_SERVER = bad(-1021, "Timestamp for this request was 1000ms ahead of the server's time.")
 RECV_WINDOW_TOO_BIG = bad(-1131, "recvWindow must be less than 60000")
 

@@ -137,11 +137,19 @@ class Gateway:
     async def params(self, request: Request) -> Params:
         return params_of(request.url.query, await request.body())
 
-    async def signed(self, request: Request) -> tuple[Caller, Params]:
+    async def signed(self, request: Request, operation: str) -> tuple[Caller, Params]:
         params = await self.params(request)
+        return await self.authorize(request.headers.get("x-mbx-apikey"), params, operation), params
+
+    async def authorize(self, api_key: str | None, params: Params, operation: str) -> Caller:
+        """The caller of a signed request for ``operation``; a request that changes orders must not be a replay."""
         assert self.keys is not None
-        caller = await authenticate(self.keys, request.headers.get("x-mbx-apikey"), params, now_ms())
-        return caller, params
+        return await authenticate(self.keys, api_key, params, now_ms(), self.once if operation in MUTATING else None)
+
+    async def once(self, key_id: str, signature: str, valid_ms: int) -> bool:
+        """Claim a signature for as long as its request could be accepted (shared by every gateway process)."""
+        assert self.redis is not None
+        return bool(await self.redis.set(f"mercury:signature:{key_id}:{signature}", b"", nx=True, px=max(1, valid_ms)))
 
     def symbol(self, params: Params) -> SymbolSpec:
         spec = self.specs.get(params.required("symbol"))
@@ -181,7 +189,7 @@ class Gateway:
             return cast(Handler, op)
 
         async def signed_handler(request: Request) -> Response:
-            caller, params = await self.signed(request)
+            caller, params = await self.signed(request, name)
             return JSONResponse(await op(caller, params, request.state.limit_headers))
 
         return signed_handler
@@ -538,7 +546,8 @@ class FastPath:
             await self.app(scope, receive, send)
             return
         gateway = self.gateway
-        operation = getattr(gateway, self.ROUTES[(scope["method"], scope["path"])])
+        name = self.ROUTES[(scope["method"], scope["path"])]
+        operation = getattr(gateway, name)
         headers: dict[str, str] = {}
         api_key = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"x-mbx-apikey"), None)
         client = scope.get("client")
@@ -552,8 +561,7 @@ class FastPath:
                 if len(body) > MAX_BODY or not message.get("more_body"):
                     break
             params = params_of(scope["query_string"].decode("latin-1"), body)
-            assert gateway.keys is not None
-            caller = await authenticate(gateway.keys, api_key, params, now_ms())
+            caller = await gateway.authorize(api_key, params, name)
             return 200, await operation(caller, params, headers)
 
         status, payload = await answered(attempt, headers, f"{scope['method']} {scope['path']}")
@@ -565,6 +573,7 @@ class FastPath:
 
 
 PUBLIC = frozenset({"ping", "time", "exchange_info"})
+MUTATING = frozenset({"new_order", "cancel_order", "cancel_replace", "cancel_all"})  # a replay is refused
 # (path, method, handler name, Binance's request weight)
 ENDPOINTS = (
     ("/api/v3/ping", "GET", "ping", 1),

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from gateways.binance import errors
-from gateways.binance.auth import Caller, authenticate
+from gateways.binance.auth import Caller
 from gateways.binance.errors import ApiError
 from gateways.binance.params import Params, ws_payload
 from gateways.clock import now_ms
@@ -173,13 +173,11 @@ async def dispatch(conn: Connection, method: str, params: dict[str, Any]) -> obj
     operation = TRADING.get(method)
     if operation is None:
         raise errors.bad(-1000, f"Unknown method '{method}'.")
-    caller = await _signed(conn, params)
+    caller = await _signed(conn, params, operation)
     op: Callable[[Caller, Params, dict[str, str]], Awaitable[Any]] = getattr(gateway, operation)
     return await op(caller, Params.of_mapping(params, ws_payload(params)), {})
 
 
-async def _signed(conn: Connection, values: dict[str, Any]) -> Caller:
-    gateway = conn.gateway
-    assert gateway.keys is not None
+async def _signed(conn: Connection, values: dict[str, Any], operation: str = "") -> Caller:
     params = Params.of_mapping(values, ws_payload(values))
-    return await authenticate(gateway.keys, params.get("apiKey"), params, now_ms())
+    return await conn.gateway.authorize(params.get("apiKey"), params, operation)

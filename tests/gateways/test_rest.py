@@ -19,6 +19,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
+from gateways.binance import errors
 from persistence.apikeys import add_ed25519
 from tests.gateways.conftest import Exchange
 
@@ -130,6 +131,27 @@ def test_signing_and_timing_errors(exchange: Exchange) -> None:
     assert (status, body["code"]) == (400, -1100)  # past what a time can be (schemathesis found a 500 here)
     status, body = send(exchange, "POST", "/api/v3/order", body="%zz=&&=", key=key)
     assert status == 400 and body["code"] in (-1100, -1102)
+
+
+def test_a_replayed_order_request_is_refused_and_places_nothing(exchange: Exchange) -> None:
+    key, secret = exchange.keys[1]
+    payload = urlencode({"timestamp": now_ms(), **LIMIT, "price": "1234.56", "recvWindow": 10_000})
+    payload += "&signature=" + hmac.new(secret.encode(), payload.encode(), hashlib.sha256).hexdigest()
+    status, first = send(exchange, "POST", "/api/v3/order", body=payload, key=key)
+    assert status == 200, first
+    status, again = send(exchange, "POST", "/api/v3/order", body=payload, key=key)  # the same bytes, in the window
+    assert (status, again) == (400, {"code": -1022, "msg": errors.REPLAYED.msg})
+    status, orders = signed(exchange, "GET", "/api/v3/openOrders", {"symbol": "BTCUSDT"})
+    assert [o["orderId"] for o in orders if o["price"] == "1234.56"] == [first["orderId"]]
+    cancel = urlencode({"timestamp": now_ms(), "symbol": "BTCUSDT", "orderId": first["orderId"]})
+    cancel += "&signature=" + hmac.new(secret.encode(), cancel.encode(), hashlib.sha256).hexdigest()
+    assert send(exchange, "DELETE", "/api/v3/order", query=cancel, key=key)[0] == 200
+    assert send(exchange, "DELETE", "/api/v3/order", query=cancel, key=key)[1]["code"] == -1022
+    # a query may be sent twice, as on Binance: it changes nothing
+    query = urlencode({"timestamp": now_ms()})
+    query += "&signature=" + hmac.new(secret.encode(), query.encode(), hashlib.sha256).hexdigest()
+    assert send(exchange, "GET", "/api/v3/account", query=query, key=key)[0] == 200
+    assert send(exchange, "GET", "/api/v3/account", query=query, key=key)[0] == 200
 
 
 def test_amounts_are_plain_decimal_strings_with_the_assets_places(exchange: Exchange) -> None:
