@@ -11,6 +11,8 @@ from typing import Any
 
 import orjson
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -276,4 +278,6 @@ def create_app(market: Market, history: MarketHistory | None, ready: Callable[[]
     async def not_found(request: Request, exc: Exception) -> Response:
         return JsonResponse(errors.NOT_FOUND.body(), status_code=404)
 
-    return Starlette(routes=rest.routes(), exception_handlers={404: not_found, 405: not_found})
+    # public market data, readable by pages of any origin (the trading UI is served by the HTTP gateway), as Binance's
+    cors = Middleware(CORSMiddleware, allow_origins=["*"], allow_methods=["GET"])
+    return Starlette(routes=rest.routes(), middleware=[cors], exception_handlers={404: not_found, 405: not_found})

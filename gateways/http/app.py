@@ -14,6 +14,7 @@ import json
 import logging
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 from typing import Any, ClassVar, TypeVar, cast
 
 import asyncpg
@@ -21,8 +22,9 @@ import msgspec
 import redis.asyncio as aioredis
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
-from starlette.routing import BaseRoute, Route, WebSocketRoute
+from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
+from starlette.staticfiles import StaticFiles
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 
@@ -572,6 +574,7 @@ class FastPath:
         await send({"type": "http.response.body", "body": content})
 
 
+UI_BUILD = Path(__file__).resolve().parents[2] / "ui" / "dist"
 PUBLIC = frozenset({"ping", "time", "exchange_info"})
 MUTATING = frozenset({"new_order", "cancel_order", "cancel_replace", "cancel_all"})  # a replay is refused
 # (path, method, handler name, Binance's request weight)
@@ -629,7 +632,20 @@ def create_app(settings: Settings, venue: Venue, cipher: SecretCipher) -> FastPa
     async def openapi_json(request: Request) -> Response:
         return JSONResponse(spec)
 
+    async def ui_config(request: Request) -> Response:
+        """Where the trading UI (served below) finds market data: the first feed, on this host."""
+        host = request.url.hostname or settings.feed_host
+        return JSONResponse({"marketRest": f"http://{host}:{settings.feed_rest_port}",
+                             "marketWs": f"ws://{host}:{settings.feed_ws_port}"})  # fmt: skip
+
+    async def ui_home(request: Request) -> Response:
+        return RedirectResponse("/ui/")
+
     routes.append(Route("/openapi.json", openapi_json, methods=["GET"]))
+    routes.append(Route("/", ui_home, methods=["GET"]))
+    routes.append(Route("/ui-config.json", ui_config, methods=["GET"]))
+    # the trading UI's production build (ui/, built by ./mercury start); missing, /ui/ answers the JSON 404
+    routes.append(Mount("/ui", StaticFiles(directory=UI_BUILD, html=True, check_dir=False)))
     routes.append(WebSocketRoute("/ws-api/v3", ws_api))
     routes.append(WebSocketRoute("/ws/{listen_key}", user_stream))
     app = Starlette(routes=routes, lifespan=gw.lifespan, exception_handlers={404: not_found, 405: not_found})

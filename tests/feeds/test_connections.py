@@ -113,6 +113,10 @@ def test_each_bad_rest_request_gets_its_documented_error(feed: Feed) -> None:
         assert got[1]["msg"], path
     status, body = request(f"{base}/ticker/24hr?symbols=%5B%22BTCUSDT%22%2C%22ETHUSDT%22%5D")
     assert status == 200 and [t["symbol"] for t in body] == ["BTCUSDT", "ETHUSDT"]
+    # public market data is readable from pages of any origin (the trading UI is served by the gateway)
+    cors = urllib.request.Request(f"{base}/depth?symbol=BTCUSDT", headers={"Origin": "http://127.0.0.1:8080"})
+    with urllib.request.urlopen(cors, timeout=10) as response:
+        assert response.headers["access-control-allow-origin"] == "*"
 
 
 @pytest.mark.timeout(60)

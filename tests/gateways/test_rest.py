@@ -273,3 +273,22 @@ def test_a_market_sell_by_quote_amount_sells_the_most_base_the_amount_covers(exc
     assert (status, canceled["executedQty"]) == (200, "0.03505")
     status, body = signed(exchange, "POST", "/api/v3/order", sell, account=2)  # no bids left: not one lot to sell
     assert (status, body["code"], body["msg"]) == (400, -1013, "Filter failure: MARKET_LOT_SIZE")
+
+
+def test_the_gateway_tells_the_trading_ui_where_market_data_is(exchange: Exchange) -> None:
+    status, config = send(exchange, "GET", "/ui-config.json")
+    assert status == 200 and config["marketRest"].startswith("http://127.0.0.1:")
+    assert config["marketWs"].startswith("ws://127.0.0.1:")
+    request = urllib.request.Request(exchange.url + "/", method="GET")
+    opener = urllib.request.build_opener(NoRedirect())
+    try:
+        opener.open(request, timeout=5)
+        raise AssertionError("no redirect")
+    except urllib.error.HTTPError as exc:
+        with exc:
+            assert exc.code == 307 and exc.headers["location"] == "/ui/"
+
+
+class NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
