@@ -1,0 +1,45 @@
+import { useMemo } from "react";
+import { Header } from "./components/Header";
+import { OrderBook } from "./components/OrderBook";
+import { Trades } from "./components/Trades";
+import { CandleChart } from "./components/CandleChart";
+import { DepthChart } from "./components/DepthChart";
+import { OrderEntry } from "./components/OrderEntry";
+import { SignIn } from "./components/SignIn";
+import { AccountTabs } from "./components/AccountTabs";
+import { useAccount, useMarket } from "./store";
+
+export function App() {
+  const error = useMarket((s) => s.error);
+  const open = useAccount((s) => s.openOrders);
+  const myPrices = useMemo(() => new Set(open.map((o) => o.price)), [open]);
+  return (
+    <div className="app">
+      <Header />
+      {error && (
+        <div className="banner error" role="alert">
+          {error}
+        </div>
+      )}
+      <main className="grid">
+        <div className="area-chart">
+          <CandleChart />
+          <DepthChart />
+        </div>
+        <div className="area-book">
+          <OrderBook myPrices={myPrices} />
+        </div>
+        <div className="area-trades">
+          <Trades />
+        </div>
+        <div className="area-entry">
+          <SignIn />
+          <OrderEntry />
+        </div>
+        <div className="area-account">
+          <AccountTabs />
+        </div>
+      </main>
+    </div>
+  );
+}

@@ -1,0 +1,81 @@
+import { selectMarket } from "../market";
+import { INTERVALS, useAccount, useMarket, type ConnState } from "../store";
+import { fmtPrice, fmtQty } from "../format";
+import { formatFixed } from "../lib/decimal";
+
+function Status({ label, state }: { label: string; state: ConnState | "signed-out" }) {
+  return (
+    <span className={`status status-${state}`} data-testid={`status-${label}`} title={`${label}: ${state}`}>
+      <span className="dot" />
+      {label} {state}
+    </span>
+  );
+}
+
+export function Header() {
+  const specs = useMarket((s) => s.specs);
+  const symbol = useMarket((s) => s.symbol);
+  const interval = useMarket((s) => s.interval);
+  const ticker = useMarket((s) => s.ticker);
+  const marketConn = useMarket((s) => s.marketConn);
+  const userConn = useAccount((s) => s.userConn);
+  const spec = specs.find((s) => s.symbol === symbol);
+  const change = ticker ? Number(ticker.priceChangePercent) : 0;
+  return (
+    <header className="header">
+      <div className="brand">☿ Mercury</div>
+      <select
+        aria-label="Symbol"
+        data-testid="symbol"
+        value={symbol}
+        onChange={(e) => selectMarket(e.target.value, interval)}
+      >
+        {specs.map((s) => (
+          <option key={s.symbol} value={s.symbol}>
+            {s.base}/{s.quote}
+          </option>
+        ))}
+      </select>
+      <div className="ticker" data-testid="ticker">
+        <div>
+          <label>Last</label>
+          <span className={`big ${change >= 0 ? "up" : "down"}`} data-testid="last-price">
+            {ticker ? fmtPrice(spec, ticker.lastPrice) : "—"}
+          </span>
+        </div>
+        <div>
+          <label>24h change</label>
+          <span className={change >= 0 ? "up" : "down"}>{ticker ? `${formatFixed(ticker.priceChangePercent, 2)}%` : "—"}</span>
+        </div>
+        <div>
+          <label>24h high</label>
+          <span>{ticker ? fmtPrice(spec, ticker.highPrice) : "—"}</span>
+        </div>
+        <div>
+          <label>24h low</label>
+          <span>{ticker ? fmtPrice(spec, ticker.lowPrice) : "—"}</span>
+        </div>
+        <div>
+          <label>24h volume ({spec?.base ?? ""})</label>
+          <span>{ticker ? fmtQty(spec, ticker.volume) : "—"}</span>
+        </div>
+      </div>
+      <div className="intervals" role="group" aria-label="Candle interval">
+        {INTERVALS.map((i) => (
+          <button
+            key={i}
+            className={i === interval ? "active" : ""}
+            data-testid={`interval-${i}`}
+            onClick={() => selectMarket(symbol, i)}
+          >
+            {i}
+          </button>
+        ))}
+      </div>
+      <div className="conn">
+        <Status label="market" state={marketConn} />
+        <Status label="account" state={userConn} />
+      </div>
+    </header>
+  );
+}

@@ -1,0 +1,77 @@
+import { useLayoutEffect } from "react";
+import { useMarket, currentSpec } from "../store";
+import { fmtPrice, fmtQty } from "../format";
+import { markCommitted } from "../lib/perf";
+import type { Level } from "../lib/book";
+import { compare } from "../lib/decimal";
+
+const ROWS = 12;
+
+function Rows({ levels, side, max, mine }: { levels: Level[]; side: "bid" | "ask"; max: number; mine: Set<string> }) {
+  const spec = currentSpec();
+  // cumulative size from the spread outwards
+  let total = 0;
+  const rows = levels.map(([p, q]) => {
+    total += Number(q);
+    return { p, q, total };
+  });
+  if (side === "ask") rows.reverse(); // best ask at the bottom, next to the spread
+  return (
+    <>
+      {rows.map(({ p, q, total }) => (
+        <div className={`book-row ${side}`} key={p} data-price={p} data-testid={`${side}-row`}>
+          <div className="bar" style={{ width: `${Math.min(100, (total / max) * 100)}%` }} />
+          <span className="price">
+            {mine.has(p) && <span className="mine" title="your order">●</span>}
+            {fmtPrice(spec, p)}
+          </span>
+          <span>{fmtQty(spec, q)}</span>
+          <span className="dim">{fmtQty(spec, total)}</span>
+        </div>
+      ))}
+    </>
+  );
+}
+
+export function OrderBook({ myPrices }: { myPrices: Set<string> }) {
+  const bids = useMarket((s) => s.bids);
+  const asks = useMarket((s) => s.asks);
+  const state = useMarket((s) => s.bookState);
+  const resyncs = useMarket((s) => s.resyncs);
+  const updateId = useMarket((s) => s.bookUpdateId);
+  const spec = currentSpec();
+  useLayoutEffect(() => markCommitted("book"), [bids, asks]);
+  const b = bids.slice(0, ROWS);
+  const a = asks.slice(0, ROWS);
+  const sum = (ls: Level[]) => ls.reduce((t, [, q]) => t + Number(q), 0);
+  const max = Math.max(sum(b), sum(a), 1e-12);
+  const bestBid = b[0]?.[0];
+  const bestAsk = a[0]?.[0];
+  let spread = "—";
+  if (bestBid && bestAsk && spec) {
+    const s = Number(bestAsk) - Number(bestBid);
+    spread = `${fmtPrice(spec, s)} (${((s / Number(bestAsk)) * 100).toFixed(3)}%)`;
+  }
+  const crossed = bestBid && bestAsk ? compare(bestBid, bestAsk) >= 0 : false;
+  return (
+    <section className="panel book" data-testid="orderbook" data-update-id={updateId} data-state={state}>
+      <h2>
+        Order book <small className="dim">{state === "live" ? `#${updateId}` : state}{resyncs > 0 ? ` · ${resyncs} resync` : ""}</small>
+      </h2>
+      <div className="book-head">
+        <span>Price ({spec?.quote})</span>
+        <span>Size ({spec?.base})</span>
+        <span>Total</span>
+      </div>
+      <div className="book-side asks">
+        <Rows levels={a} side="ask" max={max} mine={myPrices} />
+      </div>
+      <div className={`spread ${crossed ? "down" : ""}`} data-testid="spread">
+        Spread {spread}
+      </div>
+      <div className="book-side bids">
+        <Rows levels={b} side="bid" max={max} mine={myPrices} />
+      </div>
+    </section>
+  );
+}

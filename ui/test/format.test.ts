@@ -1,0 +1,86 @@
+import { describe, expect, it } from "vitest";
+import { compare, decimalsOf, formatFixed, groupThousands, isMultipleOf, multiply, parseDec } from "../src/lib/decimal";
+import { checkDraft, specOf, type SymbolInfo } from "../src/lib/types";
+import { fmtPrice, fmtQty } from "../src/format";
+
+const BTCUSDT: SymbolInfo = {
+  symbol: "BTCUSDT",
+  baseAsset: "BTC",
+  quoteAsset: "USDT",
+  baseAssetPrecision: 8,
+  quotePrecision: 8,
+  filters: [
+    { filterType: "PRICE_FILTER", minPrice: "0.01", maxPrice: "10000000.00", tickSize: "0.01" },
+    { filterType: "LOT_SIZE", minQty: "0.00001", maxQty: "9000.00000", stepSize: "0.00001" },
+    { filterType: "NOTIONAL", minNotional: "5.0000000" },
+  ],
+};
+const ETHBTC: SymbolInfo = {
+  ...BTCUSDT,
+  symbol: "ETHBTC",
+  baseAsset: "ETH",
+  quoteAsset: "BTC",
+  filters: [
+    { filterType: "PRICE_FILTER", minPrice: "0.00001", maxPrice: "100", tickSize: "0.00001000" },
+    { filterType: "LOT_SIZE", minQty: "0.001", maxQty: "100000", stepSize: "1E-3" },
+    { filterType: "NOTIONAL", minNotional: "0.0001" },
+  ],
+};
+
+describe("decimals", () => {
+  it("parses plain and exponent notation exactly", () => {
+    expect(parseDec("123.450")).toEqual({ units: 123450n, scale: 3 });
+    expect(parseDec("1E-7")).toEqual({ units: 1n, scale: 7 });
+    expect(parseDec("-2.5e2")).toEqual({ units: -250n, scale: 0 });
+    expect(parseDec("abc")).toBeNull();
+    expect(parseDec(".")).toBeNull();
+  });
+  it("counts a step's places, trailing zeros ignored", () => {
+    expect(decimalsOf("0.01000000")).toBe(2);
+    expect(decimalsOf("0.00001")).toBe(5);
+    expect(decimalsOf("1E-3")).toBe(3);
+    expect(decimalsOf("1.00000000")).toBe(0);
+    expect(decimalsOf("10")).toBe(0);
+  });
+  it("formats to a fixed number of places, truncating, never through a float", () => {
+    expect(formatFixed("50000.1", 2)).toBe("50000.10");
+    expect(formatFixed("0.123456789", 5)).toBe("0.12345");
+    expect(formatFixed("12345678901234567.89", 2)).toBe("12345678901234567.89");
+    expect(formatFixed("-0.5", 0)).toBe("0");
+    expect(formatFixed("-1.25", 1)).toBe("-1.2");
+    expect(formatFixed(0.1 + 0.2, 2)).toBe("0.30");
+    expect(groupThousands("1234567.891")).toBe("1,234,567.891");
+    expect(groupThousands("999")).toBe("999");
+  });
+  it("checks grids and multiplies exactly", () => {
+    expect(isMultipleOf("50000.01", "0.01")).toBe(true);
+    expect(isMultipleOf("50000.015", "0.01")).toBe(false);
+    expect(isMultipleOf("0.3", "0.1")).toBe(true); // 0.3 % 0.1 is not 0 in floats
+    expect(multiply("50000.01", "0.0001")).toBe("5.000001");
+    expect(compare("0.10", "0.1")).toBe(0);
+    expect(compare("9.99", "10")).toBe(-1);
+  });
+});
+
+describe("symbol precision", () => {
+  const btc = specOf(BTCUSDT);
+  const eth = specOf(ETHBTC);
+  it("takes places from the tick and the step", () => {
+    expect([btc.priceDecimals, btc.qtyDecimals]).toEqual([2, 5]);
+    expect([eth.priceDecimals, eth.qtyDecimals]).toEqual([5, 3]);
+    expect(fmtPrice(btc, "50000")).toBe("50,000.00");
+    expect(fmtQty(btc, "0.1")).toBe("0.10000");
+    expect(fmtPrice(eth, "0.05")).toBe("0.05000");
+    expect(fmtQty(eth, "12")).toBe("12.000");
+  });
+  it("checks an order against the filters before it is sent", () => {
+    const limit = { side: "BUY" as const, kind: "LIMIT" as const, tif: "GTC" as const, price: "50000.00", quantity: "0.001" };
+    expect(checkDraft(btc, limit, null)).toBeNull();
+    expect(checkDraft(btc, { ...limit, price: "50000.005" }, null)).toMatch(/^PRICE_FILTER/);
+    expect(checkDraft(btc, { ...limit, quantity: "0.000015" }, null)).toMatch(/^LOT_SIZE/);
+    expect(checkDraft(btc, { ...limit, quantity: "0.00001" }, null)).toMatch(/^NOTIONAL/);
+    expect(checkDraft(btc, { ...limit, quantity: "" }, null)).toBe("Enter a quantity.");
+    expect(checkDraft(btc, { ...limit, kind: "MARKET", price: "" }, "50000")).toBeNull();
+    expect(checkDraft(btc, { ...limit, kind: "MARKET", quantity: "0.00001" }, "50000")).toMatch(/^NOTIONAL/);
+  });
+});
