@@ -7,12 +7,18 @@ import { DepthChart } from "./components/DepthChart";
 import { OrderEntry } from "./components/OrderEntry";
 import { SignIn } from "./components/SignIn";
 import { AccountTabs } from "./components/AccountTabs";
-import { useAccount, useMarket } from "./store";
+import { currentSpec, useAccount, useMarket } from "./store";
+import { formatFixed } from "./lib/decimal";
 
 export function App() {
   const error = useMarket((s) => s.error);
   const open = useAccount((s) => s.openOrders);
-  const myPrices = useMemo(() => new Set(open.map((o) => o.price)), [open]);
+  const specs = useMarket((s) => s.specs);
+  const symbol = useMarket((s) => s.symbol);
+  const myPrices = useMemo(() => {
+    const places = currentSpec()?.priceDecimals ?? 2;
+    return new Set(open.filter((o) => o.symbol === symbol).map((o) => formatFixed(o.price, places)));
+  }, [open, specs, symbol]);
   return (
     <div className="app">
       <Header />

@@ -3,9 +3,9 @@ import { useMarket, currentSpec } from "../store";
 import { fmtPrice, fmtQty } from "../format";
 import { markCommitted } from "../lib/perf";
 import type { Level } from "../lib/book";
-import { compare } from "../lib/decimal";
+import { compare, formatFixed } from "../lib/decimal";
 
-const ROWS = 12;
+const ROWS = 10;
 
 function Rows({ levels, side, max, mine }: { levels: Level[]; side: "bid" | "ask"; max: number; mine: Set<string> }) {
   const spec = currentSpec();
@@ -22,7 +22,7 @@ function Rows({ levels, side, max, mine }: { levels: Level[]; side: "bid" | "ask
         <div className={`book-row ${side}`} key={p} data-price={p} data-testid={`${side}-row`}>
           <div className="bar" style={{ width: `${Math.min(100, (total / max) * 100)}%` }} />
           <span className="price">
-            {mine.has(p) && <span className="mine" title="your order">●</span>}
+            {mine.has(formatFixed(p, spec?.priceDecimals ?? 2)) && <span className="mine" title="your order">●</span>}
             {fmtPrice(spec, p)}
           </span>
           <span>{fmtQty(spec, q)}</span>

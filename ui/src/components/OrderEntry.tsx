@@ -91,7 +91,7 @@ export function OrderEntry() {
         </label>
         <div className="entry-info dim">
           <span>
-            Value: {value ? `${fmtAmount(value, spec.quoteDecimals)} ${spec.quote}` : "—"} (min {spec.minNotional})
+            Value: {value ? `${fmtAmount(value, spec.quoteDecimals)} ${spec.quote}` : "—"} (min {fmtAmount(spec.minNotional, spec.quoteDecimals)})
           </span>
           <span>
             Available: {available !== undefined ? `${fmtAmount(available, pays === spec.base ? spec.qtyDecimals : spec.quoteDecimals)} ${pays}` : "—"}

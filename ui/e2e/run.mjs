@@ -1,0 +1,186 @@
+// End-to-end: the production UI in Debian's headless Chromium (Playwright with its executable path) against a
+// real running exchange. tests/ui/test_ui.py starts the exchange, a feed and an order flow, then runs this with:
+//   UI_URL (the gateway, e.g. http://127.0.0.1:8080), API_KEY, API_SECRET, CHROMIUM (the browser's path),
+//   SCREENSHOTS (a directory; optional).
+// Prints one line per step; exits 1 on the first failure, or if the page logged any unexpected console error.
+
+import { chromium } from "playwright-core";
+import { mkdirSync } from "node:fs";
+
+const env = (name, fallback) => {
+  const v = process.env[name] ?? fallback;
+  if (v === undefined) throw new Error(`${name} is not set`);
+  return v;
+};
+const base = env("UI_URL");
+const key = env("API_KEY");
+const secret = env("API_SECRET");
+const shots = process.env.SCREENSHOTS;
+if (shots) mkdirSync(shots, { recursive: true });
+
+const consoleErrors = [];
+let allowed = []; // console errors a step expects (the browser logs a 4xx response it was told to expect)
+const t0 = Date.now();
+const log = (msg) => console.log(`[${((Date.now() - t0) / 1000).toFixed(1)}s] ${msg}`);
+
+const browser = await chromium.launch({
+  executablePath: env("CHROMIUM", "/usr/bin/chromium"),
+  headless: true,
+  args: ["--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu"],
+});
+let failed = false;
+try {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+  const page = await context.newPage();
+  page.on("console", (m) => {
+    if (m.type() !== "error") return;
+    const text = m.text();
+    if (allowed.some((re) => re.test(text))) log(`(expected console error: ${text})`);
+    else consoleErrors.push(text);
+  });
+  page.on("pageerror", (err) => consoleErrors.push(`page error: ${err.message}`));
+  page.setDefaultTimeout(20_000);
+  const byTest = (id) => page.getByTestId(id);
+  const number = (text) => Number(text.replace(/,/g, ""));
+
+  // 1. load: the market view fills from the feed and keeps moving under the flow
+  await page.goto(`${base}/ui/`);
+  await page.waitForFunction(() => document.querySelector("[data-testid=status-market]")?.textContent?.includes("live"));
+  await page.waitForSelector("[data-testid=orderbook][data-state=live]");
+  await byTest("bid-row").first().waitFor();
+  await byTest("ask-row").first().waitFor();
+  const firstId = Number(await byTest("orderbook").getAttribute("data-update-id"));
+  await page.waitForFunction(
+    (id) => Number(document.querySelector("[data-testid=orderbook]")?.getAttribute("data-update-id")) > id,
+    firstId,
+  );
+  log(`book live and moving (update id ${firstId} -> ${await byTest("orderbook").getAttribute("data-update-id")})`);
+  const bestBid = number((await byTest("bid-row").first().locator(".price").textContent()) ?? "");
+  const bestAsk = number((await byTest("ask-row").last().locator(".price").textContent()) ?? "");
+  if (!(bestBid > 0 && bestAsk > bestBid)) throw new Error(`book not sane: bid ${bestBid} ask ${bestAsk}`);
+  await byTest("trade-row").first().waitFor();
+  const candles0 = Number(await byTest("candle-updates").textContent());
+  await page.waitForFunction(
+    (n) => Number(document.querySelector("[data-testid=candle-updates]")?.textContent) > n + 1,
+    candles0,
+  );
+  log(`trades shown, candles moving (${await byTest("candle-updates").textContent()} updates), bid ${bestBid} ask ${bestAsk}`);
+  await page.waitForFunction(() => !document.querySelector("[data-testid=last-price]")?.textContent?.includes("—"));
+  const priceText = (await byTest("bid-row").first().locator(".price").textContent()) ?? "";
+  if (!/^\d{1,3}(,\d{3})*\.\d{2}$/.test(priceText.replace("●", ""))) throw new Error(`price not at tick precision: ${priceText}`);
+  // candles at 1s: history from REST again, then the open candle from the stream
+  await byTest("interval-1s").click();
+  await page.waitForSelector("[data-testid=orderbook][data-state=live]");
+  await page.waitForFunction(() => Number(document.querySelector("[data-testid=candle-updates]")?.textContent) > 3);
+  log(`1s candles: ${await byTest("candle-updates").textContent()} updates`);
+  if (shots) await page.screenshot({ path: `${shots}/market.png` });
+
+  // 2. a wrong key is refused with the server's code and message
+  allowed = [/status of 40[01]/];
+  await byTest("api-key").fill("not-a-key");
+  await byTest("api-secret").fill("not-a-secret");
+  await byTest("sign-in-button").click();
+  const refusal = await byTest("sign-in-error").textContent();
+  if (!/-20\d\d /.test(refusal ?? "")) throw new Error(`no clear refusal: ${refusal}`);
+  log(`wrong key refused: ${refusal}`);
+  allowed = [];
+
+  // 3. sign in
+  await byTest("api-key").fill(key);
+  await byTest("api-secret").fill(secret);
+  await byTest("sign-in-button").click();
+  await byTest("signed-in").waitFor();
+  await page.waitForFunction(() => document.querySelector("[data-testid=status-account]")?.textContent?.includes("live"));
+  await byTest("tab-balances").click();
+  const btcBefore = number((await byTest("balance-BTC").getByTestId("free").textContent()) ?? "");
+  const usdtBefore = number((await byTest("balance-USDT").getByTestId("free").textContent()) ?? "");
+  log(`signed in; BTC ${btcBefore}, USDT ${usdtBefore}`);
+
+  // 4. a client-side filter check: a price off the tick grid is stopped before it is sent
+  await byTest("side-buy").click();
+  await byTest("price").fill("1.001");
+  await byTest("quantity").fill("0.01");
+  await byTest("submit-order").click();
+  const problem = await byTest("entry-problem").textContent();
+  if (!problem?.startsWith("PRICE_FILTER")) throw new Error(`no filter message: ${problem}`);
+  log(`filter checked in the browser: ${problem}`);
+
+  // 5. a resting limit buy below the best bid: in open orders and in the book, then canceled
+  const top = number((await byTest("bid-row").first().locator(".price").textContent()) ?? "");
+  const limitPrice = (top - 0.03).toFixed(2);
+  await byTest("price").fill(limitPrice);
+  await byTest("quantity").fill("0.01");
+  await byTest("tab-open").click();
+  await byTest("submit-order").click();
+  await page.waitForFunction(() => document.querySelector("[data-testid=notice]")?.textContent?.includes("NEW"));
+  const row = byTest("open-order").first();
+  await row.waitFor();
+  const rowText = await row.textContent();
+  if (!rowText?.includes(Number(limitPrice).toLocaleString("en-US", { minimumFractionDigits: 2 }))) {
+    throw new Error(`open order row does not show ${limitPrice}: ${rowText}`);
+  }
+  await page.locator(".book-row.bid .mine").first().waitFor();
+  log(`limit buy ${limitPrice} open (${rowText}) and marked in the book`);
+  if (shots) await page.screenshot({ path: `${shots}/open-order.png` });
+  await row.getByTestId("cancel-order").click();
+  await page.waitForFunction(() => document.querySelectorAll("[data-testid=open-order]").length === 0);
+  await page.locator(".book-row.bid .mine").first().waitFor({ state: "detached" });
+  await byTest("tab-history").click();
+  await page.waitForFunction(() => document.querySelector("[data-testid=history-order]")?.textContent?.includes("CANCELED"));
+  log("canceled: gone from open orders and the book, CANCELED in the history");
+
+  // 6. two resting orders, then cancel all
+  await byTest("tab-open").click();
+  const prices = [(top - 0.05).toFixed(2), (top - 0.06).toFixed(2)];
+  for (const [i, p] of prices.entries()) {
+    await byTest("price").fill(p);
+    await byTest("submit-order").click();
+    await page.waitForFunction((n) => document.querySelectorAll("[data-testid=open-order]").length === n, i + 1);
+  }
+  await byTest("cancel-all").click();
+  await page.waitForFunction(() => document.querySelectorAll("[data-testid=open-order]").length === 0);
+  log("cancel-all emptied the open orders");
+
+  // 7. a marketable order: the fill and the new balances
+  await byTest("order-type").selectOption("MARKET");
+  await byTest("quantity").fill("0.002");
+  await byTest("submit-order").click();
+  await page.waitForFunction(() => /FILLED|EXPIRED/.test(document.querySelector("[data-testid=notice]")?.textContent ?? ""));
+  log(`market buy: ${await byTest("notice").textContent()}`);
+  await byTest("tab-fills").click();
+  await byTest("fill").first().waitFor();
+  log(`fill shown: ${await byTest("fill").first().textContent()}`);
+  await byTest("tab-balances").click();
+  await page.waitForFunction(
+    (before) => Number(document.querySelector("[data-testid=balance-BTC] [data-testid=free]")?.textContent?.replace(/,/g, "")) > before,
+    btcBefore,
+  );
+  const btcAfter = number((await byTest("balance-BTC").getByTestId("free").textContent()) ?? "");
+  const usdtAfter = number((await byTest("balance-USDT").getByTestId("free").textContent()) ?? "");
+  if (!(usdtAfter < usdtBefore)) throw new Error(`USDT did not go down: ${usdtBefore} -> ${usdtAfter}`);
+  log(`balances: BTC ${btcBefore} -> ${btcAfter}, USDT ${usdtBefore} -> ${usdtAfter}`);
+  if (shots) await page.screenshot({ path: `${shots}/trading.png` });
+
+  // 8. another symbol, and a narrow screen
+  await byTest("symbol").selectOption("ETHUSDT");
+  await page.waitForSelector("[data-testid=orderbook][data-state=live]");
+  await byTest("symbol").selectOption("BTCUSDT");
+  await page.waitForSelector("[data-testid=orderbook][data-state=live]");
+  await byTest("bid-row").first().waitFor();
+  await page.setViewportSize({ width: 390, height: 844 });
+  await page.waitForTimeout(500);
+  const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  if (overflow > 0) throw new Error(`narrow layout scrolls sideways by ${overflow}px`);
+  if (shots) await page.screenshot({ path: `${shots}/narrow.png`, fullPage: true });
+  log("narrow layout fits (390 px)");
+
+  if (consoleErrors.length > 0) throw new Error(`console errors:\n${consoleErrors.join("\n")}`);
+  log("PASS: no console errors");
+} catch (err) {
+  failed = true;
+  console.error(`FAIL: ${err instanceof Error ? err.stack ?? err.message : String(err)}`);
+  if (consoleErrors.length > 0) console.error(`console errors:\n${consoleErrors.join("\n")}`);
+} finally {
+  await browser.close();
+}
+process.exit(failed ? 1 : 0);
