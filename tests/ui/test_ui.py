@@ -123,14 +123,14 @@ def ui_exchange(tmp_path: Path, postgres_server: PostgresServer, mongo_url: str)
 
 
 @pytest.mark.timeout(400)
-def test_ui_end_to_end(ui_exchange: tuple[str, str, str]) -> None:
+def test_ui_end_to_end(ui_exchange: tuple[str, str, str], tmp_path: Path) -> None:
     url, key, secret = ui_exchange
     build_ui()
     env = dict(os.environ, UI_URL=url, API_KEY=key, API_SECRET=secret, CHROMIUM=chromium(),
-               SCREENSHOTS=str(SCREENSHOTS))  # fmt: skip
+               SCREENSHOTS=str(SCREENSHOTS), FAILURE_SCREENSHOT=str(tmp_path / "failure.png"))  # fmt: skip
     done = subprocess.run(["node", "e2e/run.mjs"], cwd=UI, env=env, capture_output=True, text=True, timeout=300,
                           check=False)  # fmt: skip
     output = done.stdout + done.stderr
     print(output)
-    assert done.returncode == 0, f"the browser test failed:\n{output}"
+    assert done.returncode == 0, f"the browser test failed (screen: {tmp_path / 'failure.png'}):\n{output}"
     assert "PASS: no console errors" in done.stdout, output

@@ -29,9 +29,10 @@ const browser = await chromium.launch({
   args: ["--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu"],
 });
 let failed = false;
+let page;
 try {
   const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
-  const page = await context.newPage();
+  page = await context.newPage();
   page.on("console", (m) => {
     if (m.type() !== "error") return;
     const text = m.text();
@@ -68,6 +69,7 @@ try {
   await page.waitForFunction(() => !document.querySelector("[data-testid=last-price]")?.textContent?.includes("—"));
   const priceText = (await byTest("bid-row").first().locator(".price").textContent()) ?? "";
   if (!/^\d{1,3}(,\d{3})*\.\d{2}$/.test(priceText.replace("●", ""))) throw new Error(`price not at tick precision: ${priceText}`);
+  await page.locator("[data-testid=depth] canvas").first().waitFor();
   // candles at 1s: history from REST again, then the open candle from the stream
   await byTest("interval-1s").click();
   await page.waitForSelector("[data-testid=orderbook][data-state=live]");
@@ -141,7 +143,19 @@ try {
   await page.waitForFunction(() => document.querySelectorAll("[data-testid=open-order]").length === 0);
   log("cancel-all emptied the open orders");
 
-  // 7. a marketable order: the fill and the new balances
+  // 7. a post-only buy above the best ask would take: the server refuses it and its code and message are shown
+  // (half a USDT above the best ask, so that it would still take if the book moves meanwhile)
+  const ask = (Number(await byTest("ask-row").last().getAttribute("data-price")) + 0.5).toFixed(2);
+  allowed = [/status of 400/];
+  await byTest("order-type").selectOption("LIMIT_MAKER");
+  await byTest("price").fill(ask);
+  await byTest("quantity").fill("0.001");
+  await byTest("submit-order").click();
+  await page.waitForFunction(() => document.querySelector("[data-testid=notice]")?.textContent?.startsWith("Refused: -2010"));
+  log(`post-only buy at ${ask}: ${await byTest("notice").textContent()}`);
+  allowed = [];
+
+  // 8. a marketable order: the fill and the new balances
   await byTest("order-type").selectOption("MARKET");
   await byTest("quantity").fill("0.002");
   await byTest("submit-order").click();
@@ -161,7 +175,7 @@ try {
   log(`balances: BTC ${btcBefore} -> ${btcAfter}, USDT ${usdtBefore} -> ${usdtAfter}`);
   if (shots) await page.screenshot({ path: `${shots}/trading.png` });
 
-  // 8. another symbol, and a narrow screen
+  // 9. another symbol, and a narrow screen
   await byTest("symbol").selectOption("ETHUSDT");
   await page.waitForSelector("[data-testid=orderbook][data-state=live]");
   await byTest("symbol").selectOption("BTCUSDT");
@@ -180,6 +194,9 @@ try {
   failed = true;
   console.error(`FAIL: ${err instanceof Error ? err.stack ?? err.message : String(err)}`);
   if (consoleErrors.length > 0) console.error(`console errors:\n${consoleErrors.join("\n")}`);
+  const where = process.env.FAILURE_SCREENSHOT;
+  if (page && where) await page.screenshot({ path: where }).catch(() => {});
+  if (page) console.error(`page text at the failure:\n${(await page.locator("body").innerText().catch(() => "")).slice(0, 3000)}`);
 } finally {
   await browser.close();
 }

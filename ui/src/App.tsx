@@ -1,14 +1,16 @@
-import { useMemo } from "react";
+import { lazy, Suspense, useMemo } from "react";
 import { Header } from "./components/Header";
 import { OrderBook } from "./components/OrderBook";
 import { Trades } from "./components/Trades";
 import { CandleChart } from "./components/CandleChart";
-import { DepthChart } from "./components/DepthChart";
 import { OrderEntry } from "./components/OrderEntry";
 import { SignIn } from "./components/SignIn";
 import { AccountTabs } from "./components/AccountTabs";
 import { currentSpec, useAccount, useMarket } from "./store";
 import { formatFixed } from "./lib/decimal";
+
+// ECharts is most of the bundle's weight: the depth chart loads after the first paint, in its own chunk
+const DepthChart = lazy(() => import("./components/DepthChart").then((m) => ({ default: m.DepthChart })));
 
 export function App() {
   const error = useMarket((s) => s.error);
@@ -30,7 +32,9 @@ export function App() {
       <main className="grid">
         <div className="area-chart">
           <CandleChart />
-          <DepthChart />
+          <Suspense fallback={<section className="panel depth"><h2>Depth</h2><div className="depth-box" /></section>}>
+            <DepthChart />
+          </Suspense>
         </div>
         <div className="area-book">
           <OrderBook myPrices={myPrices} />
