@@ -4,7 +4,8 @@
 
 import { getJson, errorText, type UiConfig } from "./lib/api";
 import { BookFollower, type DepthDiff, type DepthSnapshot } from "./lib/book";
-import { markArrival } from "./lib/perf";
+import { flushSync } from "react-dom";
+import { markArrival, setInFrame } from "./lib/perf";
 import type { Candle, Kline, Ticker, Trade } from "./lib/types";
 import { useMarket, type Interval } from "./store";
 
@@ -68,7 +69,13 @@ function flush(): void {
     pendingTrades = [];
     patch.trades = trades;
   }
-  useMarket.setState(patch);
+  // committed inside this animation frame, so that it is painted in this frame rather than the next one
+  setInFrame(true);
+  try {
+    flushSync(() => useMarket.setState(patch));
+  } finally {
+    setInFrame(false);
+  }
 }
 
 /** The whole book's levels (for the depth chart), not only what the ladder shows. */

@@ -1,6 +1,8 @@
 // In-page latency probes for the benchmark (bench/ui.py): the time a WebSocket message arrived, and the time the
-// book / trades it changed were committed to the DOM and then painted (the next animation frame after the
-// commit: an upper bound). Off unless the page was opened with ?perf=1; then a plain array on window.
+// book / trades it changed were committed to the DOM and then painted. Off unless the page was opened with
+// ?perf=1; then a plain array on window. "Painted" is the first task after the frame that shows the commit: a
+// MessageChannel message posted during an animation frame callback runs after that frame's rendering (the
+// "afterFrame" technique); a commit outside a frame callback waits for the next frame first.
 
 export interface PerfSample {
   kind: "book" | "trade";
@@ -23,6 +25,18 @@ declare global {
 export const perfOn = typeof location !== "undefined" && new URLSearchParams(location.search).has("perf");
 
 const pending: Record<PerfSample["kind"], number[]> = { book: [], trade: [] };
+let inFrame = false;
+
+/** market.ts commits the stream's updates inside a requestAnimationFrame callback and says so here. */
+export function setInFrame(value: boolean): void {
+  inFrame = value;
+}
+
+function afterPaint(callback: () => void): void {
+  const channel = new MessageChannel();
+  channel.port1.onmessage = callback;
+  channel.port2.postMessage(null);
+}
 
 if (perfOn) {
   const probe: Probe = { samples: [], frames: [] };
@@ -44,9 +58,11 @@ export function markCommitted(kind: PerfSample["kind"]): void {
   const arrivals = pending[kind];
   pending[kind] = [];
   const committed = performance.now();
-  requestAnimationFrame(() => {
+  const record = (): void => {
     const painted = performance.now();
     const probe = window.__mercuryPerf;
     if (probe) for (const arrived of arrivals) probe.samples.push({ kind, arrived, committed, painted });
-  });
+  };
+  if (inFrame) afterPaint(record);
+  else requestAnimationFrame(() => afterPaint(record));
 }
