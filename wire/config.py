@@ -37,6 +37,10 @@ class Settings:
     feed_max_queue: int = 1 << 20  # bytes a feed client may have waiting to be sent before it is dropped as too slow
     feed_max_clients: int = 10_000  # WebSocket connections one feed process accepts
     feed_ping_seconds: int = 20  # a feed pings each client this often and closes one that has not answered as long
+    fix_host: str = "127.0.0.1"  # the FIX gateway's address (gateways/fix)
+    fix_port: int = 0  # ... and port (0: the one config/fix.toml gives, 9878)
+    fix_config_file: str = ""  # empty: config/fix.toml in the repository
+    fix_state_dir: str = "var/fix"  # QuickFIX's message store (sequence numbers) and session logs
     metrics_port: int = 0  # Prometheus exporter port of the process (0: none)
 
 

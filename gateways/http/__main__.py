@@ -17,6 +17,10 @@ from persistence.apikeys import EncryptionKeyMissing, SecretCipher
 from wire.config import load_settings
 from wire.venue import DEFAULT_VENUE, load_venue
 
+# s a stopping gateway waits for open connections: a WebSocket peer that never answers the close (a client whose
+# process went away without closing) must not hold the stop for ever
+GRACE = 5
+
 
 def main() -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
@@ -35,7 +39,7 @@ def main() -> int:
     # on every request of the hot path (docs/benchmarks.md)
     uvicorn.run(app, host=settings.http_host, port=settings.http_port, loop="uvloop", http="httptools",
                 log_level="warning", access_log=False, proxy_headers=False, server_header=False,
-                date_header=False)  # fmt: skip
+                date_header=False, timeout_graceful_shutdown=GRACE)  # fmt: skip
     return 0
 
 

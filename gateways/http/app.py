@@ -95,7 +95,9 @@ class Gateway:
         self.limiter = RateLimiter(Limits(settings.weight_per_minute, settings.orders_per_10s, settings.orders_per_day))
 
     @contextlib.asynccontextmanager
-    async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
+    async def lifespan(self, app: Starlette | None = None) -> AsyncIterator[None]:
+        """Everything the operations need, for the life of the process (the HTTP app's lifespan; the FIX gateway
+        runs the same operations inside it)."""
         self.pool = await self._connect()
         self.redis = aioredis.Redis.from_url(self.settings.redis_url, socket_connect_timeout=2)
         self.sequencer = AsyncSequencerClient(self.settings, name="gw-http")

@@ -1,0 +1,72 @@
+"""``python -m gateways.fix``: the FIX 4.4 order-entry gateway (QuickFIX acceptor) on MERCURY_FIX_PORT or the port
+config/fix.toml gives (docs/fix.md). It runs the HTTP gateway's operations (gateways/http/app.py): the same checks,
+the same live state, the same sequencer client."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+from pathlib import Path
+
+import quickfix
+import uvloop
+from prometheus_client import start_http_server
+
+from gateways.fix.bridge import Bridge, FixApplication
+from gateways.fix.config import load_fix_config
+from gateways.http.app import Gateway
+from persistence.apikeys import EncryptionKeyMissing, SecretCipher
+from wire.config import Settings, load_settings
+from wire.venue import DEFAULT_VENUE, Venue, load_venue
+
+log = logging.getLogger("mercury.gateway.fix")
+
+
+async def serve(settings: Settings, venue: Venue, cipher: SecretCipher) -> None:
+    config = load_fix_config(settings.fix_config_file or None)
+    state = Path(settings.fix_state_dir).resolve()
+    (state / "store").mkdir(parents=True, exist_ok=True)
+    (state / "log").mkdir(parents=True, exist_ok=True)
+    port = settings.fix_port or config.port
+    settings_file = state / "quickfix.cfg"
+    settings_file.write_text(config.quickfix_settings(state, settings.fix_host, port))
+    gateway = Gateway(settings, venue, cipher)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    async with gateway.lifespan():
+        bridge = Bridge(gateway, config, loop)
+        application = FixApplication(bridge)
+        qf_settings = quickfix.SessionSettings(str(settings_file))
+        acceptor = quickfix.ThreadedSocketAcceptor(application, quickfix.FileStoreFactory(qf_settings), qf_settings,
+                                                   quickfix.FileLogFactory(qf_settings))  # fmt: skip
+        acceptor.start()
+        log.info("FIX gateway on %s:%d, sessions %s", settings.fix_host, port,
+                 ", ".join(s.target_comp_id for s in config.sessions))  # fmt: skip
+        await stop.wait()
+        # stopping joins QuickFIX's threads, whose callbacks post to this loop: it must keep running meanwhile
+        await asyncio.to_thread(acceptor.stop)
+        for session in list(bridge.sessions.values()):
+            session.close()
+
+
+def main() -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    settings = load_settings()
+    try:
+        cipher = SecretCipher.from_env()
+    except EncryptionKeyMissing as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    venue = load_venue(settings.venue_file or DEFAULT_VENUE)
+    if settings.metrics_port:
+        start_http_server(settings.metrics_port)
+    uvloop.run(serve(settings, venue, cipher))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
