@@ -12,7 +12,8 @@ import random
 import shutil
 import subprocess
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -93,10 +94,17 @@ class Flow(threading.Thread):
             self.error = e
 
 
+@dataclass
+class UiExchange:
+    url: str  # the gateway, which serves the UI
+    key: str  # account 1's API key and secret
+    secret: str
+    restart_feed: Callable[[], None]  # stop the feed and start a new one on the same ports
+
+
 @pytest.fixture
-def ui_exchange(tmp_path: Path, postgres_server: PostgresServer, mongo_url: str) -> Iterator[tuple[str, str, str]]:
-    """(gateway URL, API key, secret) of account 1, with a feed the gateway's /ui-config.json points at and a
-    flow running."""
+def ui_exchange(tmp_path: Path, postgres_server: PostgresServer, mongo_url: str) -> Iterator[UiExchange]:
+    """Account 1's gateway URL and key, with a feed the gateway's /ui-config.json points at and a flow running."""
     rest_port, ws_port = free_port(), free_port()
     ports = {"MERCURY_FEED_REST_PORT": str(rest_port), "MERCURY_FEED_WS_PORT": str(ws_port)}
     with running_exchange(tmp_path, postgres_server, gateway_env=ports) as ex:
@@ -110,27 +118,50 @@ def ui_exchange(tmp_path: Path, postgres_server: PostgresServer, mongo_url: str)
         flow = Flow(venue)
         flow.batch(200)  # a book to look at from the first frame
         flow.start()
+        feeds = [feed]
+
+        def restart_feed() -> None:
+            feeds[-1].stop()
+            again = Service("feeds", dict(venue.env, MERCURY_MONGODB_URL=mongo_url, **ports),
+                            tmp_path / f"feed-{len(feeds)}.log", READY)  # fmt: skip
+            feeds.append(again)
+            again.start()
+
         try:
             key, secret = ex.keys[1]
-            yield ex.url, key, secret
+            yield UiExchange(ex.url, key, secret, restart_feed)
         finally:
             flow.stop_event.set()
             flow.join(5)
-            for service in (feed, mongo):
+            for service in (feeds[-1], mongo):
                 if service.alive():
                     service.stop()
             assert flow.error is None, f"the order flow failed: {flow.error!r}"
 
 
 @pytest.mark.timeout(400)
-def test_ui_end_to_end(ui_exchange: tuple[str, str, str], tmp_path: Path) -> None:
-    url, key, secret = ui_exchange
+def test_ui_end_to_end(ui_exchange: UiExchange, tmp_path: Path) -> None:
+    ex = ui_exchange
     build_ui()
-    env = dict(os.environ, UI_URL=url, API_KEY=key, API_SECRET=secret, CHROMIUM=chromium(),
-               SCREENSHOTS=str(SCREENSHOTS), FAILURE_SCREENSHOT=str(tmp_path / "failure.png"))  # fmt: skip
-    done = subprocess.run(["node", "e2e/run.mjs"], cwd=UI, env=env, capture_output=True, text=True, timeout=300,
-                          check=False)  # fmt: skip
-    output = done.stdout + done.stderr
+    env = dict(os.environ, UI_URL=ex.url, API_KEY=ex.key, API_SECRET=ex.secret, CHROMIUM=chromium(),
+               SCREENSHOTS=str(SCREENSHOTS), RESTART_FEED="1")  # fmt: skip
+    env["FAILURE_SCREENSHOT"] = str(tmp_path / "failure.png")
+    lines: list[str] = []
+    with subprocess.Popen(["node", "e2e/run.mjs"], cwd=UI, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, text=True) as proc:  # fmt: skip
+        assert proc.stdin is not None and proc.stdout is not None
+        try:
+            for line in proc.stdout:  # the script's steps; it asks for the feed's restart with a line of its own
+                lines.append(line)
+                if line.strip() == "@@restart-feed":
+                    ex.restart_feed()
+                    proc.stdin.write("ok\n")
+                    proc.stdin.flush()
+            code = proc.wait(60)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+    output = "".join(lines)
     print(output)
-    assert done.returncode == 0, f"the browser test failed (screen: {tmp_path / 'failure.png'}):\n{output}"
-    assert "PASS: no console errors" in done.stdout, output
+    assert code == 0, f"the browser test failed (screen: {tmp_path / 'failure.png'}):\n{output}"
+    assert "PASS: no console errors" in output, output

@@ -6,6 +6,15 @@
 
 import { chromium } from "playwright-core";
 import { mkdirSync } from "node:fs";
+import { createInterface } from "node:readline";
+
+// RESTART_FEED=1: the runner restarts the feed when this prints "@@restart-feed", and answers a line on stdin
+const stdinLines = createInterface({ input: process.stdin })[Symbol.asyncIterator]();
+async function askRunner(request) {
+  console.log(`@@${request}`);
+  const answer = await stdinLines.next();
+  if (answer.done || answer.value.trim() !== "ok") throw new Error(`the runner did not ${request}: ${answer.value}`);
+}
 
 const env = (name, fallback) => {
   const v = process.env[name] ?? fallback;
@@ -175,7 +184,32 @@ try {
   log(`balances: BTC ${btcBefore} -> ${btcAfter}, USDT ${usdtBefore} -> ${usdtAfter}`);
   if (shots) await page.screenshot({ path: `${shots}/trading.png` });
 
-  // 9. another symbol, and a narrow screen
+  // 9. the feed restarts: the market status goes to reconnecting and back to live, the book is rebuilt
+  if (process.env.RESTART_FEED === "1") {
+    allowed = [/WebSocket connection to .* failed/, /ERR_CONNECTION_REFUSED/, /status of 503/];
+    const idBefore = Number(await byTest("orderbook").getAttribute("data-update-id"));
+    const sawReconnecting = page.waitForFunction(
+      () => document.querySelector("[data-testid=status-market]")?.textContent?.includes("reconnecting"),
+      undefined,
+      { timeout: 60_000 },
+    );
+    await askRunner("restart-feed");
+    await sawReconnecting;
+    await page.waitForFunction(() => document.querySelector("[data-testid=status-market]")?.textContent?.includes("live"), undefined, { timeout: 60_000 });
+    await page.waitForFunction(
+      (id) => {
+        const book = document.querySelector("[data-testid=orderbook]");
+        return book?.getAttribute("data-state") === "live" && Number(book.getAttribute("data-update-id")) > id;
+      },
+      idBefore,
+      { timeout: 60_000 },
+    );
+    await byTest("bid-row").first().waitFor();
+    log(`feed restarted: reconnected and resynced (book ${idBefore} -> ${await byTest("orderbook").getAttribute("data-update-id")})`);
+    allowed = [];
+  }
+
+  // 10. another symbol, and a narrow screen
   await byTest("symbol").selectOption("ETHUSDT");
   await page.waitForSelector("[data-testid=orderbook][data-state=live]");
   await byTest("symbol").selectOption("BTCUSDT");
@@ -200,4 +234,5 @@ try {
 } finally {
   await browser.close();
 }
+await stdinLines.return?.();
 process.exit(failed ? 1 : 0);
