@@ -85,6 +85,14 @@ try {
   await page.waitForFunction(() => Number(document.querySelector("[data-testid=candle-updates]")?.textContent) > 3);
   log(`1s candles: ${await byTest("candle-updates").textContent()} updates`);
   if (shots) await page.screenshot({ path: `${shots}/market.png` });
+  // the ladder grouped by 0.10: every bid and ask price on that grid
+  await byTest("book-group").selectOption({ index: 1 });
+  await page.waitForFunction(() => {
+    const prices = [...document.querySelectorAll("[data-testid=bid-row], [data-testid=ask-row]")].map((r) => r.getAttribute("data-price") ?? "");
+    return prices.length > 0 && prices.every((p) => /\.\d0$/.test(p));
+  });
+  log(`grouped by ${await byTest("book-group").inputValue()}: ${await byTest("bid-row").first().getAttribute("data-price")} best bid bucket`);
+  await byTest("book-group").selectOption({ index: 0 });
 
   // 2. a wrong key is refused with the server's code and message
   allowed = [/status of 40[01]/];

@@ -9,7 +9,7 @@ import { markArrival, setInFrame } from "./lib/perf";
 import type { Candle, Kline, Ticker, Trade } from "./lib/types";
 import { useMarket, type Interval } from "./store";
 
-export const BOOK_LEVELS = 20;
+export const BOOK_LEVELS = 200; // published to the store: the ladder groups them
 const TRADES_KEPT = 60;
 
 let config: UiConfig | null = null;

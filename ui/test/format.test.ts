@@ -2,6 +2,7 @@ import { describe, expect, it } from "vitest";
 import { compare, decimalsOf, formatFixed, groupThousands, isMultipleOf, multiply, parseDec } from "../src/lib/decimal";
 import { checkDraft, specOf, type SymbolInfo } from "../src/lib/types";
 import { fmtPrice, fmtQty } from "../src/format";
+import { aggregate } from "../src/lib/aggregate";
 
 const BTCUSDT: SymbolInfo = {
   symbol: "BTCUSDT",
@@ -82,5 +83,19 @@ describe("symbol precision", () => {
     expect(checkDraft(btc, { ...limit, quantity: "" }, null)).toBe("Enter a quantity.");
     expect(checkDraft(btc, { ...limit, kind: "MARKET", price: "" }, "50000")).toBeNull();
     expect(checkDraft(btc, { ...limit, kind: "MARKET", quantity: "0.00001" }, "50000")).toMatch(/^NOTIONAL/);
+  });
+});
+
+describe("book grouping", () => {
+  const bids: [string, string][] = [["50000.07", "0.10000"], ["50000.01", "0.20000"], ["49999.99", "0.00001"], ["49999.90", "1.00000"]];
+  const asks: [string, string][] = [["50000.10", "0.50000"], ["50000.11", "0.25000"], ["50000.20", "0.00002"], ["50001.00", "3.00000"]];
+  it("leaves levels alone at the tick", () => {
+    expect(aggregate(bids, "0.01", "bid", 2, 5, 10)).toEqual(bids);
+  });
+  it("rounds bids down and asks up into buckets, summing exactly", () => {
+    expect(aggregate(bids, "0.1", "bid", 2, 5, 10)).toEqual([["50000.00", "0.30000"], ["49999.90", "1.00001"]]);
+    expect(aggregate(asks, "0.1", "ask", 2, 5, 10)).toEqual([["50000.10", "0.50000"], ["50000.20", "0.25002"], ["50001.00", "3.00000"]]);
+    expect(aggregate(asks, "1", "ask", 2, 5, 1)).toEqual([["50001.00", "3.75002"]]);
+    expect(aggregate(bids, "10", "bid", 2, 5, 10)).toEqual([["50000.00", "0.30000"], ["49990.00", "1.00001"]]);
   });
 });

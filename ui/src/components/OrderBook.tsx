@@ -1,9 +1,10 @@
-import { useLayoutEffect } from "react";
+import { useLayoutEffect, useMemo, useState } from "react";
 import { useMarket, currentSpec } from "../store";
 import { fmtPrice, fmtQty } from "../format";
 import { markCommitted } from "../lib/perf";
 import type { Level } from "../lib/book";
-import { compare, formatFixed } from "../lib/decimal";
+import { compare, formatFixed, multiply } from "../lib/decimal";
+import { aggregate } from "../lib/aggregate";
 
 const ROWS = 10;
 
@@ -39,10 +40,19 @@ export function OrderBook({ myPrices }: { myPrices: Set<string> }) {
   const state = useMarket((s) => s.bookState);
   const resyncs = useMarket((s) => s.resyncs);
   const updateId = useMarket((s) => s.bookUpdateId);
+  const symbol = useMarket((s) => s.symbol);
   const spec = currentSpec();
+  const [grouping, setGrouping] = useState<{ symbol: string; step: string } | null>(null);
+  const steps = useMemo(() => {
+    const tick = spec?.tickSize ?? "0.01";
+    return [tick, multiply(tick, "10"), multiply(tick, "100"), multiply(tick, "1000")];
+  }, [spec]);
+  const step = grouping && grouping.symbol === symbol ? grouping.step : steps[0] ?? "0.01";
   useLayoutEffect(() => markCommitted("book"), [bids, asks]);
-  const b = bids.slice(0, ROWS);
-  const a = asks.slice(0, ROWS);
+  const pd = spec?.priceDecimals ?? 2;
+  const qd = spec?.qtyDecimals ?? 5;
+  const b = step === steps[0] ? bids.slice(0, ROWS) : aggregate(bids, step, "bid", pd, qd, ROWS);
+  const a = step === steps[0] ? asks.slice(0, ROWS) : aggregate(asks, step, "ask", pd, qd, ROWS);
   const sum = (ls: Level[]) => ls.reduce((t, [, q]) => t + Number(q), 0);
   const max = Math.max(sum(b), sum(a), 1e-12);
   const bestBid = b[0]?.[0];
@@ -57,6 +67,19 @@ export function OrderBook({ myPrices }: { myPrices: Set<string> }) {
     <section className="panel book" data-testid="orderbook" data-update-id={updateId} data-state={state}>
       <h2>
         Order book <small className="dim">{state === "live" ? `#${updateId}` : state}{resyncs > 0 ? ` · ${resyncs} resync` : ""}</small>
+        <select
+          className="group"
+          aria-label="Group prices"
+          data-testid="book-group"
+          value={step}
+          onChange={(e) => setGrouping({ symbol, step: e.target.value })}
+        >
+          {steps.map((s) => (
+            <option key={s} value={s}>
+              {formatFixed(s, Math.max(0, pd - steps.indexOf(s)))}
+            </option>
+          ))}
+        </select>
       </h2>
       <div className="book-head">
         <span>Price ({spec?.quote})</span>
