@@ -19,6 +19,7 @@ export function Header() {
   const ticker = useMarket((s) => s.ticker);
   const marketConn = useMarket((s) => s.marketConn);
   const userConn = useAccount((s) => s.userConn);
+  const lastTrade = useMarket((s) => s.trades[0]);
   const spec = specs.find((s) => s.symbol === symbol);
   const change = ticker ? Number(ticker.priceChangePercent) : 0;
   return (
@@ -39,13 +40,13 @@ export function Header() {
       <div className="ticker" data-testid="ticker">
         <div>
           <label>Last</label>
-          <span className={`big ${change >= 0 ? "up" : "down"}`} data-testid="last-price">
-            {ticker ? fmtPrice(spec, ticker.lastPrice) : "—"}
+          <span className={`big ${lastTrade ? (lastTrade.isBuyerMaker ? "down" : "up") : ""}`} data-testid="last-price">
+            {lastTrade ? fmtPrice(spec, lastTrade.price) : ticker ? fmtPrice(spec, ticker.lastPrice) : "—"}
           </span>
         </div>
         <div>
           <label>24h change</label>
-          <span className={change >= 0 ? "up" : "down"}>{ticker ? `${formatFixed(ticker.priceChangePercent, 2)}%` : "—"}</span>
+          <span className={change > 0 ? "up" : change < 0 ? "down" : ""}>{ticker ? `${formatFixed(ticker.priceChangePercent, 2)}%` : "—"}</span>
         </div>
         <div>
           <label>24h high</label>
