@@ -20,6 +20,7 @@ import http
 import itertools
 import json
 import mimetypes
+import os
 import random
 import shutil
 import statistics
@@ -287,15 +288,18 @@ def report(runs: list[dict[str, Any]], rate: float, seconds: float, sizes: list[
     lines += [
         "",
         "| run | frames | frames/s | median frame (ms) | frames dropped | longest frame (ms) | book resyncs | "
-        "console errors |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "console errors | machine load before / after |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for i, s in enumerate(runs, 1):
-        lines.append(f"| {i} | {s['frames']} | {s['fps']:.1f} | {s['median_frame']:.1f} | **{s['dropped']}** | "
-                     f"{s['longest']:.1f} | {s['resyncs']} | {len(s['errors'])} |")  # fmt: skip
+        load = f"{s['load'][0]:.2f} / {s['load'][1]:.2f}"
+        frames = f"{s['frames']} | {s['fps']:.1f} | {s['median_frame']:.1f} | **{s['dropped']}** | {s['longest']:.1f}"
+        lines.append(f"| {i} | {frames} | {s['resyncs']} | {len(s['errors'])} | {load} |")
     lines += [
         "",
-        "Frames dropped: each gap between animation frames longer than one 60 Hz frame counts its extra whole frames.",
+        "Frames dropped: each gap between animation frames longer than one 60 Hz frame counts its extra whole frames. "
+        "Machine load: the 1-minute load average (other work on the machine, such as a test suite, competes with "
+        "the browser for the cores).",
         "",
         "Production bundle (ui/dist/assets, gzip -9; the depth chart's chunk, ECharts, loads after the first paint):",
         "",
@@ -318,7 +322,12 @@ def main() -> None:
     parser.add_argument("--no-write", action="store_true", help="print the report instead of writing it")
     args = parser.parse_args()
     build_ui()
-    runs = [summarize(asyncio.run(run(args.rate, args.seconds)), args.rate, args.seconds) for _ in range(args.runs)]
+    runs = []
+    for _ in range(args.runs):
+        load = os.getloadavg()[0]
+        summary = summarize(asyncio.run(run(args.rate, args.seconds)), args.rate, args.seconds)
+        summary["load"] = (load, os.getloadavg()[0])
+        runs.append(summary)
     text = report(runs, args.rate, args.seconds, bundle_sizes())
     print(text)
     if not args.no_write:
