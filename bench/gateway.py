@@ -157,6 +157,8 @@ class Bench:
         self.gateways: list[Service] = []
         self.urls: list[str] = []
         self.keys: dict[int, tuple[str, str]] = {}
+        self.kek = ""  # the key-encryption key the gateways were given
+        self.pg_url = ""
 
     def start(self, gateways: int) -> None:
         venue = self.venue
@@ -166,7 +168,8 @@ class Bench:
         self.pg = persister(venue, pg_url)
         self.pg.start()
         wait_caught_up(venue, pg_url)
-        kek = base64.b64encode(os.urandom(32)).decode()
+        kek = self.kek = base64.b64encode(os.urandom(32)).decode()
+        self.pg_url = pg_url
         cipher = SecretCipher(base64.b64decode(kek))
 
         async def make_keys() -> dict[int, tuple[str, str]]:

@@ -14,7 +14,7 @@ import quickfix
 import uvloop
 from prometheus_client import start_http_server
 
-from gateways.fix.bridge import Bridge, FixApplication
+from gateways.fix.bridge import SWITCH_INTERVAL, Bridge, FixApplication
 from gateways.fix.config import load_fix_config
 from gateways.http.app import Gateway
 from persistence.apikeys import EncryptionKeyMissing, SecretCipher
@@ -64,6 +64,7 @@ def main() -> int:
     venue = load_venue(settings.venue_file or DEFAULT_VENUE)
     if settings.metrics_port:
         start_http_server(settings.metrics_port)
+    sys.setswitchinterval(SWITCH_INTERVAL)
     uvloop.run(serve(settings, venue, cipher))
     return 0
 
