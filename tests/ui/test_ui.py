@@ -2,7 +2,8 @@
 (ui/e2e/run.mjs), against a real exchange (venue, PostgreSQL persister, HTTP gateway), a market-data feed and a
 random order flow on other accounts. The script loads the market view and waits for the book and candles to move,
 is refused with a wrong key, signs in, places a limit order and sees it in open orders and the book, cancels it,
-cancels all, places a marketable order and sees the fill and the new balances, and fails on any console error.
+cancels all, places a marketable order and sees the fill and the new balances, reconnects after the feed and then
+the gateway restart, and fails on any console error.
 Its screenshots go to docs/screenshots/."""
 
 from __future__ import annotations
@@ -19,8 +20,8 @@ from pathlib import Path
 import pytest
 
 from tests.feeds.conftest import READY
-from tests.gateways.conftest import running_exchange
-from tests.harness import PostgresServer, Service, Venue, free_port
+from tests.gateways.conftest import _up, running_exchange
+from tests.harness import PostgresServer, Service, Venue, free_port, wait_for
 from wire.commands import Command
 from wire.enums import OrderType, Side, TimeInForce
 
@@ -100,6 +101,7 @@ class UiExchange:
     key: str  # account 1's API key and secret
     secret: str
     restart_feed: Callable[[], None]  # stop the feed and start a new one on the same ports
+    restart_gateway: Callable[[], None]
 
 
 @pytest.fixture
@@ -127,9 +129,14 @@ def ui_exchange(tmp_path: Path, postgres_server: PostgresServer, mongo_url: str)
             feeds.append(again)
             again.start()
 
+        def restart_gateway() -> None:
+            ex.gateway.stop()
+            ex.gateway.start()
+            wait_for(lambda: _up(ex.url), 15, "the gateway to answer again")
+
         try:
             key, secret = ex.keys[1]
-            yield UiExchange(ex.url, key, secret, restart_feed)
+            yield UiExchange(ex.url, key, secret, restart_feed, restart_gateway)
         finally:
             flow.stop_event.set()
             flow.join(5)
@@ -144,7 +151,7 @@ def test_ui_end_to_end(ui_exchange: UiExchange, tmp_path: Path) -> None:
     ex = ui_exchange
     build_ui()
     env = dict(os.environ, UI_URL=ex.url, API_KEY=ex.key, API_SECRET=ex.secret, CHROMIUM=chromium(),
-               SCREENSHOTS=str(SCREENSHOTS), RESTART_FEED="1")  # fmt: skip
+               SCREENSHOTS=str(SCREENSHOTS), RESTART_FEED="1", RESTART_GATEWAY="1")  # fmt: skip
     env["FAILURE_SCREENSHOT"] = str(tmp_path / "failure.png")
     lines: list[str] = []
     with subprocess.Popen(["node", "e2e/run.mjs"], cwd=UI, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
@@ -153,8 +160,9 @@ def test_ui_end_to_end(ui_exchange: UiExchange, tmp_path: Path) -> None:
         try:
             for line in proc.stdout:  # the script's steps; it asks for the feed's restart with a line of its own
                 lines.append(line)
-                if line.strip() == "@@restart-feed":
-                    ex.restart_feed()
+                request = line.strip()
+                if request in ("@@restart-feed", "@@restart-gateway"):
+                    (ex.restart_feed if request == "@@restart-feed" else ex.restart_gateway)()
                     proc.stdin.write("ok\n")
                     proc.stdin.flush()
             code = proc.wait(60)

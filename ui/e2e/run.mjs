@@ -8,7 +8,8 @@ import { chromium } from "playwright-core";
 import { mkdirSync } from "node:fs";
 import { createInterface } from "node:readline";
 
-// RESTART_FEED=1: the runner restarts the feed when this prints "@@restart-feed", and answers a line on stdin
+// RESTART_FEED=1 / RESTART_GATEWAY=1: the runner restarts the feed (the gateway) when this prints "@@restart-feed"
+// ("@@restart-gateway"), then answers "ok" on stdin
 const stdinLines = createInterface({ input: process.stdin })[Symbol.asyncIterator]();
 async function askRunner(request) {
   console.log(`@@${request}`);
@@ -125,7 +126,11 @@ try {
   log(`filter checked in the browser: ${problem}`);
 
   // 5. a resting limit buy below the best bid: in open orders and in the book, then canceled
-  const top = number((await byTest("bid-row").first().locator(".price").textContent()) ?? "");
+  // (clicking a level puts its price in the order entry)
+  await byTest("bid-row").first().click();
+  const picked = await byTest("price").inputValue();
+  if (!/^\d+\.\d{2}$/.test(picked)) throw new Error(`clicking a level did not set the price: ${picked}`);
+  const top = Number(picked);
   const limitPrice = (top - 0.03).toFixed(2);
   await byTest("price").fill(limitPrice);
   await byTest("quantity").fill("0.01");
@@ -217,7 +222,32 @@ try {
     allowed = [];
   }
 
-  // 10. another symbol, and a narrow screen
+  // 10. the gateway restarts: the account stream reconnects, subscribes again, and a new fill still arrives live
+  if (process.env.RESTART_GATEWAY === "1") {
+    allowed = [/WebSocket connection to .* failed/, /ERR_CONNECTION_REFUSED/, /status of 50[23]/];
+    const sawReconnecting = page.waitForFunction(
+      () => document.querySelector("[data-testid=status-account]")?.textContent?.includes("reconnecting"),
+      undefined,
+      { timeout: 60_000 },
+    );
+    await askRunner("restart-gateway");
+    await sawReconnecting;
+    await page.waitForFunction(() => document.querySelector("[data-testid=status-account]")?.textContent?.includes("live"), undefined, { timeout: 60_000 });
+    allowed = [];
+    await byTest("tab-balances").click();
+    const btc = number((await byTest("balance-BTC").getByTestId("free").textContent()) ?? "");
+    await byTest("side-sell").click();
+    await byTest("order-type").selectOption("MARKET");
+    await byTest("quantity").fill("0.001");
+    await byTest("submit-order").click();
+    await page.waitForFunction(
+      (before) => Number(document.querySelector("[data-testid=balance-BTC] [data-testid=free]")?.textContent?.replace(/,/g, "")) < before,
+      btc,
+    );
+    log(`gateway restarted: account stream live again; market sell moved BTC ${btc} -> ${number((await byTest("balance-BTC").getByTestId("free").textContent()) ?? "")}`);
+  }
+
+  // 11. another symbol, and a narrow screen
   await byTest("symbol").selectOption("ETHUSDT");
   await page.waitForSelector("[data-testid=orderbook][data-state=live]");
   await byTest("symbol").selectOption("BTCUSDT");

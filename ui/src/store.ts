@@ -25,6 +25,7 @@ export interface MarketState {
   trades: Trade[];
   ticker: Ticker | null;
   error: string | null;
+  picked: { price: string; at: number } | null; // a book row clicked: the order entry takes its price
 }
 
 export const useMarket = create<MarketState>(() => ({
@@ -40,6 +41,7 @@ export const useMarket = create<MarketState>(() => ({
   trades: [],
   ticker: null,
   error: null,
+  picked: null,
 }));
 
 export interface AccountState {

@@ -20,7 +20,14 @@ function Rows({ levels, side, max, mine }: { levels: Level[]; side: "bid" | "ask
   return (
     <>
       {rows.map(({ p, q, total }) => (
-        <div className={`book-row ${side}`} key={p} data-price={p} data-testid={`${side}-row`}>
+        <div
+          className={`book-row ${side}`}
+          key={p}
+          data-price={p}
+          data-testid={`${side}-row`}
+          title="Click: use this price"
+          onClick={() => useMarket.setState({ picked: { price: formatFixed(p, spec?.priceDecimals ?? 2), at: Date.now() } })}
+        >
           <div className="bar" style={{ width: `${Math.min(100, (total / max) * 100)}%` }} />
           <span className="price">
             {mine.has(formatFixed(p, spec?.priceDecimals ?? 2)) && <span className="mine" title="your order">●</span>}

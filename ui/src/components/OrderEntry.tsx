@@ -1,4 +1,4 @@
-import { useState, type FormEvent } from "react";
+import { useEffect, useState, type FormEvent } from "react";
 import { placeOrder, notify, refreshAccount } from "../account";
 import { errorText } from "../lib/api";
 import { checkDraft, type OrderDraft, type OrderKind, type TimeInForce } from "../lib/types";
@@ -21,6 +21,13 @@ export function OrderEntry() {
   const [quantity, setQuantity] = useState("");
   const [busy, setBusy] = useState(false);
   const [problem, setProblem] = useState<string | null>(null);
+  const picked = useMarket((s) => s.picked);
+  useEffect(() => {
+    if (picked) {
+      setPrice(picked.price);
+      setKind((k) => (k === "MARKET" ? "LIMIT" : k));
+    }
+  }, [picked]);
 
   if (!spec) return <section className="panel entry">Loading symbols…</section>;
   const draft: OrderDraft = { side, kind, tif, price, quantity };
