@@ -4,6 +4,8 @@ throwing random and mutated messages at it. Each gets what the FIX specification
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from collections.abc import Iterator
 from typing import Any
 
@@ -97,6 +99,33 @@ def test_a_sequence_gap_gets_a_resend_request_and_the_session_goes_on(session: R
     assert resend is not None and resend[7] == "2", resend  # BeginSeqNo: the first one missing
     session.send(frame([*header("4", 2), (43, "Y"), (122, resend[52]), (123, "Y"), (36, "6")]))  # gap fill to 6
     assert still_answers(session, 6)
+
+
+def test_a_signed_logon_is_accepted_and_a_bad_signature_is_logged_out(
+    exchange: Exchange, fix_port: tuple[Service, int]
+) -> None:
+    key, secret = exchange.keys[3]
+
+    def good(payload: bytes) -> str:
+        return hmac.new(secret.encode(), payload, hashlib.sha256).hexdigest()
+
+    def bad(payload: bytes) -> str:
+        return "0" * 64
+
+    for signature_of, accepted in ((good, True), (bad, False)):
+        raw = Raw(fix_port[1])
+        fields = [*header("A", 1), (98, "0"), (108, "30"), (141, "Y"), (553, key)]
+        values = dict(fields)
+        payload = "\x01".join(["A", values[49], values[56], values[34], values[52]]).encode()
+        signature = signature_of(payload)
+        raw.send(frame([*fields, (95, str(len(signature))), (96, signature)]))
+        answer = raw.read(5)
+        raw.close()
+        assert answer is not None
+        if accepted:
+            assert answer[35] == "A", answer
+        else:
+            assert answer[35] == "5" and "bad signature" in answer[58], answer
 
 
 def test_the_gateway_process_survived_everything(fix_port: tuple[Service, int]) -> None:
