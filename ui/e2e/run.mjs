@@ -128,6 +128,7 @@ try {
   // 5. a resting limit buy below the best bid: in open orders and in the book, then canceled
   // (clicking a level puts its price in the order entry)
   await byTest("bid-row").first().click();
+  await page.waitForFunction(() => document.querySelector("[data-testid=price]")?.value !== "1.001");
   const picked = await byTest("price").inputValue();
   if (!/^\d+\.\d{2}$/.test(picked)) throw new Error(`clicking a level did not set the price: ${picked}`);
   const top = Number(picked);
