@@ -12,14 +12,14 @@ from pathlib import Path
 
 import quickfix
 import uvloop
-from prometheus_client import start_http_server
 
 from gateways.fix.bridge import SWITCH_INTERVAL, Bridge, FixApplication
 from gateways.fix.config import load_fix_config
 from gateways.http.app import Gateway
-from persistence.apikeys import EncryptionKeyMissing, SecretCipher
-from wire.config import Settings, load_settings
-from wire.venue import DEFAULT_VENUE, Venue, load_venue
+from gateways.startup import start_gateway
+from persistence.apikeys import SecretCipher
+from wire.config import Settings
+from wire.venue import Venue
 
 log = logging.getLogger("mercury.gateway.fix")
 
@@ -54,16 +54,10 @@ async def serve(settings: Settings, venue: Venue, cipher: SecretCipher) -> None:
 
 
 def main() -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    settings = load_settings()
-    try:
-        cipher = SecretCipher.from_env()
-    except EncryptionKeyMissing as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    started = start_gateway()
+    if started is None:
         return 2
-    venue = load_venue(settings.venue_file or DEFAULT_VENUE)
-    if settings.metrics_port:
-        start_http_server(settings.metrics_port)
+    settings, venue, cipher = started
     sys.setswitchinterval(SWITCH_INTERVAL)
     uvloop.run(serve(settings, venue, cipher))
     return 0

@@ -10,12 +10,9 @@ import logging
 import sys
 
 import uvicorn
-from prometheus_client import start_http_server
 
 from gateways.http.app import create_app
-from persistence.apikeys import EncryptionKeyMissing, SecretCipher
-from wire.config import load_settings
-from wire.venue import DEFAULT_VENUE, load_venue
+from gateways.startup import start_gateway
 
 # s a stopping gateway waits for open connections: a WebSocket peer that never answers the close (a client whose
 # process went away without closing) must not hold the stop for ever
@@ -23,16 +20,10 @@ GRACE = 5
 
 
 def main() -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    settings = load_settings()
-    try:
-        cipher = SecretCipher.from_env()
-    except EncryptionKeyMissing as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    started = start_gateway()
+    if started is None:
         return 2
-    venue = load_venue(settings.venue_file or DEFAULT_VENUE)
-    if settings.metrics_port:
-        start_http_server(settings.metrics_port)
+    settings, venue, cipher = started
     app = create_app(settings, venue, cipher)
     logging.getLogger("mercury.gateway.http").info("HTTP gateway on 127.0.0.1:%d", settings.http_port)
     # no proxy-headers middleware (nothing here sits behind a proxy yet) and no Server/Date headers: each is work
