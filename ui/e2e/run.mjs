@@ -249,10 +249,16 @@ try {
   }
 
   // 11. another symbol, and a narrow screen
+  // (the account's tables follow: no ETHUSDT fills, the BTCUSDT ones back after)
+  await byTest("tab-fills").click();
   await byTest("symbol").selectOption("ETHUSDT");
   await page.waitForSelector("[data-testid=orderbook][data-state=live]");
+  await page.waitForFunction(() => document.querySelectorAll("[data-testid=fill]").length === 0);
+  const ethBid = (await byTest("bid-row").first().getAttribute("data-price")) ?? "";
+  log(`ETHUSDT: book live (best bid ${ethBid}), no fills listed`);
   await byTest("symbol").selectOption("BTCUSDT");
   await page.waitForSelector("[data-testid=orderbook][data-state=live]");
+  await byTest("fill").first().waitFor();
   await byTest("bid-row").first().waitFor();
   await page.setViewportSize({ width: 390, height: 844 });
   await page.waitForTimeout(500);

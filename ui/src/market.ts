@@ -110,7 +110,7 @@ async function loadHistory(id: number, symbol: string, interval: Interval): Prom
   useMarket.setState({ trades, ticker, error: null });
 }
 
-function onMessage(id: number, symbol: string, raw: string): void {
+function onMessage(id: number, raw: string): void {
   if (id !== connection) return;
   const msg = JSON.parse(raw) as { stream?: string; data?: Record<string, unknown> };
   if (!msg.stream || !msg.data) return;
@@ -147,7 +147,6 @@ function onMessage(id: number, symbol: string, raw: string): void {
       },
     });
   }
-  void symbol;
 }
 
 /** (Re)connect to the feed for the store's symbol and interval; called on start, on a change, and on a drop. */
@@ -186,7 +185,7 @@ export function connectMarket(): void {
       if (id === connection) useMarket.setState({ error: `market data: ${errorText(err)}` });
     });
   };
-  ws.onmessage = (event: MessageEvent<string>) => onMessage(id, symbol, event.data);
+  ws.onmessage = (event: MessageEvent<string>) => onMessage(id, event.data);
   ws.onclose = () => {
     if (id !== connection) return;
     useMarket.setState({ marketConn: "reconnecting" });

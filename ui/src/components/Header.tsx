@@ -1,4 +1,6 @@
 import { selectMarket } from "../market";
+import { notify, refreshAccount } from "../account";
+import { errorText } from "../lib/api";
 import { INTERVALS, useAccount, useMarket, type ConnState } from "../store";
 import { fmtPrice, fmtQty } from "../format";
 import { formatFixed } from "../lib/decimal";
@@ -29,7 +31,11 @@ export function Header() {
         aria-label="Symbol"
         data-testid="symbol"
         value={symbol}
-        onChange={(e) => selectMarket(e.target.value, interval)}
+        onChange={(e) => {
+          selectMarket(e.target.value, interval);
+          // the account's tables follow the selected symbol
+          if (useAccount.getState().creds) refreshAccount().catch((err: unknown) => notify("error", errorText(err)));
+        }}
       >
         {specs.map((s) => (
           <option key={s.symbol} value={s.symbol}>
