@@ -181,6 +181,7 @@ export function connectMarket(): void {
     if (id !== connection) return;
     retryDelay = 500;
     useMarket.setState({ marketConn: "live" });
+    follower?.start();
     loadHistory(id, symbol, interval).catch((err: unknown) => {
       if (id === connection) useMarket.setState({ error: `market data: ${errorText(err)}` });
     });

@@ -137,3 +137,34 @@ describe("BookFollower", () => {
     expect(f.resyncs).toBe(2);
   });
 });
+
+describe("BookFollower on a quiet market", () => {
+  it("shows the snapshot before any diff, then checks the first diff against it", async () => {
+    let resolve: (s: DepthSnapshot) => void = () => {};
+    const updates: number[] = [];
+    const f = new BookFollower("BTCUSDT", () => new Promise<DepthSnapshot>((r) => (resolve = r)), (b) => updates.push(b.updateId));
+    f.start();
+    expect(f.state).toBe("snapshot");
+    resolve(snapshot);
+    for (let i = 0; i < 5; i++) await Promise.resolve();
+    expect(f.state).toBe("live");
+    expect(updates).toEqual([10]);
+    f.push(diff(9, 10, [], [])); // older than the snapshot: ignored
+    f.push(diff(11, 11, [["49998.00", "1.00000"]], []));
+    expect(f.book.updateId).toBe(11);
+    f.push(diff(13, 13, [], [])); // a gap
+    expect(f.state).toBe("waiting");
+  });
+
+  it("catches a diff missed between the snapshot and the stream's first one", async () => {
+    let resolve: (s: DepthSnapshot) => void = () => {};
+    const resyncs: string[] = [];
+    const f = new BookFollower("BTCUSDT", () => new Promise<DepthSnapshot>((r) => (resolve = r)), () => {}, (why) => resyncs.push(why));
+    f.start();
+    resolve(snapshot);
+    for (let i = 0; i < 5; i++) await Promise.resolve();
+    f.push(diff(12, 12, [], [])); // 11 never arrived
+    expect(resyncs[0]).toMatch(/misses 11/);
+    expect(f.state).toBe("waiting");
+  });
+});

@@ -164,6 +164,18 @@ export class BookFollower {
     }
   }
 
+  /**
+   * The stream is open: fetch the snapshot now rather than at the first diff, so that a quiet market still shows
+   * its book. Diffs that arrive meanwhile are buffered and checked as usual; a snapshot taken before the stream's
+   * first diff is only accepted when nothing was buffered, and then the first diff must still span
+   * lastUpdateId + 1 (LocalBook.apply), so a diff missed in between is caught as a gap.
+   */
+  start(): void {
+    if (this.state !== "waiting") return;
+    this.state = "snapshot";
+    void this.loadSnapshot(this.generation);
+  }
+
   /** Forget the book and start again from the next diff (a gap, a bad checksum, or a new connection). */
   restart(reason: string): void {
     this.resyncs += 1;
@@ -187,7 +199,7 @@ export class BookFollower {
       }
       if (generation !== this.generation) return; // restarted meanwhile
       const first = this.buffered[0];
-      if (first && snapshot.lastUpdateId >= first.U) break;
+      if (!first || snapshot.lastUpdateId >= first.U) break;
     }
     const book = new LocalBook(this.symbol);
     book.load(snapshot);
