@@ -37,7 +37,7 @@ def test_the_document_describes_exactly_the_gateways_http_routes(exchange: Excha
     routed = {
         (route.path, method)
         for route in app.app.routes
-        if isinstance(route, Route) and route.path != "/openapi.json"
+        if isinstance(route, Route) and route.path.startswith("/api/")  # not the document itself, nor the UI's
         for method in set(route.methods or ()) - {"HEAD"}
     }
     assert documented == routed
