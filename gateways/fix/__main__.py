@@ -51,6 +51,7 @@ async def serve(settings: Settings, venue: Venue, cipher: SecretCipher) -> None:
         await asyncio.to_thread(acceptor.stop)
         for session in list(bridge.sessions.values()):
             session.close()
+        await asyncio.to_thread(bridge.close)
 
 
 def main() -> int:

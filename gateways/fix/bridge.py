@@ -4,11 +4,12 @@ QuickFIX runs each session on its own thread and calls ``FixApplication`` there.
 shared: each callback hands what it received (plain data: the message's fields) to the event loop with
 ``call_soon_threadsafe``, and a logon, which QuickFIX must accept or refuse at once, waits for the loop's answer.
 Everything else lives on the loop and has one owner there: the ``Bridge`` owns the sessions; each ``FixSession``
-owns its queue of requests (handled one at a time, in the order received) and its pending cancels and replaces.
+owns its queue of requests (handled in the order received) and its pending cancels and replaces. What goes back
+to QuickFIX leaves through one sender thread (``Bridge.outbox``), so the loop never waits on a QuickFIX lock.
 
 Execution reports come from the gateway's live state (gateways/live.py): it pushes each account's
 ``executionReport`` events on the loop in engine order, and the session turns each into an ExecutionReport and
-hands it to QuickFIX (``Session.sendToTarget`` is thread-safe), so reports reach the right session in engine order.
+queues it for the sender thread, so reports reach the right session in engine order.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ import hashlib
 import hmac
 import itertools
 import logging
+import queue
+import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -98,10 +101,7 @@ class FixSession:
             task.cancel()
 
     def send(self, msg_type: str, fields: m.Fields) -> None:
-        try:
-            quickfix.Session.sendToTarget(build(msg_type, fields), self.session_id)
-        except quickfix.SessionNotFound:
-            log.warning("session %s is gone: %s not sent", self.session_id, msg_type)
+        self.bridge.outbox.put((msg_type, fields, self.session_id))
 
     # reports from the engine's events, in engine order ---------------------------------------------------------
 
@@ -328,6 +328,24 @@ class Bridge:
         self.sessions: dict[str, FixSession] = {}  # by the client's CompID
         self._exec_ids = itertools.count(1)
         self._epoch = time.time_ns() // 1_000_000  # ExecIDs stay unique across restarts
+        # Messages go to QuickFIX from a thread of their own, never from the loop: sending takes the session's
+        # lock, which that session's thread holds while it waits for the loop to check a logon. Sent from the loop,
+        # that would be a deadlock; from this thread it is a short wait. One thread keeps the order.
+        self.outbox: queue.SimpleQueue[tuple[str, m.Fields, quickfix.SessionID] | None] = queue.SimpleQueue()
+        self.sender = threading.Thread(target=self._send_all, name="fix-sender", daemon=True)
+        self.sender.start()
+
+    def _send_all(self) -> None:
+        while (item := self.outbox.get()) is not None:
+            msg_type, fields, session_id = item
+            try:
+                quickfix.Session.sendToTarget(build(msg_type, fields), session_id)
+            except quickfix.SessionNotFound:
+                log.warning("session %s is gone: %s not sent", session_id, msg_type)
+
+    def close(self) -> None:
+        self.outbox.put(None)
+        self.sender.join(5)
 
     def exec_id(self) -> str:
         return f"{self._epoch}-{next(self._exec_ids)}"
