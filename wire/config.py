@@ -41,6 +41,11 @@ class Settings:
     fix_port: int = 0  # ... and port (0: the one config/fix.toml gives, 9878)
     fix_config_file: str = ""  # empty: config/fix.toml in the repository
     fix_state_dir: str = "var/fix"  # QuickFIX's message store (sequence numbers) and session logs
+    frontdoor_host: str = "127.0.0.1"  # the front door (frontdoor/: nginx) of the local run
+    frontdoor_port: int = 8080
+    frontdoor_gateways: str = "127.0.0.1:8081,127.0.0.1:8082"  # the HTTP gateways behind it
+    frontdoor_feeds: str = "127.0.0.1:8090/8091,127.0.0.1:8092/8093"  # the feeds behind it: host:rest_port/ws_port
+    frontdoor_state_dir: str = "var/frontdoor"  # its rendered configuration, pid, logs and buffers
     metrics_port: int = 0  # Prometheus exporter port of the process (0: none)
 
 
