@@ -130,8 +130,16 @@ class MarketMaker(Bot):
                 worst, worst_bps = key, off
         if worst is None:
             return None
+        price = self.target(view, worst)
+        for _ in self.keys:
+            # a quote of its own on the other side in the way (it has not followed the fair value yet): move that
+            # one first, or the bot would trade with itself
+            crossing = self._crossing(worst, price)
+            if crossing is None:
+                break
+            worst, price = crossing, self.target(view, crossing)
         symbol, side, level = worst
-        rules, price = self.rules[symbol], self.target(view, worst)
+        rules = self.rules[symbol]
         notional = unit_notional(rules, price) * _dec(size) * (1 + Decimal(level) / 2)
         order = Order(symbol, side, "LIMIT", self.client_id(), qty=rules.qty_for(notional, price), price=price,
                       tif="GTC")  # fmt: skip
@@ -140,6 +148,18 @@ class MarketMaker(Bot):
         if quote is None:
             return Place(order, self.slot_of[worst])
         return Replace(quote.client_id, order, self.slot_of[worst])
+
+    def _crossing(self, key: tuple[str, str, int], price: Decimal) -> tuple[str, str, int] | None:
+        """This bot's quote on the other side that a quote of ``key`` at ``price`` would trade with."""
+        symbol, side, _ = key
+        for other, quote in self.quotes.items():
+            if (
+                other[0] == symbol
+                and other[1] != side
+                and (quote.price <= price if side == "BUY" else quote.price >= price)
+            ):
+                return other
+        return None
 
     def settle(self, action: Action, outcome: Outcome) -> None:
         if not isinstance(action, Place | Replace):

@@ -41,6 +41,7 @@ class Config:
     state_dir: Path
     wait: float  # s the venue may take to come up at start
     levels: int  # each market maker's quotes per side and symbol
+    first_account: int  # the bots' accounts are numbered from here
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +76,8 @@ def parse(argv: list[str], settings: Settings) -> Config:
     parser.add_argument("--no-fix", action="store_true", help="no bot on FIX (every bot on REST or the WS API)")
     parser.add_argument("--state-dir", default="var/sim", help="the bots' API keys (default %(default)s)")
     parser.add_argument("--wait", type=float, default=300.0, help="seconds the venue may take to come up")
+    parser.add_argument("--first-account", type=int, default=FIRST_ACCOUNT,
+                        help="the bots' accounts are numbered from here (default %(default)s)")  # fmt: skip
     args = parser.parse_args(argv)
     symbols = tuple(s.strip().upper() for s in args.symbols.split(",") if s.strip())
     for symbol in symbols:
@@ -84,6 +87,8 @@ def parse(argv: list[str], settings: Settings) -> Config:
         raise ConfigError(f"--rate must be a positive number of orders per second, not {args.rate}")
     if min(args.makers, args.takers, args.momentum) < 0 or args.makers + args.takers + args.momentum == 0:
         raise ConfigError("--makers, --takers and --momentum count bots: none negative, at least one bot")
+    if args.first_account < 1:
+        raise ConfigError("--first-account must be a positive account number")
     if args.levels < 1:
         raise ConfigError("--levels must be at least 1")
     if args.duration is not None and not args.duration > 0:
@@ -96,7 +101,7 @@ def parse(argv: list[str], settings: Settings) -> Config:
     return Config(url=url, ws_url=ws_url, fix_host=args.fix_host, fix_port=args.fix_port, symbols=symbols,
                   rate=args.rate, seed=seed, duration=args.duration, makers=args.makers, takers=args.takers,
                   momentum=args.momentum, fix=not args.no_fix, state_dir=Path(args.state_dir), wait=args.wait,
-                  levels=args.levels)  # fmt: skip
+                  levels=args.levels, first_account=args.first_account)  # fmt: skip
 
 
 def plan(config: Config, orders_per_10s: int) -> list[BotPlan]:
@@ -115,7 +120,7 @@ def plan(config: Config, orders_per_10s: int) -> list[BotPlan]:
     ws_bot = next((name for name, kind in bots if kind == "maker" and name != fix_bot), "")
     ws_bot = ws_bot or next((name for name, _ in bots if name != fix_bot), "")
     out: list[BotPlan] = []
-    account = FIRST_ACCOUNT
+    account = config.first_account
     for name, kind in bots:
         rate = config.rate * present[kind] / total / counts[kind]
         protocol = "fix" if name == fix_bot else "ws" if name == ws_bot else "rest"
