@@ -1,0 +1,144 @@
+"""bench/reports/venue-latency.md: the machine, the command, every step's outcome, latency per hop, CPU per
+process, and which process saturates first."""
+
+from __future__ import annotations
+
+import math
+import os
+from typing import TYPE_CHECKING
+
+from bench.machine import machine_markdown
+from bench.venue.hops import HOPS, Hop
+from bench.venue.session import Step
+from bench.venue.stack import LOAD_LIMITS
+from bench.venue.tally import Requests, failures
+
+if TYPE_CHECKING:
+    from bench.latency import LatencyRun
+
+NOT_VENUE = ("bench load", "bench observers")
+
+
+def _ms(value: float) -> str:
+    if math.isnan(value):
+        return "-"
+    return f"{value:,.1f}" if value >= 10 else f"{value:.2f}"
+
+
+def hop_table(hops: dict[str, Hop]) -> list[str]:
+    out = ["| hop | what it spans | samples | p50 ms | p99 ms | p99.9 ms | max ms |",
+           "| --- | --- | ---: | ---: | ---: | ---: | ---: |"]  # fmt: skip
+    for name, h in hops.items():
+        client = name.partition("(")[2].rstrip(")")
+        what = HOPS.get(name) or f"trade published → a WebSocket client of {client} reads it on <sym>@trade"
+        neg = f" ({h.negatives} below 0)" if h.negatives else ""
+        out.append(f"| {name} | {what} | {h.count:,}{neg} | {_ms(h.ms(50))} | {_ms(h.ms(99))} | {_ms(h.ms(99.9))} "
+                   f"| {_ms(h.max_ms())} |")  # fmt: skip
+    return out
+
+
+def step_rows(steps: list[Step]) -> list[str]:
+    out = ["| step | offered /s | answered 200 /s | refused | failed | p99 due → answer ms | engine lag at end "
+           "| PG lag at end (events) | caught up after | machine busy | sustained |",
+           "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |"]  # fmt: skip
+    for s in steps:
+        req = Requests.of([s.result])
+        ok = int(req.ok().sum())
+        bad = sum(failures(req.counts()).values())
+        refused = len(req.kind) - ok - bad
+        answered = req.resp > 0
+        due = (req.resp[answered] - req.sched[answered]) / 1e6
+        p99 = float(sorted(due.tolist())[int(0.99 * (len(due) - 1))]) if len(due) else float("nan")
+        verdict = "yes" if s.sustained else f"no: {s.why}"
+        out.append(f"| {s.label} | {s.rate:,.0f} | {ok / s.seconds:,.0f} | {refused:,} | {bad:,} | {_ms(p99)} "
+                   f"| {s.engine_lag_end:,} | {s.pg_lag_end:,} | {s.drain_s:.1f} s | {s.machine_busy:.0f}% "
+                   f"| {verdict} |")  # fmt: skip
+    return out
+
+
+def cpu_rows(steps: list[Step]) -> list[str]:
+    names: list[str] = []
+    for s in steps:
+        names += [n for n in s.cpu if n not in names]
+    out = ["| process | " + " | ".join(s.label for s in steps) + " |", "| --- |" + " ---: |" * len(steps)]
+    for name in sorted(names, key=lambda n: -max(s.cpu.get(n, 0.0) for s in steps)):
+        out.append(f"| {name} | " + " | ".join(f"{s.cpu.get(name, 0.0):.0f}" for s in steps) + " |")
+    out.append("| **all of these** | " + " | ".join(f"{sum(s.cpu.values()):.0f}" for s in steps) + " |")
+    return out
+
+
+def saturation(run: LatencyRun) -> list[str]:
+    """Which process is nearest a whole core, and how full the machine is, at the highest rates measured."""
+    ramp = [s for s in run.steps if s.label != "warm-up"]
+    if not ramp:
+        return []
+    cores = os.cpu_count() or 1
+    best = run.best()
+    top = max(ramp, key=lambda s: s.rate)
+    out = []
+    for s in ([best] if best is not None and best is not top else []) + [top]:
+        venue = {k: v for k, v in s.cpu.items() if k not in NOT_VENUE}
+        ranked = sorted(venue.items(), key=lambda kv: -kv[1])[:4]
+        load = sum(v for k, v in s.cpu.items() if k in NOT_VENUE)
+        out.append(f"- At {s.rate:,.0f}/s ({'sustained' if s.sustained else 'not sustained'}): the machine was "
+                   f"{s.machine_busy:.0f}% busy ({cores} cores); the venue's processes used "
+                   f"{sum(venue.values()):.0f}% of one core, the load and the observers {load:.0f}%. Busiest: "
+                   + ", ".join(f"{k} {v:.0f}%" for k, v in ranked) + ".")  # fmt: skip
+    return out
+
+
+def render(run: LatencyRun, figures: list[str]) -> str:
+    best = run.best()
+    latency = next((s for s in run.steps if s.label.startswith("latency")), None)
+    out = ["# The whole venue: latency per hop and the highest sustained order rate", ""]
+    out += ["Reproduce: `python -m bench latency" + "".join(f" {a}" for a in run.argv) + "` (from the repository root; "
+            f"this run took {run.seconds:.0f} s, started {run.started})", "", machine_markdown(), ""]  # fmt: skip
+    out += [f"Machine busy before the venue started (other work on this shared machine): {run.background_busy:.0f}%"
+            " of all cores.", ""]  # fmt: skip
+    out += ["## What ran", ""]
+    out += ["A private venue started like `./mercury start` (bench/venue/stack.py): Redis (AOF everysec), PostgreSQL, "
+            "FerretDB, the sequencer, the engine, the PostgreSQL and MongoDB persisters, two HTTP gateways, two feeds "
+            "and the front door (nginx), every one a real process on this machine. Settings as the Procfile's except "
+            + ", ".join(f"`MERCURY_{k.upper()}={v}`" for k, v in LOAD_LIMITS.items())
+            + ": the gateways count request weight per client IP, and behind the front door every request comes from "
+            "nginx's 127.0.0.1. The per-account order limit stays at its default (100 per 10 s), so the load spreads "
+            f"its orders over {run.accounts:,} funded accounts, each with its own HMAC key.", ""]  # fmt: skip
+    out += ["One load process (bench/venue/loadgen.py, open loop: each request leaves at its due time whatever the "
+            "earlier ones did) sends signed REST requests through the front door on keep-alive connections: 55% "
+            "passive LIMIT GTC orders near a fixed mid, 10% LIMIT IOC takers through the mid (they trade), 35% "
+            "cancels of resting orders beyond the takers' reach; new orders ask for the ACK answer (journaled). "
+            "Latency starts at the request's write; `p99 due → answer` below starts at its due time, so it also "
+            "counts time queued in the client when the venue falls behind.", ""]  # fmt: skip
+    out += ["Observation points (bench/venue/observe.py; nothing is added to the venue's messages): a subscriber on "
+            "the sequencer's journal PUB (a batch is published there once Redis accepted it; each command carries "
+            "the sequencer's stamp), a subscriber on the engine's PUB (first event of each command, trades, "
+            "heartbeats), WebSocket clients on `btcusdt@trade` through the front door and on each feed directly, a "
+            "poll of PostgreSQL's `consumer_offsets` every 5 ms (committed with the rows) and of the MongoDB "
+            "persister's offset in the Redis registry every 5 ms. All times are CLOCK_REALTIME on one machine. "
+            "Each observer is itself a process waiting for a core, so every hop includes its scheduling delay; "
+            "the polls add up to their period.", ""]  # fmt: skip
+    out += ["## Steps", "", *step_rows(run.steps), ""]
+    if best is not None:
+        out += [f"**Highest sustained rate in this run: {best.rate:,.0f} orders/s** through the front door (the "
+                "seed's bar is 10,000/s). Sustained means: no failed request, under 0.1% refused (429, 503 -1008), "
+                "97% of offered answered 200, p99 from due to answer under 500 ms, and the engine and both "
+                "persisters caught up within 10 s of the step.", ""]  # fmt: skip
+    else:
+        out += ["**No step was sustained in this run.**", ""]
+    for s in [x for x in (latency, best) if x is not None]:
+        if s.label not in run.hops or (s is best and best is latency):
+            continue
+        out += [f"## Latency per hop at {s.rate:,.0f} orders/s ({s.label})", ""]
+        out += [*hop_table(run.hops[s.label]), ""]
+    out += ["## CPU per process (% of one core, over each step's window)", "", *cpu_rows(run.steps), ""]
+    out += ["## Which saturates first", "", *saturation(run), ""]
+    out += ["The engine's refusals during the run: " + (", ".join(f"{k} x{v}" for k, v in run.refusals.items())
+                                                      or "none") + ".", ""]  # fmt: skip
+    if run.reconnects and any(run.reconnects.values()):
+        out += ["WebSocket reconnects of the observers: " + ", ".join(f"{k} {v}" for k, v in run.reconnects.items()),
+                ""]  # fmt: skip
+    out += ["## Figures", ""] + [f"![{f}]({f})" for f in figures] + [""]
+    out += ["Warnings and errors in the venue's logs during the run: " + (str(len(run.warnings)) if run.warnings
+                                                                         else "none.")]  # fmt: skip
+    out += [f"    {line[:200]}" for line in run.warnings[:15]]
+    return "\n".join(out) + "\n"
