@@ -88,11 +88,12 @@ class Tap:
     engine in_seq, engine out_seq) is kept current for whoever samples it."""
 
     def __init__(self, settings: Settings, base_in_seq: int, symbol: str, accounts: range,
-                 progress: Sequence[int] | None = None) -> None:  # fmt: skip
+                 progress: Any = None) -> None:  # fmt: skip
         self.symbol = symbol
         self.accounts = accounts
         self.data = TapData(SeqColumn(base_in_seq), SeqColumn(base_in_seq), SeqColumn(base_in_seq),
                             SeqColumn(base_in_seq))  # fmt: skip
+        # journaled in_seq, engine in_seq, engine out_seq: a shared array when the tap runs in its own process
         self.progress: Any = progress if progress is not None else [0, 0, 0]
         self.progress[0] = base_in_seq - 1  # journaled before the tap listened
         self.ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
