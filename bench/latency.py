@@ -80,18 +80,25 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return args
 
 
-def ramp(session: Session, rates: list[float], seconds: float) -> None:
-    """Steps up the rates until one is not sustained, then once between the best and the first failure."""
-    failed: float | None = None
+def ramp(session: Session, rates: list[float], seconds: float, start: Step) -> None:
+    """From the latency step: up through ``rates`` until a step is not sustained (or, if the latency step was not,
+    down by quarters until one is), then once between the best rate and the first failure."""
+    failed: float | None = None if start.sustained else start.rate
+    if not start.sustained:
+        rates = [start.rate * f for f in (0.75, 0.5, 0.25)]
     for rate in rates:
         step = session.step(f"ramp {rate:,.0f}/s", rate, seconds)
         say(f"  {rate:,.0f}/s: {'sustained' if step.sustained else 'NOT sustained: ' + step.why}")
-        if not step.sustained:
+        if start.sustained and not step.sustained:
             failed = rate
             break
+        if not start.sustained and step.sustained:
+            break
+        failed = rate if not step.sustained else failed
     good = [s.rate for s in session.steps if s.sustained and s.label != "warm-up"]
     if failed is not None and good:
-        mid = round((max(good) + failed) / 2 / 250) * 250
+        grain = 250 if failed > 2_000 else 50
+        mid = round((max(good) + failed) / 2 / grain) * grain
         if max(good) < mid < failed:
             step = session.step(f"ramp {mid:,.0f}/s", mid, seconds)
             say(f"  {mid:,.0f}/s: {'sustained' if step.sustained else 'NOT sustained: ' + step.why}")
@@ -117,7 +124,7 @@ def execute(args: argparse.Namespace, directory: Path) -> LatencyRun:
         step = session.step(f"latency {args.rate:,.0f}/s", args.rate, args.seconds)
         say(f"  {'sustained' if step.sustained else 'NOT sustained: ' + step.why}")
         say("ramp")
-        ramp(session, args.ramp, args.step_seconds)
+        ramp(session, args.ramp, args.step_seconds, step)
     finally:
         if session is not None:
             session.close()

@@ -185,7 +185,8 @@ def execute(args: argparse.Namespace) -> LoadRun:
         traders = prepare(settings, target.pg_url, cipher, first, accounts)
         if stack is not None:
             sim, sim_note = start_sim(stack)
-        session = Session(target, traders, stack.processes() if stack is not None else None)
+        session = Session(target, traders, stack.processes() if stack is not None else None, args.orders_per_10s,
+                          accounts)  # fmt: skip
         say(f"load: {args.rate:,.0f} requests/s for {args.seconds:.0f} s through {target.url}")
         step = session.step("load", args.rate, args.seconds, bad_every=args.bad_every, drain_s=args.verify_timeout)
         req = session.requests()

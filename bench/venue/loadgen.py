@@ -30,7 +30,7 @@ from bench.venue.accounts import Trader
 from bench.venue.flow import NEW, OrderFlow
 from bench.venue.http import Connection, error_code, order_id
 
-NOT_SENT = "not sent: client backlog over its cap"
+NOT_SENT = "not sent: the venue answered too slowly"  # queued in the load process past its cap or the drain
 NO_ANSWER = "no answer before the drain timeout"
 CONNECTION = "connection error"
 
@@ -206,10 +206,10 @@ class LoadGen:
                 await asyncio.sleep(max(0.0005, (sched[due_next] - time.time_ns()) / 1e9))
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.done.wait(), plan.drain_s)
-        no_answer = self.class_of(NO_ANSWER)
+        no_answer, not_sent = self.class_of(NO_ANSWER), self.class_of(NOT_SENT)
         for i in range(n):
             if not self.resp[i] and self.status[i] == 0:
-                self.status[i] = no_answer
+                self.status[i] = no_answer if self.sent[i] else not_sent  # still queued here: never reached the venue
         for conn in list(self.idle):
             if conn.transport is not None:
                 conn.transport.close()

@@ -101,8 +101,12 @@ def render(run: LatencyRun, figures: list[str]) -> str:
             "and the front door (nginx), every one a real process on this machine. Settings as the Procfile's except "
             + ", ".join(f"`MERCURY_{k.upper()}={v}`" for k, v in LOAD_LIMITS.items())
             + ": the gateways count request weight per client IP, and behind the front door every request comes from "
-            "nginx's 127.0.0.1. The per-account order limit stays at its default (100 per 10 s), so the load spreads "
-            f"its orders over {run.accounts:,} funded accounts, each with its own HMAC key.", ""]  # fmt: skip
+            "nginx's 127.0.0.1. The per-account order limit stays at its default (100 per 10 s), so each step spreads "
+            "its orders over as many accounts as its rate needs (rate x 10 s / 100 x 1.5, bench/venue/accounts.py; "
+            f"{run.accounts:,} funded accounts with HMAC keys for the highest rate), and no more: a gateway caches "
+            "a key for 5 s, and a key used less often than that costs a PostgreSQL lookup and a decryption on every "
+            "request (a first run that spread 250 orders/s over 1,500 accounts spent ten times the gateway CPU per "
+            "order).", ""]  # fmt: skip
     out += ["One load process (bench/venue/loadgen.py, open loop: each request leaves at its due time whatever the "
             "earlier ones did) sends signed REST requests through the front door on keep-alive connections: 55% "
             "passive LIMIT GTC orders near a fixed mid, 10% LIMIT IOC takers through the mid (they trade), 35% "

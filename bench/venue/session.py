@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import redis
 
-from bench.venue.accounts import Trader
+from bench.venue.accounts import Trader, accounts_for
 from bench.venue.cpu import ProcessCpu, Watched
 from bench.venue.loadgen import LoadProcess, Plan, Result
 from bench.venue.observe import TapData, TapProcess, Watchers
@@ -76,9 +76,12 @@ def _idle_seconds() -> float:
 
 
 class Session:
-    def __init__(self, target: Target, traders: list[Trader], processes: dict[str, Watched] | None = None) -> None:
+    def __init__(self, target: Target, traders: list[Trader], processes: dict[str, Watched] | None = None,
+                 orders_per_10s: int = 100, spread: int = 0) -> None:  # fmt: skip
         self.target = target
         self.traders = traders
+        self.orders_per_10s = orders_per_10s
+        self.spread = spread  # accounts every step uses (0: as many as its rate needs)
         self.run_tag = "b" + secrets.token_hex(3)
         self.next_index = 0
         r = redis.Redis.from_url(target.settings.redis_url, socket_timeout=5)
@@ -117,7 +120,10 @@ class Session:
 
     def plan(self, rate: float, seconds: float, bad_every: int = 0) -> Plan:
         t = self.target
-        return Plan(url=t.url, traders=self.traders, rate=rate, seconds=seconds, symbol=t.spec.symbol, mid=t.mid,
+        # only the accounts this rate needs: each gateway caches an API key for 5 s (gateways/binance/auth.py), and
+        # with more keys in use than requests in 5 s every request would look its key up in PostgreSQL again
+        traders = self.traders[: self.spread or accounts_for(rate, self.orders_per_10s)]
+        return Plan(url=t.url, traders=traders, rate=rate, seconds=seconds, symbol=t.spec.symbol, mid=t.mid,
                     tick=str(t.spec.tick_size), lot=str(t.spec.lot_size), run_tag=self.run_tag,
                     start_ns=time.time_ns() + 300_000_000, bad_every=bad_every,
                     first_index=self.next_index)  # fmt: skip
