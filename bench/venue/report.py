@@ -84,7 +84,23 @@ def saturation(run: LatencyRun) -> list[str]:
                    f"{s.machine_busy:.0f}% busy ({cores} cores); the venue's processes used "
                    f"{sum(venue.values()):.0f}% of one core, the load and the observers {load:.0f}%. Busiest: "
                    + ", ".join(f"{k} {v:.0f}%" for k, v in ranked) + ".")  # fmt: skip
+    basis = best or top
+    per_order = cpu_per_order(basis)
+    total = sum(v for k, v in per_order.items() if k not in NOT_VENUE)
+    out += ["", f"CPU time per order at {basis.rate:,.0f}/s, by process (ms of CPU per request answered; each process "
+            "is far from a whole core, so what fills is the machine: the sum over all of them):", ""]  # fmt: skip
+    out += ["| process | CPU ms per request |", "| --- | ---: |"]
+    out += [f"| {k} | {v:.2f} |" for k, v in sorted(per_order.items(), key=lambda kv: -kv[1])]
+    out += [f"| **the venue (all but the bench's own)** | **{total:.2f}** |", ""]
+    if total > 0:
+        out += [f"At that cost, {cores} cores carry at most about {1000 * cores / total:,.0f} requests/s with nothing "
+                f"else running; 10,000/s would take about {total * 10:,.0f} cores' worth of CPU.", ""]  # fmt: skip
     return out
+
+
+def cpu_per_order(step: Step) -> dict[str, float]:
+    """ms of CPU each process spent per request of the step (answered or not)."""
+    return {k: v / 100 * 1000 / step.rate for k, v in step.cpu.items()}
 
 
 def render(run: LatencyRun, figures: list[str]) -> str:

@@ -16,7 +16,7 @@ import numpy as np
 import redis
 
 from bench.venue.accounts import Trader
-from bench.venue.flow import CANCEL
+from bench.venue.flow import CANCEL, NEW
 from bench.venue.tally import CANCEL_RACED, Requests
 from engine.events_stream import last_out_seq
 from sequencer.journal import Journal
@@ -37,6 +37,8 @@ class Verdict:
     refused_by_engine: int = 0
     raced_cancels: int = 0  # cancels answered -2011
     raced_cancels_closed: int = 0  # ... whose order PostgreSQL shows closed
+    unknown: int = 0  # new orders answered without an orderId (502, 503 -1007, a connection error, no answer)
+    unknown_journaled: int = 0  # ... that the journal holds all the same (a client finds them by clientOrderId)
     persister_waited_s: float = 0.0
     persister_caught_up: bool = False
     missing: list[int] = field(default_factory=list)  # a few orderIds not found, for the report
@@ -58,6 +60,15 @@ class Verdict:
             f"  cancels answered -2011 (the order had left the book): {self.raced_cancels}, of orders closed or "
             f"refused by the engine in PostgreSQL: {self.raced_cancels_closed}",
             *([f"  missing (first few): {self.missing[:10]}"] if self.missing else []),
+            *(
+                [
+                    f"new orders answered without an orderId (502, 503 -1007, connection lost): {self.unknown:,}; "
+                    f"of these, journaled all the same: {self.unknown_journaled:,}, not journaled: "
+                    f"{self.unknown - self.unknown_journaled:,}"
+                ]
+                if self.unknown
+                else []
+            ),
         ]
 
 
@@ -70,6 +81,11 @@ def _fetch(url: str, query: str, *args: object) -> list[asyncpg.Record]:
             await conn.close()
 
     return asyncio.run(run())
+
+
+def _refusals(req: Requests) -> list[int]:
+    """Status indexes of answers that say the order was not taken (any 4xx: refused before the sequencer)."""
+    return [i for i, c in enumerate(req.classes) if c[:1] == "4"]
 
 
 def wait_persisted(settings: Settings, shard: str, pg_url: str, timeout: float) -> tuple[bool, float]:
@@ -119,6 +135,10 @@ def verify(req: Requests, traders: list[Trader], run_tag: str, settings: Setting
         r.close()
     v.in_journal = found
     v.journaled_twice = sum(1 for n in ours.values() if n > 1)
+    # outcome unknown to the client: a Binance client would look such an order up by its clientOrderId
+    no_id = (req.kind == NEW) & ~req.ok() & (req.sent > 0) & ~np.isin(req.status, _refusals(req))
+    v.unknown = int(no_id.sum())
+    v.unknown_journaled = sum(1 for k in req.index[no_id].tolist() if ours[f"{run_tag}-{k:x}"])
     # PostgreSQL, once the persister has caught up with the events as they are now
     v.persister_caught_up, v.persister_waited_s = wait_persisted(settings, shard, pg_url, timeout)
     id_list = [int(i) for i in ids.tolist()]
