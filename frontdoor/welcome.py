@@ -13,6 +13,8 @@ import os
 import signal
 import sys
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import asyncpg
@@ -21,6 +23,7 @@ from client.admin import AdminError, run
 from gateways.fix.config import load_fix_config
 from persistence.apikeys import ApiKeyRefused, EncryptionKeyMissing, SecretCipher, create_hmac
 from wire.config import Settings, load_settings
+from wire.venue import DEFAULT_VENUE, load_venue
 
 DEMO_ACCOUNT = 1000
 FUNDS = (("USDT", "100000"), ("BTC", "2"), ("ETH", "30"))
@@ -76,6 +79,28 @@ def demo_account(settings: Settings, cipher: SecretCipher, state: Path) -> dict[
     return {"account": str(DEMO_ACCOUNT), "key": key, "secret": secret}
 
 
+def door_ready(settings: Settings) -> str:
+    """Until the front door answers for a gateway (ping) and a feed (a book): the banner promises a working URL.
+    Returns what is still not answering when WAIT runs out ('' once both answer)."""
+    url = f"http://{settings.frontdoor_host}:{settings.frontdoor_port}"
+    paths = [
+        "/api/v3/ping",
+        "/api/v3/depth?symbol=" + load_venue(settings.venue_file or DEFAULT_VENUE).symbols[0].symbol,
+    ]
+    deadline = time.monotonic() + WAIT
+    while True:
+        failing = []
+        for path in paths:
+            try:
+                with urllib.request.urlopen(url + path, timeout=5) as response:
+                    response.read()
+            except (OSError, urllib.error.HTTPError) as exc:  # not listening yet, or 502 while its upstream starts
+                failing.append(f"{url}{path}: {exc}")
+        if not failing or time.monotonic() > deadline:
+            return "; ".join(failing)
+        time.sleep(0.5)
+
+
 def banner(settings: Settings, demo: dict[str, str]) -> str:
     url = f"http://{settings.frontdoor_host}:{settings.frontdoor_port}"
     ws = url.replace("http://", "ws://")
@@ -105,6 +130,10 @@ def main() -> int:
     except Exception as exc:  # never end here: the supervisor would stop the whole venue with it
         print(f"error: the demo account could not be set up: {exc}", file=sys.stderr)
         demo = {"account": "-", "key": "(none: see the error above)", "secret": "-"}
+    if "--skip-door-check" not in sys.argv:
+        failing = door_ready(settings)
+        if failing:
+            print(f"warning: the front door does not answer yet: {failing}", file=sys.stderr, flush=True)
     print(banner(settings, demo), flush=True)
     if "--once" not in sys.argv:
         signal.pause()  # with the others: the supervisor ends everything when one process ends

@@ -22,6 +22,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
+from persistence.stop_last import serve
 from wire.config import load_settings
 from wire.errors import MercuryError
 
@@ -194,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
     except MercuryError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    os.execv(argv_[0], argv_)
+    return serve(argv_)  # FerretDB stops after its clients (persistence.stop_last)
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ from gateways.startup import start_gateway
 
 # s a stopping gateway waits for open connections: a WebSocket peer that never answers the close (a client whose
 # process went away without closing) must not hold the stop for ever
-GRACE = 5
+GRACE = 2
 
 
 def main() -> int:

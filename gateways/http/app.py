@@ -63,6 +63,7 @@ MAX_TIME_MS = (2**63 - 1) // 1_000_000  # times are stored in ns in a bigint (sc
 RESULT_TIMEOUT = 5.0  # s a RESULT / FULL answer waits for the engine
 HISTORY_TIMEOUT = 2.0  # s a history query waits for the persister to reach what this gateway has seen
 MAX_BODY = 64 * 1024
+STOP_STEP = 1.0  # s each step of a stop may wait for Redis or PostgreSQL
 
 
 def params_of(query: str, body: bytes) -> Params:
@@ -115,11 +116,17 @@ class Gateway:
             self._follower.cancel()
             self._limits_sync.cancel()
             await asyncio.gather(self._follower, self._limits_sync, return_exceptions=True)
+            # each step bounded: when the whole venue stops, Redis and PostgreSQL may already be gone, and a stop
+            # that waits on them outlasts the supervisor's grace and ends in a SIGKILL
             with contextlib.suppress(Exception):  # a clean stop lets the stream be trimmed past this gateway now
-                await self.live.registry.unregister(self.live.name)
+                await asyncio.wait_for(self.live.registry.unregister(self.live.name), STOP_STEP)
             await self.sequencer.close()
-            await self.redis.aclose()
-            await self.pool.close()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.redis.aclose(), STOP_STEP)
+            try:
+                await asyncio.wait_for(self.pool.close(), STOP_STEP)
+            except (TimeoutError, OSError, asyncpg.PostgresError):
+                self.pool.terminate()
 
     async def _connect(self) -> asyncpg.Pool:
         """A pool on PostgreSQL, with the schema applied; waits for a server that is starting (the Procfile starts

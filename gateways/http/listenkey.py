@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 TTL = 3_600  # s, Binance's validity after the last keep-alive
 CHECK_EVERY = 10.0  # s between checks that a connected key is still valid
 QUEUE = 10_000
+CLOSED = ""  # put in a stream's queue when its socket closed: no event is an empty text
 
 
 def _key(listen_key: str) -> str:
@@ -99,7 +100,7 @@ async def stream(gateway: Gateway, ws: WebSocket, listen_key: str) -> None:
     account = int(owner)
     subscriber = Stream(ws)
     gateway.live.subscribe(account, subscriber)
-    receiver = asyncio.create_task(_drain(ws))
+    receiver = asyncio.create_task(_drain(ws, subscriber))
     try:
         while True:
             try:
@@ -110,6 +111,8 @@ async def stream(gateway: Gateway, ws: WebSocket, listen_key: str) -> None:
                     await ws.close(code=1000, reason="listenKey expired")
                     return
                 continue
+            if text == CLOSED:  # the client closed, or this gateway is stopping
+                return
             if text is None:
                 await ws.send_text(json.dumps({"e": "eventStreamTerminated", "E": now_ms()}))
                 await ws.close(code=1008, reason=f"too slow: more than {QUEUE} events unread")
@@ -122,8 +125,11 @@ async def stream(gateway: Gateway, ws: WebSocket, listen_key: str) -> None:
         receiver.cancel()
 
 
-async def _drain(ws: WebSocket) -> None:
-    """Read (and ignore) what the client sends, so that a close from its side is seen."""
+async def _drain(ws: WebSocket, subscriber: Stream) -> None:
+    """Read (and ignore) what the client sends, so that a close from its side (or from a stopping server) is seen
+    and ends the stream at once, instead of at its next event or check."""
     with contextlib.suppress(WebSocketDisconnect, RuntimeError):
         while True:
             await ws.receive_text()
+    with contextlib.suppress(asyncio.QueueFull):  # full: the stream is sending and will fail on the closed socket
+        subscriber.queue.put_nowait(CLOSED)
