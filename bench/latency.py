@@ -24,7 +24,7 @@ from bench.venue.accounts import accounts_for, prepare
 from bench.venue.hops import Hop, hops_of
 from bench.venue.plots import plot
 from bench.venue.report import render
-from bench.venue.session import Session, Step, Target
+from bench.venue.session import SETTLE_S, Session, Step, Target
 from bench.venue.stack import Stack
 from persistence.apikeys import SecretCipher
 from wire.venue import DEFAULT_VENUE, load_venue
@@ -73,6 +73,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--ramp", default="1500,2000,2500,3000,4000,6000,8000,10000", help="rates of the ramp steps")
     p.add_argument("--step-seconds", type=float, default=8.0, help="length of each ramp step")
     p.add_argument("--out", type=Path, default=REPORTS, help="where venue-latency.md and its figures go")
+    p.add_argument("--keep", type=Path, default=None, help="run the venue in this directory and keep its logs")
     args = p.parse_args(argv)
     args.ramp = [float(v) for v in args.ramp.split(",") if v]
     if args.quick:
@@ -128,7 +129,7 @@ def execute(args: argparse.Namespace, directory: Path) -> LatencyRun:
     finally:
         if session is not None:
             session.close()
-        run.warnings = stack.logs_with(" WARNING ", " ERROR ", " CRITICAL ", "Traceback")
+        run.warnings = stack.logs_with(" WARNING ", " ERROR ", " CRITICAL ")
         stack.stop()
     run.steps = session.steps
     run.reconnects = dict(session.watchers.reconnects)
@@ -136,7 +137,7 @@ def execute(args: argparse.Namespace, directory: Path) -> LatencyRun:
     run.refusals = dict(seen.refusals)
     req = session.requests()
     for s in run.steps:
-        rows = (req.sched >= s.t0) & (req.sched < s.t1)
+        rows = (req.sched >= s.t0 + int(SETTLE_S * 1e9)) & (req.sched < s.t1)
         run.hops[s.label] = hops_of(req, rows, seen, session.watchers)
     run.seconds = time.monotonic() - t0
     return run
@@ -145,9 +146,13 @@ def execute(args: argparse.Namespace, directory: Path) -> LatencyRun:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     args.argv = None if argv is None else list(argv)
-    with tempfile.TemporaryDirectory(prefix="mercury-bench-venue-") as tmp:
-        Path(tmp).chmod(0o755)
-        run = execute(args, Path(tmp))
+    if args.keep is not None:
+        args.keep.mkdir(parents=True, exist_ok=True)
+        run = execute(args, args.keep)
+    else:
+        with tempfile.TemporaryDirectory(prefix="mercury-bench-venue-") as tmp:
+            Path(tmp).chmod(0o755)
+            run = execute(args, Path(tmp))
     args.out.mkdir(parents=True, exist_ok=True)
     figures = plot(run, args.out)
     report = args.out / "venue-latency.md"

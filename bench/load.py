@@ -64,6 +64,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--first-account", type=int, default=0, help="id of the first account the load creates")
     p.add_argument("--private", action="store_true", help="start a private venue instead of using --url")
     p.add_argument("--quick", action="store_true", help="with --private: a smoke run (300/s for 5 s)")
+    p.add_argument("--keep", type=Path, default=None, help="with --private: run the venue here and keep its logs")
     p.add_argument("--verify-timeout", type=float, default=120.0, help="s to wait for the persister to catch up")
     p.add_argument(
         "--report",
@@ -167,12 +168,14 @@ def execute(args: argparse.Namespace) -> LoadRun:
     stack: Stack | None = None
     sim: subprocess.Popen[bytes] | None = None
     sim_note = "not run against a running venue (start it yourself beside the load)"
-    tmp = tempfile.TemporaryDirectory(prefix="mercury-bench-load-") if args.private else None
+    tmp = tempfile.TemporaryDirectory(prefix="mercury-bench-load-") if args.private and not args.keep else None
     session: Session | None = None
     try:
-        if tmp is not None:
-            Path(tmp.name).chmod(0o755)
-            stack = Stack(Path(tmp.name)).start(say)
+        if args.private:
+            where = args.keep if tmp is None else Path(tmp.name)
+            where.mkdir(parents=True, exist_ok=True)
+            where.chmod(0o755)
+            stack = Stack(where).start(say)
             target = private_target(stack)
             settings, cipher, first = stack.venue.settings, SecretCipher.from_env(stack.env), FIRST_ACCOUNT
         else:

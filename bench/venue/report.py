@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 from bench.machine import machine_markdown
 from bench.venue.hops import HOPS, Hop
-from bench.venue.session import Step
+from bench.venue.session import SETTLE_S, Step, due_p99
 from bench.venue.stack import LOAD_LIMITS
 from bench.venue.tally import Requests, failures
 
@@ -46,9 +46,7 @@ def step_rows(steps: list[Step]) -> list[str]:
         ok = int(req.ok().sum())
         bad = sum(failures(req.counts()).values())
         refused = len(req.kind) - ok - bad
-        answered = req.resp > 0
-        due = (req.resp[answered] - req.sched[answered]) / 1e6
-        p99 = float(sorted(due.tolist())[int(0.99 * (len(due) - 1))]) if len(due) else float("nan")
+        p99 = due_p99(req, s.t0)
         verdict = "yes" if s.sustained else f"no: {s.why}"
         out.append(f"| {s.label} | {s.rate:,.0f} | {ok / s.seconds:,.0f} | {refused:,} | {bad:,} | {_ms(p99)} "
                    f"| {s.engine_lag_end:,} | {s.pg_lag_end:,} | {s.drain_s:.1f} s | {s.machine_busy:.0f}% "
@@ -127,7 +125,9 @@ def render(run: LatencyRun, figures: list[str]) -> str:
             "earlier ones did) sends signed REST requests through the front door on keep-alive connections: 55% "
             "passive LIMIT GTC orders near a fixed mid, 10% LIMIT IOC takers through the mid (they trade), 35% "
             "cancels of resting orders beyond the takers' reach; new orders ask for the ACK answer (journaled). "
-            "Latency starts at the request's write; `p99 due → answer` below starts at its due time, so it also "
+            f"Latency counts requests due {SETTLE_S:g} s or more into a step (its first second opens connections and "
+            "loads API keys into the gateways' caches), from the request's write; `p99 due → answer` below starts at "
+            "its due time, so it also "
             "counts time queued in the client when the venue falls behind.", ""]  # fmt: skip
     out += ["Observation points (bench/venue/observe.py; nothing is added to the venue's messages): a subscriber on "
             "the sequencer's journal PUB (a batch is published there once Redis accepted it; each command carries "

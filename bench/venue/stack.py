@@ -110,9 +110,21 @@ class Stack:
         return out
 
     def logs_with(self, *words: str) -> list[str]:
-        """Lines of the services' logs holding any of ``words`` (warnings and errors, for the report)."""
-        return [f"{name}: {line}" for name, s in self.services.items() for line in s.log().splitlines()
-                if any(w in line for w in words)]  # fmt: skip
+        """Lines of the services' logs holding any of ``words`` (warnings and errors, for the report), each
+        traceback as its last line: the exception."""
+        out = []
+        for name, s in self.services.items():
+            lines = s.log().splitlines()
+            for i, line in enumerate(lines):
+                if line.startswith("Traceback"):
+                    j = i + 1
+                    while j < len(lines) and (lines[j][:1] in (" ", "\t") or not lines[j].strip()):
+                        j += 1
+                    if j < len(lines):
+                        out.append(f"{name}:   {lines[j]}")
+                elif any(w in line for w in words):
+                    out.append(f"{name}: {line}")
+        return out
 
     def stop(self) -> None:
         order = ["frontdoor", "feed-a", "feed-b", "http-a", "http-b", "mongo-persister", "pg-persister"]
