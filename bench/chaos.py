@@ -172,8 +172,11 @@ def run_checks(stack: Stack, session: Session, traders: list[Trader], snap_seq: 
             assert not verdict.journaled_twice, f"{verdict.journaled_twice} client order ids journaled twice"
             assert not verdict.acked_twice, f"{verdict.acked_twice} orderIds acknowledged twice"
             assert verdict.in_postgres == verdict.acked, f"missing in PostgreSQL: {verdict.missing[:10]}"
+            unknown = (f"; of {verdict.unknown} new orders answered without an orderId (502, 503 -1007), "
+                       f"{verdict.unknown_journaled} were journaled all the same (a client finds them by their "
+                       "clientOrderId), the others not" if verdict.unknown else "")  # fmt: skip
             return (f"{verdict.acked:,} acknowledged orders, each once in the journal at its orderId and in "
-                    f"PostgreSQL ({verdict.refused_by_engine} refused by the engine)")  # fmt: skip
+                    f"PostgreSQL ({verdict.refused_by_engine} refused by the engine){unknown}")  # fmt: skip
 
         checks.check("acknowledged orders", acked)
 
