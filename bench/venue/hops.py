@@ -21,16 +21,21 @@ from bench.venue.tally import Requests
 LOWEST, HIGHEST = 1, 120_000_000  # µs a histogram covers
 I64 = npt.NDArray[np.int64]
 
-# (name, what it spans) in the order an order travels
+# name -> what it spans, in the order an order travels. The sequencer's stamp (``ts``, written into the journal by
+# the sequencer itself) and the client's own reads are exact ends; "journaled", "engine" and the persisters' times
+# are when an observer saw them, so hops from or to those carry the observer's scheduling delay too.
 HOPS = {
     "client → sequencer": "request written by the client → the sequencer's stamp (front door, gateway: parse, key, "
     "signature, limits; ZMQ to the sequencer)",
-    "sequencer → journaled": "stamp → batch on the journal PUB (batching, Redis XADD with AOF)",
-    "journaled → ACK at client": "→ the client reads the answer (ack to the gateway, HTTP answer through nginx)",
-    "journaled → engine": "→ the command's first event on the engine's PUB (engine SUB, match, events XADD)",
-    "engine → WS client (front door)": "trade published → a client of the front door reads it on <sym>@trade",
-    "engine → PostgreSQL": "last event published → consumer_offsets covers it (the rows are committed)",
-    "engine → MongoDB": "last event published → the MongoDB persister confirmed it (Redis registry)",
+    "sequencer → ACK at client": "stamp → the client reads the ACK answer (journal write, ack to the gateway, HTTP "
+    "answer through nginx)",
+    "sequencer → journaled": "stamp → batch seen on the journal PUB (batching, Redis XADD with AOF)",
+    "journaled → engine": "→ the command's first event seen on the engine's PUB (engine SUB, match, events XADD)",
+    "sequencer → WS client (front door)": "the trade's command stamp → a client of the front door reads the trade on "
+    "<sym>@trade (the whole way from the journal through the engine and a feed)",
+    "engine → WS client (front door)": "trade seen on the engine's PUB → a client of the front door reads it",
+    "engine → PostgreSQL": "last event seen published → consumer_offsets covers it (its rows are committed; 5 ms poll)",
+    "engine → MongoDB": "last event seen published → the MongoDB persister confirmed it (Redis registry; 5 ms poll)",
     "client round trip (ACK)": "request written → answer read (new orders, ACK)",
     "client queue": "request due → written (time waiting in the load process for a connection)",
 }
@@ -92,17 +97,21 @@ def _both(a: I64, b: I64) -> I64:
     return b[ok] - a[ok]
 
 
-def trade_latencies(tap: TapData, arrivals: dict[str, object], first_seq: int, last_seq: int) -> dict[str, I64]:
-    """Per WebSocket client: trade published -> read, for trades caused by commands in [first_seq, last_seq]."""
-    out: dict[str, I64] = {}
+def trade_latencies(tap: TapData, arrivals: dict[str, object], first_seq: int,
+                    last_seq: int) -> dict[str, tuple[I64, I64]]:  # fmt: skip
+    """Per WebSocket client, for trades caused by commands in [first_seq, last_seq]: (command stamp -> read,
+    engine publish seen -> read)."""
+    out: dict[str, tuple[I64, I64]] = {}
+    stamps = tap.stamp
     for name, pairs in arrivals.items():
         flat = np.frombuffer(pairs, dtype=np.int64)  # type: ignore[call-overload]
         got: dict[int, int] = {}
         for tid, t in zip(flat[0::2].tolist(), flat[1::2].tolist(), strict=True):
             got.setdefault(tid, t)  # a reconnecting client may see a trade twice: the first read counts
-        values = [t - tap.trades[tid] for tid, t in got.items()
-                  if tid in tap.trades and first_seq <= tap.trade_seq[tid] <= last_seq]  # fmt: skip
-        out[name] = np.array(values, dtype=np.int64)
+        mine = [(tid, t) for tid, t in got.items() if tid in tap.trades and first_seq <= tap.trade_seq[tid] <= last_seq]
+        from_stamp = [t - stamps.get(tap.trade_seq[tid]) for tid, t in mine if stamps.get(tap.trade_seq[tid])]
+        from_engine = [t - tap.trades[tid] for tid, t in mine]
+        out[name] = np.array(from_stamp, dtype=np.int64), np.array(from_engine, dtype=np.int64)
     return out
 
 
@@ -117,17 +126,26 @@ def hops_of(req: Requests, rows: npt.NDArray[np.bool_], tap: TapData, watchers: 
     last_out = _column(tap.last_out, seqs)
     series: dict[str, I64] = {
         "client → sequencer": _both(sent, stamp),
+        "sequencer → ACK at client": _both(stamp, resp),
         "sequencer → journaled": _both(stamp, journaled),
-        "journaled → ACK at client": _both(journaled, resp),
         "journaled → engine": _both(journaled, published),
     }
     if len(seqs):
         trades = trade_latencies(tap, dict(watchers.arrivals), int(seqs.min()), int(seqs.max()))
-        for name, values in trades.items():
-            series[f"engine → WS client ({name})"] = values
+        for name, (from_stamp, from_engine) in trades.items():
+            series[f"sequencer → WS client ({name})"] = from_stamp
+            series[f"engine → WS client ({name})"] = from_engine
     has_out = last_out > 0
     series["engine → PostgreSQL"] = _both(published[has_out], passed(watchers.pg, last_out[has_out]))
     series["engine → MongoDB"] = _both(published[has_out], passed(watchers.mongo, last_out[has_out]))
     series["client round trip (ACK)"] = _both(sent, resp)
     series["client queue"] = sent - sched
-    return {name: hop(name, values) for name, values in series.items()}
+    ordered = sorted(series, key=_order)
+    return {name: hop(name, series[name]) for name in ordered}
+
+
+def _order(name: str) -> int:
+    """Hops in HOPS's order; per-client variants after their front-door one."""
+    keys = list(HOPS)
+    base = name if name in HOPS else name.split("(", maxsplit=1)[0] + "(front door)"
+    return keys.index(base) * 10 + (0 if name in HOPS else 1) if base in HOPS else 999
