@@ -243,7 +243,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     code = exit_code(run)
     print(f"the engine's refusals: {', '.join(f'{k} x{v}' for k, v in run.refusals.items()) or 'none'}")
     print(f"simulator: {run.sim}")
-    print(f"{'PASS' if code == 0 else 'FAIL'} ({time.monotonic() - t0:.0f} s)")
+    served = int(run.requests.ok().sum()) / run.step.seconds
+    verdict = "PASS: no unexpected answer, no acknowledged order missing" if code == 0 else "FAIL: see above"
+    print(f"{verdict} ({time.monotonic() - t0:.0f} s)")
+    print(f"answered 200: {served:,.0f} requests/s of {run.step.rate:,.0f}/s offered ({served / run.step.rate:.0%})")
     if args.report is not None:
         args.report.parent.mkdir(parents=True, exist_ok=True)
         args.report.write_text(render(run, list(sys.argv[1:] if argv is None else argv)))

@@ -65,7 +65,14 @@ def throughput_figure(run: LatencyRun, out: Path) -> str:
     x = (at - t0) / 1e9
     for values, label in ((p.journaled, "journaled (sequencer in_seq)"), (p.engine, "applied (engine heartbeat)")):
         v = np.frombuffer(values, dtype=np.int64).astype(float)
-        ax.plot(x[1:], np.diff(v) / SAMPLE_S, label=label + ", commands/s", lw=1, alpha=0.7)
+        k = max(1, int(BIN_S / SAMPLE_S))  # smoothed over BIN_S like the load's own rates
+        ax.plot(
+            x[1:],
+            np.convolve(np.diff(v) / SAMPLE_S, np.ones(k) / k, mode="same"),
+            label=label + ", commands/s",
+            lw=1,
+            alpha=0.8,
+        )
     for s in run.steps:
         ax.axvspan((s.t0 - t0) / 1e9, (s.t1 - t0) / 1e9, color="grey" if s.sustained else "red", alpha=0.07)
         ax.text((s.t0 - t0) / 1e9, 0, s.label, fontsize=7, rotation=90, va="bottom")
