@@ -128,7 +128,7 @@ def render(run: LatencyRun, figures: list[str]) -> str:
             "its orders over as many accounts as its rate needs (rate x 10 s / 100 x 1.5, bench/venue/accounts.py; "
             f"{run.accounts:,} funded accounts with HMAC keys for the highest rate), and no more: a gateway caches "
             "a key for 5 s, and a key used less often than that costs a PostgreSQL lookup and a decryption on every "
-            "request (a first run that spread 250 orders/s over 1,500 accounts spent ten times the gateway CPU per "
+            "request (a first run that spread 250 orders/s over 1,500 accounts spent 1.6 times the gateway CPU per "
             "order).", ""]  # fmt: skip
     out += ["One load process (bench/venue/loadgen.py, open loop: each request leaves at its due time whatever the "
             "earlier ones did) sends signed REST requests through the front door on keep-alive connections: 55% "
