@@ -205,7 +205,10 @@ def execute(args: argparse.Namespace) -> LoadRun:
             session.close()
         if sim is not None and sim.poll() is None:
             sim.terminate()
-            sim.wait(10)
+            try:
+                sim.wait(10)
+            except subprocess.TimeoutExpired:
+                sim.kill()
         if stack is not None:
             stack.stop()
         if tmp is not None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import sys
 import threading
 import time
 from array import array
@@ -164,11 +165,15 @@ class Session:
         return self.tap.close()
 
     def close(self) -> None:
+        """Stops the load and the observers; never raises, so that the caller goes on to stop the venue (a close
+        that failed once left a whole venue running)."""
         self._stop.set()
         self._sampler.join(2)
-        self.loader.stop()
-        self.watchers.close()
-        self.tap.close()
+        for part in (self.loader.stop, self.watchers.close, self.tap.close):
+            try:
+                part()
+            except Exception as exc:
+                print(f"bench: closing the session: {type(exc).__name__}: {exc}", file=sys.stderr)
 
 
 def _sleep_until(ns: int) -> None:
