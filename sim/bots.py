@@ -196,8 +196,8 @@ class MarketMaker(Bot):
 
 class NoiseTaker(Bot):
     """Random marketable orders of random size: market orders by quantity or by quote amount, and limit IOC/FOK
-    orders priced through the last trade; buys and sells alike, except that a position past its limit is only
-    traded down."""
+    orders priced through the best price; buys and sells alike, except that a position past its limit is only
+    traded down. It trades only against a book side that has orders, as a taker that looks before it trades."""
 
     kind = "taker"
     size_units = (0.5, 4.0)
@@ -212,24 +212,28 @@ class NoiseTaker(Bot):
         size = _dec(rng.uniform(*self.size_units))
         through_bps = _dec(rng.uniform(5, 40), 1)
         slot = self.next_slot()
-        rules, last = self.rules[symbol], view.last.get(symbol)
-        if last is None and rules.min_notional <= 0:
-            return None  # nothing to size an order by yet
-        notional = unit_notional(rules, last or Decimal(1)) * size
-        if last is not None:
-            limit = self.limit(symbol, last)
-            if self.position[symbol] > limit:
-                buy = False
-            elif self.position[symbol] < -limit:
-                buy = True
+        rules, bid, ask = self.rules[symbol], view.bid.get(symbol), view.ask.get(symbol)
+        # sized by the last trade, else the middle of the book
+        ref = view.last.get(symbol) or ((bid + ask) / 2 if bid and ask else bid or ask)
+        if ref is None:
+            return None  # an empty book that never traded: nothing to take
+        limit = self.limit(symbol, ref)
+        if self.position[symbol] > limit:
+            buy = False
+        elif self.position[symbol] < -limit:
+            buy = True
+        touch = ask if buy else bid
+        if touch is None:
+            return None  # nobody to trade with on that side (yet): a taker looks at the book first
+        notional = unit_notional(rules, ref) * size
         side = "BUY" if buy else "SELL"
-        if last is None or 0.4 <= style < 0.6:  # by quote amount: needs no price
+        if 0.4 <= style < 0.6:
             order = Order(symbol, side, "MARKET", self.client_id(), quote_qty=rules.quote_amount(notional))
         elif style < 0.4:
-            order = Order(symbol, side, "MARKET", self.client_id(), qty=rules.qty_for(notional, last))
-        else:
+            order = Order(symbol, side, "MARKET", self.client_id(), qty=rules.qty_for(notional, touch))
+        else:  # marketable: priced through the touch
             through = through_bps / BPS
-            price = rules.ask_price(last * (1 + through)) if buy else rules.bid_price(last * (1 - through))
+            price = rules.ask_price(touch * (1 + through)) if buy else rules.bid_price(touch * (1 - through))
             order = Order(symbol, side, "LIMIT", self.client_id(), qty=rules.qty_for(notional, price), price=price,
                           tif="FOK" if style >= 0.9 else "IOC")  # fmt: skip
         return Place(order, slot)
@@ -270,6 +274,8 @@ class Momentum(Bot):
         limit = self.limit(symbol, last)
         if (buy and self.position[symbol] >= limit) or (not buy and self.position[symbol] <= -limit):
             return None
+        if (view.ask if buy else view.bid).get(symbol) is None:
+            return None  # nobody to trade with on that side
         self.seen[symbol].clear()
         self.seen[symbol].append(last)
         rules = self.rules[symbol]

@@ -14,6 +14,8 @@ import contextlib
 import itertools
 import logging
 import re
+import threading
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -160,11 +162,14 @@ class FixTrader:
         elif msg_type == "9":  # OrderCancelReject: CxlRejReason 1 is an order that is no longer open
             reason = f.get(102, "")
             self._answer(f.get(11, ""), Outcome(ok=False, gone=True) if reason == "1" else
-                         Outcome(ok=False, code=f"FIX 102={reason}"))  # fmt: skip
+                         Outcome(ok=False, code=f"FIX 102={reason}", msg=f.get(58, "")))  # fmt: skip
         elif msg_type == "j":
             self._answer(f.get(379, ""), self._business_reject(f))
         elif msg_type == "r":
-            self._answer(f.get(11, ""), Outcome(ok=f.get(531, "0") != "0", code=f"FIX 532={f.get(532, '')}"))
+            ok = f.get(531, "0") != "0"
+            self._answer(
+                f.get(11, ""), Outcome(ok=ok, code=None if ok else f"FIX 532={f.get(532, '')}", msg=f.get(58, ""))
+            )
 
     def _report(self, f: dict[int, str]) -> None:
         exec_type = f.get(150, "")
@@ -181,7 +186,7 @@ class FixTrader:
     @staticmethod
     def _report_outcome(f: dict[int, str]) -> Outcome:
         if f.get(150) == "8":
-            return Outcome(ok=False, code=f"FIX 103={f.get(103, '')}")
+            return Outcome(ok=False, code=f"FIX 103={f.get(103, '')}", msg=f.get(58, ""))
         return Outcome(ok=True, status=ORD_STATUS.get(f.get(39, ""), ""))
 
     def _business_reject(self, f: dict[int, str]) -> Outcome:
@@ -192,8 +197,8 @@ class FixTrader:
         wait = float(found[1]) if found else 1.0
         if reason in ("0", "4") and ("throttled" in why or reason == "4"):
             self.gate.block(wait)
-            return Outcome(ok=False, code="FIX throttled" if reason == "0" else "FIX busy", retry_after=wait)
-        return Outcome(ok=False, code=f"FIX 380={reason}")
+            return Outcome(ok=False, code="FIX throttled" if reason == "0" else "FIX busy", msg=why, retry_after=wait)
+        return Outcome(ok=False, code=f"FIX 380={reason}", msg=why)
 
     def _answer(self, cl_ord_id: str, outcome: Outcome) -> None:
         future = self._pending.get(cl_ord_id)
@@ -214,13 +219,24 @@ class FixTrader:
     async def close(self) -> None:
         if self._initiator is not None:
             initiator, self._initiator = self._initiator, None
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(asyncio.to_thread(initiator.stop), 10)  # a Logout, then the threads end
+            # a Logout, then QuickFIX's threads end; from a daemon thread of its own, so that a gateway that never
+            # answers cannot keep the process from exiting (the loop's executor would be waited for)
+            stopped = threading.Event()
+
+            def stop() -> None:
+                initiator.stop()
+                stopped.set()
+
+            threading.Thread(target=stop, name="fix-stop", daemon=True).start()
+            deadline = time.monotonic() + 10
+            while not stopped.is_set() and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)
 
     async def ready(self) -> None:
         await self.gate.wait()
         with contextlib.suppress(TimeoutError):  # not logged on yet: the request will say so
-            await asyncio.wait_for(self.logged_on.wait(), 5)
+            async with asyncio.timeout(5):
+                await self.logged_on.wait()
 
     async def _request(self, msg_type: str, fields: dict[int, str]) -> Outcome:
         if not self.logged_on.is_set() or self.session_id is None:
@@ -237,7 +253,8 @@ class FixTrader:
                 quickfix.Session.sendToTarget(message, self.session_id)
             except quickfix.SessionNotFound:
                 return no_answer("fix session not found")
-            return await asyncio.wait_for(future, ANSWER_TIMEOUT)
+            async with asyncio.timeout(ANSWER_TIMEOUT):
+                return await future
         except TimeoutError:
             return no_answer("fix timeout")
         finally:

@@ -66,6 +66,7 @@ Action = Place | Replace | Cancel
 class Outcome:
     ok: bool  # the new order was accepted (for a cancel: the order was canceled)
     code: int | str | None = None  # why not: Binance's code, or the FIX message's reason ("FIX 103=3")
+    msg: str = ""  # ... and the venue's words for it
     status: str = ""  # the new order's status when the answer says it (NEW, FILLED, EXPIRED, ...)
     retry_after: float | None = None  # throttled, or the venue is busy: seconds to wait before the next order
     gone: bool = False  # a replace or cancel found its old order gone (filled or canceled meanwhile)

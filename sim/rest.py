@@ -9,7 +9,6 @@ this process; an order-count limit only its account).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import hmac
 import json
@@ -106,7 +105,7 @@ def replace_outcome(code: int | None, body: dict[str, Any], http_status: int = 0
     """A cancel-replace that did not fully succeed (-2021 / -2022): which half went through, from its ``data``."""
     data = body.get("data")
     if not isinstance(data, dict):
-        return Outcome(ok=False, code=code, http_status=http_status)
+        return Outcome(ok=False, code=code, msg=str(body.get("msg", "")), http_status=http_status)
     cancel_failed = data.get("cancelResult") == "FAILURE"
     cancel = data.get("cancelResponse")
     cancel_code = cancel.get("code") if cancel_failed and isinstance(cancel, dict) else None
@@ -117,7 +116,9 @@ def replace_outcome(code: int | None, body: dict[str, Any], http_status: int = 0
     if cancel_code == -2011:  # the old order had filled (or gone) before the cancel: nothing to replace
         return Outcome(ok=False, gone=True, http_status=http_status)
     new_code = new.get("code") if isinstance(new, dict) else None
-    return Outcome(ok=False, code=new_code or cancel_code or code, http_status=http_status)
+    failed = new if new_code else cancel if cancel_code else body
+    msg = str(failed.get("msg", "")) if isinstance(failed, dict) else ""
+    return Outcome(ok=False, code=new_code or cancel_code or code, msg=msg, http_status=http_status)
 
 
 def backoff(outcome: Outcome, own: Gate, shared: Gate, window: Callable[[int], float] | None = None) -> None:
@@ -154,8 +155,7 @@ class RestTrader:
     async def close(self) -> None:
         if self._stream is not None:
             self._stream.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._stream
+            await asyncio.wait([self._stream], timeout=5)
 
     async def ready(self) -> None:
         await self.gate.wait()
@@ -188,14 +188,15 @@ class RestTrader:
         self.failures = 0
         if status == 200:
             result = body.get("newOrderResponse", body) if replace else body
-            return Outcome(ok=True, status=str(result.get("status", "")), http_status=status)
+            return Outcome(ok=True, status=str(result.get("status", "")) if isinstance(result, dict) else "",
+                           http_status=status)  # fmt: skip
         code = body.get("code")
         if replace and code in (-2021, -2022):
             return replace_outcome(code, body, status)
         if code == -2011:  # a cancel of an order that had filled or been canceled: not an error
             return Outcome(ok=False, gone=True, http_status=status)
-        outcome = Outcome(ok=False, code=code if code is not None else f"HTTP {status}", retry_after=retry,
-                          http_status=status)  # fmt: skip
+        outcome = Outcome(ok=False, code=code if code is not None else f"HTTP {status}", msg=str(body.get("msg", "")),
+                          retry_after=retry, http_status=status)  # fmt: skip
         backoff(outcome, self.gate, self.http.shared)
         if status >= 500 and code is None:  # not the gateway's answer (the front door's 502): it is restarting
             self.gate.block(1.0)

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 import signal
 import time
 from collections.abc import Callable
@@ -28,7 +29,7 @@ from sim.config import WEIGHT_SHARE, BotPlan, Config, ConfigError, plan
 from sim.fairvalue import FairValue, seeded
 from sim.fix import FixTrader
 from sim.grid import SymbolRules, rules_by_symbol
-from sim.marketdata import MarketView, follow_trades, last_prices
+from sim.marketdata import MarketView, follow_market, last_prices
 from sim.orders import Action, Cancel, Outcome, Report
 from sim.rest import Http, RestTrader, Unavailable
 from sim.stats import Stats
@@ -199,7 +200,7 @@ class Simulator:
 
     async def _drive(self, bot: Bot, traders: list[Trader], rate: float) -> None:
         pacer = Pacer(rate)
-        while True:
+        while not self.stop.is_set():
             await pacer.wait()
             try:
                 if bot.reset_needed:
@@ -225,9 +226,15 @@ class Simulator:
                 await asyncio.sleep(1)
 
     async def _cancel_all(self, traders: list[Trader]) -> None:
+        """Cancel every open order of these accounts, symbol by symbol."""
         for trader in traders:
             for symbol in self.rules:
-                outcome = await trader.cancel_all(symbol)
+                try:
+                    outcome = await trader.cancel_all(symbol)
+                except Exception:
+                    log.exception("account %d: cancelling its %s orders failed", trader.account, symbol)
+                    self.stats.errors["internal"] += 1
+                    return
                 if outcome.transport:
                     return  # not connected: nothing more will get through now
 
@@ -286,11 +293,26 @@ class Simulator:
                 return 0
             stopped.cancel()
             plans = setup.result()
-            for trader in self.traders:
-                await trader.start()
-            tasks = [asyncio.create_task(follow_trades(http, list(self.rules), self.view), name="trades"),
-                     asyncio.create_task(self._fair_clock(self.walks), name="fair"),
-                     asyncio.create_task(self._summaries(), name="summaries")]  # fmt: skip
+            try:
+                await self._trade(http)
+            finally:  # whatever happened: QuickFIX's threads must be stopped before the interpreter goes
+                for trader in self.traders:
+                    try:
+                        await trader.close()
+                    except Exception:
+                        log.exception("closing account %d's connection failed", trader.account)
+            self.say(self.stats.line(time.monotonic() - self.started) + " (final)")
+            self._write_run(plans, self.stats.as_json())
+        return 0
+
+    async def _trade(self, http: Http) -> None:
+        """Every bot at its pace until stopped (or ``--duration`` is over); then their orders are canceled."""
+        for trader in self.traders:
+            await trader.start()
+        tasks = [asyncio.create_task(follow_market(http, list(self.rules), self.view), name="trades"),
+                 asyncio.create_task(self._fair_clock(self.walks), name="fair"),
+                 asyncio.create_task(self._summaries(), name="summaries")]  # fmt: skip
+        try:
             # orders a previous run left (it was killed): its quotes would sit in the books unknown to the bots
             for _, traders, _ in self.bots:
                 await traders[0].ready()
@@ -299,27 +321,30 @@ class Simulator:
                       for bot, traders, p in self.bots]  # fmt: skip
             self.started = time.monotonic()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.stop.wait(), c.duration)
+                async with asyncio.timeout(self.config.duration):
+                    await self.stop.wait()
+        finally:
+            self.stop.set()  # the bots' loops end at their next step
             for task in tasks:
                 task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            await self._shutdown()
-            self.say(self.stats.line(time.monotonic() - self.started) + " (final)")
-            self._write_run(plans, self.stats.as_json())
-        return 0
-
-    async def _shutdown(self) -> None:
-        """Cancel the bots' open orders (best effort, within ``STOP_TIMEOUT``), then close every connection."""
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(asyncio.gather(*(self._cancel_all([t]) for t in self.traders)), STOP_TIMEOUT)
-        for trader in self.traders:
-            with contextlib.suppress(Exception):
-                await trader.close()
+            await asyncio.wait(tasks, timeout=STOP_TIMEOUT)
+        # best effort, and bounded: a venue that is down must not keep the process from stopping
+        await asyncio.wait([asyncio.create_task(self._cancel_all([t])) for t in self.traders], timeout=STOP_TIMEOUT)
 
 
 async def main_async(config: Config, settings: Settings, say: Callable[[str], None] = print) -> int:
     sim = Simulator(config, settings, say)
+    signals = []
+
+    def stop(signum: int) -> None:
+        """The first Ctrl-C or SIGTERM stops cleanly (orders canceled, bounded in time); a second one at once."""
+        signals.append(signum)
+        if len(signals) > 1:
+            say("sim: stopped at once (a second signal)")
+            os._exit(128 + signum)
+        sim.stop.set()
+
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, sim.stop.set)
+        loop.add_signal_handler(signum, stop, signum)
     return await sim.run()

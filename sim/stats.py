@@ -19,6 +19,7 @@ class Stats:
     rejected: Counter[str] = field(default_factory=Counter)  # refusals by code ("-2010", "FIX 103=3", ...)
     http: Counter[int] = field(default_factory=Counter)  # REST answers by HTTP status
     errors: Counter[str] = field(default_factory=Counter)  # no answer (connection refused, timed out, ...)
+    messages: dict[str, str] = field(default_factory=dict)  # the venue's message with the first refusal of each code
 
     def order(self, protocol: str, outcome: Outcome) -> None:
         """A new order or a replace and what the venue answered."""
@@ -40,6 +41,7 @@ class Stats:
             self.errors[outcome.transport] += 1
         elif not outcome.ok and outcome.code is not None:
             self.rejected[str(outcome.code)] += 1
+            self.messages.setdefault(str(outcome.code), outcome.msg)
 
     def server_errors(self) -> int:
         return sum(n for status, n in self.http.items() if status >= 500)
@@ -60,6 +62,7 @@ class Stats:
             "cancels": self.cancels,
             "gone": self.gone,
             "rejected": dict(self.rejected),
+            "messages": dict(self.messages),
             "http": {str(k): v for k, v in self.http.items()},
             "errors": dict(self.errors),
         }

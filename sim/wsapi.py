@@ -58,8 +58,7 @@ class WsApi:
     async def close(self) -> None:
         if self._task is not None:
             self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await asyncio.wait([self._task], timeout=5)
             self._task = None
 
     async def call(self, method: str, params: dict[str, Any], trader: WsTrader | None = None) -> dict[str, Any]:
@@ -76,7 +75,8 @@ class WsApi:
         self._pending[request_id] = future
         try:
             await ws.send_json({"id": request_id, "method": method, "params": params})
-            return await asyncio.wait_for(future, REPLY_TIMEOUT)
+            async with asyncio.timeout(REPLY_TIMEOUT):
+                return await future
         finally:
             self._pending.pop(request_id, None)
 
@@ -151,7 +151,8 @@ class WsTrader:
         await self.gate.wait()
         await self.api.http.shared.wait()
         with contextlib.suppress(TimeoutError):  # not connected yet: the request will say so
-            await asyncio.wait_for(self.api.connected.wait(), 5)
+            async with asyncio.timeout(5):
+                await self.api.connected.wait()
 
     async def _call(self, method: str, params: dict[str, str], replace: bool = False) -> Outcome:
         try:
@@ -160,17 +161,18 @@ class WsTrader:
             self.gate.block(0.5)
             return no_answer(f"ws {type(exc).__name__}")
         if answer.get("status") == 200:
-            result = answer.get("result") or {}
-            if replace:
-                result = result.get("newOrderResponse") or {}
-            return Outcome(ok=True, status=str(result.get("status", "")))
+            result = answer.get("result")
+            if replace and isinstance(result, dict):
+                result = result.get("newOrderResponse")
+            return Outcome(ok=True, status=str(result.get("status", "")) if isinstance(result, dict) else "")
         error = answer.get("error") or {}
         code = error.get("code")
         if replace and code in (-2021, -2022):
             return replace_outcome(code, error)
         if code == -2011:
             return Outcome(ok=False, gone=True)
-        outcome = Outcome(ok=False, code=code if code is not None else f"WS {answer.get('status')}")
+        outcome = Outcome(ok=False, code=code if code is not None else f"WS {answer.get('status')}",
+                          msg=str(error.get("msg", "")))  # fmt: skip
         backoff(outcome, self.gate, self.api.http.shared, window_wait)
         return outcome
 

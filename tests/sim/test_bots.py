@@ -27,7 +27,9 @@ def market(seed: int, steps: int) -> list[MarketView]:
     for i in range(steps):
         fair = {s: w.step() for s, w in walks.items()}
         last = {s: RULES[s].nearest_price(p * (1 + Decimal((i % 7) - 3) / 10_000)) for s, p in fair.items()}
-        views.append(MarketView(fair=fair, last=last))
+        bid = {s: RULES[s].bid_price(p * Decimal("0.9995")) for s, p in fair.items()}
+        ask = {s: RULES[s].ask_price(p * Decimal("1.0005")) for s, p in fair.items()}
+        views.append(MarketView(fair=fair, last=last, bid=bid, ask=ask))
     return views
 
 
@@ -172,3 +174,13 @@ def test_a_configuration_that_cannot_run_is_refused() -> None:
             parse(bad, Settings())
     c = parse(["--symbols", "btcusdt, ETHUSDT", "--url", "http://127.0.0.1:9/"], Settings())
     assert c.symbols == ("BTCUSDT", "ETHUSDT") and c.ws_url == "ws://127.0.0.1:9"
+
+
+def test_a_taker_only_takes_from_a_side_that_has_orders() -> None:
+    bot = NoiseTaker("taker-1", seeded(1, "bot", "taker-1"), RULES, 1, "t-")
+    empty = MarketView(fair=dict(STARTS))
+    assert all(bot.decide(empty) is None for _ in range(50)), "an empty book that never traded: nothing to take"
+    asks_only = MarketView(ask={s: p for s, p in STARTS.items()})
+    actions = [bot.decide(asks_only) for _ in range(200)]
+    sides = {a.order.side for a in actions if isinstance(a, Place)}
+    assert sides == {"BUY"}, "only buys: there is no bid to sell to"
