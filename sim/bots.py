@@ -4,8 +4,9 @@ A bot decides from what it is shown (``MarketView``), what it holds (its fills) 
 never from the clock: the simulator calls ``decide`` at the bot's pace and sends what it returns, then tells the
 bot the venue's answer (``settle``) and its accounts' order reports (``on_report``). The same seed, the same
 configuration and the same market give the same decisions. Sizes are in units of a symbol's minimum notional, so
-that they fit any venue's filters, and every bot keeps its position within a few hundred units: it stays solvent
-on the funding the simulator gives its accounts (sim/accounts.py).
+that they fit any venue's filters, and every bot keeps each account's position within a few hundred units: it
+stays solvent on the funding the simulator gives its accounts (sim/accounts.py). Positions are counted per account
+(a bot that trades from several must not have one account buy everything and another sell it) and per run.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ def _dec(value: float, places: int = 4) -> Decimal:
 
 class Bot:
     kind = "bot"
-    position_units = 200  # the position (in size units of quote value) past which a bot only trades it down
+    position_units = 200  # an account's position (in size units of quote value) past which it is only traded down
 
     def __init__(self, name: str, rng: random.Random, rules: dict[str, SymbolRules], slots: int, prefix: str) -> None:
         self.name = name
@@ -48,7 +49,8 @@ class Bot:
         self.symbols = list(rules)
         self.slots = slots  # how many accounts it trades from
         self.prefix = prefix  # of its client order ids
-        self.position: dict[str, Decimal] = dict.fromkeys(self.symbols, Decimal(0))  # base bought minus sold
+        # per account (slot) and symbol: base bought minus sold in this run
+        self.positions = [dict.fromkeys(self.symbols, Decimal(0)) for _ in range(slots)]
         self.reset_needed = False  # its view of its open orders may be wrong: cancel them all and start again
         self._ids = itertools.count(1)
         self._round_robin = itertools.cycle(range(slots))
@@ -60,7 +62,7 @@ class Bot:
         return next(self._round_robin)
 
     def limit(self, symbol: str, price: Decimal) -> Decimal:
-        """The position (base) past which the bot only reduces it."""
+        """The position (base) of one account past which the bot only reduces it."""
         return unit_notional(self.rules[symbol], price) * self.position_units / price
 
     def decide(self, view: MarketView) -> Action | None:
@@ -69,9 +71,11 @@ class Bot:
     def settle(self, action: Action, outcome: Outcome) -> None:
         """The venue's answer to the bot's last action."""
 
-    def on_report(self, report: Report) -> None:
-        if report.fill_qty and report.symbol in self.position:
-            self.position[report.symbol] += report.fill_qty if report.side == "BUY" else -report.fill_qty
+    def on_report(self, report: Report, slot: int = 0) -> None:
+        """An order report of the account in ``slot``."""
+        position = self.positions[slot]
+        if report.fill_qty and report.symbol in position:
+            position[report.symbol] += report.fill_qty if report.side == "BUY" else -report.fill_qty
 
     def forget_orders(self) -> None:
         """Its orders were all canceled (at a reset)."""
@@ -99,8 +103,9 @@ class MarketMaker(Bot):
         super().__init__(name, rng, rules, slots, prefix)
         self.levels = levels
         self.keys = [(s, side, level) for s in self.symbols for level in range(levels) for side in ("BUY", "SELL")]
-        # each quote always goes through the same account (a replace must be sent by the order's owner)
-        self.slot_of = {key: i % slots for i, key in enumerate(self.keys)}
+        # each quote always goes through the same account (a replace must be sent by the order's owner), and a level's
+        # bid and ask through the same one, so that each account buys as much as it sells
+        self.slot_of = {key: i // 2 % slots for i, key in enumerate(self.keys)}
         self.quotes: dict[tuple[str, str, int], Quote] = {}
         self._sent: dict[str, tuple[str, str, int]] = {}  # client id of the order in flight -> its quote
 
@@ -108,7 +113,8 @@ class MarketMaker(Bot):
         symbol, side, level = key
         rules, fair = self.rules[symbol], view.fair[symbol]
         # long: both quotes move down (sell sooner, buy later); at most 80% of the half spread, so they never cross
-        lean = max(Decimal(-1), min(Decimal(1), self.position[symbol] / self.limit(symbol, fair)))
+        position = self.positions[self.slot_of[key]][symbol]
+        lean = max(Decimal(-1), min(Decimal(1), position / self.limit(symbol, fair)))
         center = fair * (1 - lean * self.half_spread_bps * Decimal("0.8") / BPS)
         offset = (self.half_spread_bps + self.level_bps * level) / BPS
         return rules.bid_price(center * (1 - offset)) if side == "BUY" else rules.ask_price(center * (1 + offset))
@@ -182,8 +188,8 @@ class MarketMaker(Bot):
             self.quotes.pop(key, None)
         # refused: the old quote (if any) still rests, or is gone and the next replace finds that out
 
-    def on_report(self, report: Report) -> None:
-        super().on_report(report)
+    def on_report(self, report: Report, slot: int = 0) -> None:
+        super().on_report(report, slot)
         if report.done:
             for key, quote in list(self.quotes.items()):
                 if quote.client_id == report.client_id:
@@ -217,10 +223,10 @@ class NoiseTaker(Bot):
         ref = view.last.get(symbol) or ((bid + ask) / 2 if bid and ask else bid or ask)
         if ref is None:
             return None  # an empty book that never traded: nothing to take
-        limit = self.limit(symbol, ref)
-        if self.position[symbol] > limit:
+        limit, position = self.limit(symbol, ref), self.positions[slot][symbol]
+        if position > limit:
             buy = False
-        elif self.position[symbol] < -limit:
+        elif position < -limit:
             buy = True
         touch = ask if buy else bid
         if touch is None:
@@ -271,8 +277,8 @@ class Momentum(Bot):
             return None
         move, symbol, last = best
         buy = move > 0
-        limit = self.limit(symbol, last)
-        if (buy and self.position[symbol] >= limit) or (not buy and self.position[symbol] <= -limit):
+        limit, position = self.limit(symbol, last), self.positions[slot][symbol]
+        if (buy and position >= limit) or (not buy and position <= -limit):
             return None
         if (view.ask if buy else view.bid).get(symbol) is None:
             return None  # nobody to trade with on that side

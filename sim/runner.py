@@ -149,12 +149,13 @@ class Simulator:
                 await asyncio.sleep(1)
 
     def _traders(self, http: Http, bot_plan: BotPlan, creds: dict[int, accounts.Credentials],
-                 on_report: Callable[[Report], None]) -> list[Trader]:  # fmt: skip
+                 bot: Bot) -> list[Trader]:  # fmt: skip
         c = self.config
         out: list[Trader] = []
         ws_api = WsApi(http) if bot_plan.protocol == "ws" else None
-        for account in bot_plan.accounts:
+        for slot, account in enumerate(bot_plan.accounts):
             key, secret = creds[account].key, creds[account].secret
+            on_report = self._on_report(bot, slot)
             if bot_plan.protocol == "fix":
                 out.append(FixTrader(account, key, secret, c.fix_host, c.fix_port, c.state_dir / "fix",
                                      DATA_DICTIONARY, on_report))  # fmt: skip
@@ -190,11 +191,11 @@ class Simulator:
 
     # running -------------------------------------------------------------------------------------------------------
 
-    def _on_report(self, bot: Bot) -> Callable[[Report], None]:
+    def _on_report(self, bot: Bot, slot: int) -> Callable[[Report], None]:
         def received(report: Report) -> None:
             if report.fill_qty:
                 self.stats.fills += 1
-            bot.on_report(report)
+            bot.on_report(report, slot)
 
         return received
 
@@ -216,7 +217,7 @@ class Simulator:
                 if isinstance(action, Cancel):
                     self.stats.cancel(outcome)
                 else:
-                    self.stats.order(trader.protocol, outcome)
+                    self.stats.order(trader.protocol, outcome, bot.name)
                 bot.settle(action, outcome)
             except asyncio.CancelledError:
                 raise
@@ -266,7 +267,7 @@ class Simulator:
         run_tag = format(int(time.time()) % 36**5, "x")[-5:]  # client order ids differ from the last run's
         for p in plans:
             bot = self._bot(p, run_tag)
-            traders = self._traders(http, p, creds, self._on_report(bot))
+            traders = self._traders(http, p, creds, bot)
             self.bots.append((bot, traders, p))
             self.traders += traders
         self.say(f"sim: seed {c.seed}, {len(plans)} bots on {', '.join(self.rules)}, up to {c.rate:g} orders/s, "

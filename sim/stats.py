@@ -12,6 +12,7 @@ from sim.orders import Outcome
 @dataclass
 class Stats:
     sent: Counter[str] = field(default_factory=Counter)  # new orders and replaces sent, by protocol
+    by_bot: Counter[str] = field(default_factory=Counter)  # ... by bot
     accepted: int = 0  # ... the venue took (placed)
     fills: int = 0  # fills of the bots' orders, from their accounts' order reports
     cancels: int = 0  # cancels sent (and cancels that found the order already gone: ``gone``)
@@ -21,9 +22,10 @@ class Stats:
     errors: Counter[str] = field(default_factory=Counter)  # no answer (connection refused, timed out, ...)
     messages: dict[str, str] = field(default_factory=dict)  # the venue's message with the first refusal of each code
 
-    def order(self, protocol: str, outcome: Outcome) -> None:
+    def order(self, protocol: str, outcome: Outcome, bot: str = "") -> None:
         """A new order or a replace and what the venue answered."""
         self.sent[protocol] += 1
+        self.by_bot[bot] += 1
         if outcome.ok:
             self.accepted += 1
         self._answer(outcome)
@@ -57,6 +59,7 @@ class Stats:
     def as_json(self) -> dict[str, Any]:
         return {
             "sent": dict(self.sent),
+            "by_bot": dict(self.by_bot),
             "accepted": self.accepted,
             "fills": self.fills,
             "cancels": self.cancels,

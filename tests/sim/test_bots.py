@@ -45,7 +45,8 @@ def run(bot: Bot, views: list[MarketView]) -> list[Action]:
         if i % 10 == 0 and isinstance(action, Place | Replace):
             o = action.order
             qty = o.qty or Decimal("0.001")
-            bot.on_report(Report(o.symbol, o.client_id, o.side, qty, o.price or view.last[o.symbol], done=True))
+            bot.on_report(Report(o.symbol, o.client_id, o.side, qty, o.price or view.last[o.symbol], done=True),
+                          action.slot)  # fmt: skip
     return actions
 
 
@@ -120,8 +121,11 @@ def test_a_maker_quotes_both_sides_around_the_fair_value_and_moves_its_quotes_wi
 def test_a_maker_leans_against_its_position() -> None:
     flat, long = makers(1), makers(1)
     view = market(3, 1)[0]
-    long.position["BTCUSDT"] = long.limit("BTCUSDT", view.fair["BTCUSDT"])
     key_bid, key_ask = ("BTCUSDT", "BUY", 0), ("BTCUSDT", "SELL", 0)
+    assert long.slot_of[key_bid] == long.slot_of[key_ask], "a level's bid and ask go through one account"
+    for slot in range(long.slots):
+        assert {side for (_, side, _), s in long.slot_of.items() if s == slot} == {"BUY", "SELL"}
+    long.positions[long.slot_of[key_bid]]["BTCUSDT"] = long.limit("BTCUSDT", view.fair["BTCUSDT"])
     assert long.target(view, key_bid) < flat.target(view, key_bid)
     assert long.target(view, key_ask) < flat.target(view, key_ask)
     assert long.target(view, key_bid) < view.fair["BTCUSDT"] < long.target(view, key_ask)
@@ -131,7 +135,7 @@ def test_takers_and_momentum_traders_keep_their_positions_within_limits() -> Non
     views = market(5, 300)
     for bot in (NoiseTaker("taker-1", seeded(1, "bot", "t"), RULES, 1, "t-"),
                 Momentum("momentum-1", seeded(1, "bot", "m"), RULES, 1, "m-")):  # fmt: skip
-        bot.position["BTCUSDT"] = 2 * bot.limit("BTCUSDT", STARTS["BTCUSDT"])
+        bot.positions[0]["BTCUSDT"] = 2 * bot.limit("BTCUSDT", STARTS["BTCUSDT"])
         for view in views:
             action = bot.decide(view)
             if isinstance(action, Place) and action.order.symbol == "BTCUSDT":

@@ -44,6 +44,9 @@ def test_the_bots_trade_over_rest_the_websocket_api_and_fix(sim_venue: SimVenue,
     protocols = {bot["protocol"] for bot in record["bots"]}
     assert protocols == {"rest", "ws", "fix"}, record["bots"]
     assert all(summary["sent"].get(p, 0) > 0 for p in protocols), summary
+    for bot in record["bots"]:
+        if bot["kind"] != "momentum":  # a momentum trader trades only after a move: there may be none in 12 s
+            assert summary["by_bot"].get(bot["name"], 0) > 0, (bot, summary)
     assert summary["accepted"] > 0 and summary["fills"] > 0, summary
     assert not [status for status in summary["http"] if int(status) >= 500], summary
     assert set(summary["rejected"]) <= EXPECTED_REFUSALS, summary
