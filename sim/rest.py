@@ -191,15 +191,16 @@ class RestTrader:
             return Outcome(ok=True, status=str(result.get("status", "")) if isinstance(result, dict) else "",
                            http_status=status)  # fmt: skip
         code = body.get("code")
+        if status >= 500 and code is None:  # not the gateway's answer (the front door's 502): it is restarting
+            self.gate.block(1.0)
+            return Outcome(ok=False, transport=f"HTTP {status}", http_status=status)
         if replace and code in (-2021, -2022):
             return replace_outcome(code, body, status)
         if code == -2011:  # a cancel of an order that had filled or been canceled: not an error
             return Outcome(ok=False, gone=True, http_status=status)
-        outcome = Outcome(ok=False, code=code if code is not None else f"HTTP {status}", msg=str(body.get("msg", "")),
-                          retry_after=retry, http_status=status)  # fmt: skip
+        outcome = Outcome(ok=False, code=code if code is not None else f"HTTP {status}",
+                          msg=str(body.get("msg", "")), retry_after=retry, http_status=status)  # fmt: skip
         backoff(outcome, self.gate, self.http.shared)
-        if status >= 500 and code is None:  # not the gateway's answer (the front door's 502): it is restarting
-            self.gate.block(1.0)
         return outcome
 
     async def execute(self, action: Action) -> Outcome:

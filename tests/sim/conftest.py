@@ -28,6 +28,7 @@ class SimVenue:
     url: str  # the front door: REST, market data, both WebSocket APIs
     fix_port: int
     env: dict[str, str]  # what the simulator runs with: the venue's settings, the key-encryption key
+    feed: Service
 
     def sim(self, state: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
         """``python -m sim`` against this venue, to its end."""
@@ -62,9 +63,9 @@ def sim_venue(tmp_path_factory: pytest.TempPathFactory, postgres_server: Postgre
             door = Service("frontdoor", env, directory / "frontdoor.log", "front door on")
             door.start()
             wait_for(lambda: _answers(port), 15, "the front door")
-            yield SimVenue(dataclasses.replace(ex), f"http://127.0.0.1:{port}", fix_port, dict(ex.gateway.env))
+            yield SimVenue(dataclasses.replace(ex), f"http://127.0.0.1:{port}", fix_port, dict(ex.gateway.env), feed)
         finally:
-            for service in [*([door] if door else []), *reversed(started)]:
+            for service in [*([door] if door else []), *reversed(started), feed]:
                 if service.alive():
                     service.stop()
             for service in (fix, feed, ex.gateway):

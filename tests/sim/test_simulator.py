@@ -114,3 +114,35 @@ def test_an_unknown_symbol_is_refused_with_a_clear_message(sim_venue: SimVenue, 
     assert "unknown symbol DOGEUSDT" in done.stderr and "BTCUSDT" in done.stderr, done.stderr
     assert "Traceback" not in done.stderr
     assert not (tmp_path / STATE_FILE).exists(), "no account was set up"
+
+
+@pytest.mark.timeout(150)
+def test_the_bots_go_on_when_the_gateway_and_the_feed_restart(sim_venue: SimVenue, tmp_path: Path) -> None:
+    argv = [sys.executable, "-m", "sim", *sim_venue.argv(tmp_path), "--seed", "5", "--duration", "20",
+            "--first-account", "4000"]  # fmt: skip
+    proc = subprocess.Popen(argv, env=sim_venue.env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)  # fmt: skip
+    try:
+        wait_for((tmp_path / "run.json").exists, 60, "the simulator to set up its accounts")
+        time.sleep(4)
+        gateway, feed = sim_venue.exchange.gateway, sim_venue.feed
+        gateway.kill9()
+        feed.kill9()
+        time.sleep(2)
+        gateway.start()
+        feed.start()
+        back = time.time_ns()
+        out, err = proc.communicate(timeout=90)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, out + err
+    assert "Traceback" not in err, err
+    record = run_record(tmp_path)
+    after = {ev.account for ev in engine_events(sim_venue.exchange.venue)
+             if isinstance(ev, OrderAccepted) and ev.ts > back}  # fmt: skip
+    for bot in record["bots"]:
+        if bot["kind"] != "momentum":
+            assert after & set(bot["accounts"]), f"{bot['name']} ({bot['protocol']}) traded after the restart"
+    summary = record["summary"]
+    assert set(summary["rejected"]) <= EXPECTED_REFUSALS, summary
