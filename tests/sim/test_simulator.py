@@ -146,3 +146,23 @@ def test_the_bots_go_on_when_the_gateway_and_the_feed_restart(sim_venue: SimVenu
             assert after & set(bot["accounts"]), f"{bot['name']} ({bot['protocol']}) traded after the restart"
     summary = record["summary"]
     assert set(summary["rejected"]) <= EXPECTED_REFUSALS, summary
+
+
+@pytest.mark.timeout(120)
+def test_past_the_order_limit_the_bots_wait_for_the_next_window(sim_venue: SimVenue, tmp_path: Path) -> None:
+    """Told a limit ten times the venue's, the simulator puts 30 orders/s on one account: the venue refuses what
+    passes 100 orders in 10 s (-1015), and each bot then waits for the window's end instead of trying again."""
+    env = dict(sim_venue.env, MERCURY_ORDERS_PER_10S="1000")
+    argv = [sys.executable, "-m", "sim", *sim_venue.argv(tmp_path), "--seed", "9", "--duration", "12", "--rate", "60",
+            "--makers", "1", "--takers", "1", "--momentum", "0", "--no-fix", "--first-account", "5000"]  # fmt: skip
+    done = subprocess.run(argv, env=env, cwd=ROOT, capture_output=True, text=True, timeout=90, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    record = run_record(tmp_path)
+    assert [len(bot["accounts"]) for bot in record["bots"]] == [1, 1]
+    summary = record["summary"]
+    refused = summary["rejected"].get("-1015", 0)
+    assert refused > 0, summary
+    # two accounts, two or three windows each: a few refusals per window, not a refusal per attempt
+    assert refused <= 12, summary
+    assert summary["accepted"] > 150 and not summary["errors"], summary
+    assert set(summary["rejected"]) <= EXPECTED_REFUSALS | {"-1015"}, summary
