@@ -10,6 +10,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from gateways.fix.config import load_fix_config
 from sim.accounts import FIRST_ACCOUNT
 from wire.config import Settings
 
@@ -63,7 +64,8 @@ def parse(argv: list[str], settings: Settings) -> Config:
                         help="the venue's HTTP front door (REST and market data; default %(default)s)")  # fmt: skip
     parser.add_argument("--ws-url", help="its WebSocket front (WebSocket API, streams; default: --url as ws://)")
     parser.add_argument("--fix-host", default=settings.fix_host, help="the FIX gateway (default %(default)s)")
-    parser.add_argument("--fix-port", type=int, default=settings.fix_port or 9878, help="(default %(default)s)")
+    fix_port = settings.fix_port or load_fix_config(settings.fix_config_file or None).port  # as the gateway's
+    parser.add_argument("--fix-port", type=int, default=fix_port, help="(default %(default)s)")
     parser.add_argument("--symbols", default="", help="comma separated (default: every symbol of exchangeInfo)")
     parser.add_argument("--rate", type=float, default=20.0, help="orders per second, all bots (default %(default)s)")
     parser.add_argument("--seed", type=int, help="the same seed and configuration give the same decisions "

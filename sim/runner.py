@@ -143,9 +143,9 @@ class Simulator:
         while True:
             try:
                 return await last_prices(http, list(self.rules))
-            except Unavailable:  # a feed still loading its state answers 503
+            except Unavailable as exc:  # a feed still loading its state answers 503
                 if time.monotonic() > deadline:
-                    raise
+                    raise accounts.SetupError(f"no market data from {self.config.url}: {exc}") from None
                 await asyncio.sleep(1)
 
     def _traders(self, http: Http, bot_plan: BotPlan, creds: dict[int, accounts.Credentials],
@@ -205,8 +205,8 @@ class Simulator:
             await pacer.wait()
             try:
                 if bot.reset_needed:
-                    await self._cancel_all(traders)
-                    bot.forget_orders()
+                    if await self._cancel_all(traders):  # else: tried again at the next step
+                        bot.forget_orders()
                     continue
                 action = bot.decide(self.view)
                 if action is None:
@@ -226,8 +226,8 @@ class Simulator:
                 self.stats.errors["internal"] += 1
                 await asyncio.sleep(1)
 
-    async def _cancel_all(self, traders: list[Trader]) -> None:
-        """Cancel every open order of these accounts, symbol by symbol."""
+    async def _cancel_all(self, traders: list[Trader]) -> bool:
+        """Cancel every open order of these accounts, symbol by symbol; whether every cancel got an answer."""
         for trader in traders:
             for symbol in self.rules:
                 try:
@@ -235,9 +235,10 @@ class Simulator:
                 except Exception:
                     log.exception("account %d: cancelling its %s orders failed", trader.account, symbol)
                     self.stats.errors["internal"] += 1
-                    return
+                    return False
                 if outcome.transport:
-                    return  # not connected: nothing more will get through now
+                    return False  # not connected: nothing more will get through now
+        return True
 
     async def _fair_clock(self, walks: dict[str, FairValue]) -> None:
         while True:

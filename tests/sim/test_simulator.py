@@ -81,7 +81,8 @@ def test_the_bots_trade_over_rest_the_websocket_api_and_fix(sim_venue: SimVenue,
 
 @pytest.mark.timeout(120)
 def test_a_second_start_reuses_the_accounts_and_sigterm_stops_it_cleanly(sim_venue: SimVenue, tmp_path: Path) -> None:
-    small = ["--seed", "3", "--makers", "1", "--takers", "1", "--momentum", "0", "--first-account", "3000"]
+    # two makers and nothing else: one on FIX (its quotes moved with OrderCancelReplaceRequests), one on the WS API
+    small = ["--seed", "3", "--makers", "2", "--takers", "0", "--momentum", "0", "--first-account", "3000"]
     first = sim_venue.sim(tmp_path, *small, "--duration", "2")
     assert first.returncode == 0, first.stdout + first.stderr
     assert "created and funded" in first.stdout
@@ -92,9 +93,9 @@ def test_a_second_start_reuses_the_accounts_and_sigterm_stops_it_cleanly(sim_ven
     proc = subprocess.Popen(argv, env=sim_venue.env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)  # fmt: skip
     try:
-        record = tmp_path / "run.json"
-        wait_for(lambda: record.exists() and "summary" not in run_record(tmp_path), 60, "the second start")
-        time.sleep(4)  # trading
+        started = tmp_path / "run.json"
+        wait_for(lambda: started.exists() and "summary" not in run_record(tmp_path), 60, "the second start")
+        time.sleep(9)  # trading: the FIX maker, at 4 orders/s, places its 18 quotes and moves some
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=30)
     finally:
@@ -104,8 +105,17 @@ def test_a_second_start_reuses_the_accounts_and_sigterm_stops_it_cleanly(sim_ven
     assert "created and funded" not in out and "exists already" not in out, out
     assert (tmp_path / STATE_FILE).read_text() == keys, "the same accounts and keys"
     assert "(final)" in out and "Traceback" not in err, out + err
-    summary = run_record(tmp_path)["summary"]
-    assert sum(summary["sent"].values()) > 0 and not summary["errors"], summary
+    record = run_record(tmp_path)
+    summary = record["summary"]
+    assert [bot["protocol"] for bot in record["bots"]] == ["fix", "ws"]
+    assert summary["sent"].get("fix", 0) > 18 and summary["sent"].get("ws", 0) > 18, "quotes placed, then moved"
+    assert not summary["errors"] and not summary["rejected"], summary
+    saved = json.loads(keys)["accounts"]
+    owner = dataclasses.replace(sim_venue.exchange, keys={int(a): (k["key"], k["secret"]) for a, k in saved.items()})
+    for bot in record["bots"]:
+        for account in bot["accounts"]:
+            status, body = signed(owner, "GET", "/api/v3/openOrders", {}, account=account)
+            assert (status, body) == (200, []), f"{bot['name']}'s quotes are canceled at SIGTERM"
 
 
 def test_an_unknown_symbol_is_refused_with_a_clear_message(sim_venue: SimVenue, tmp_path: Path) -> None:
