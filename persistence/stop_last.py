@@ -20,7 +20,7 @@ import sys
 import threading
 
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
-DELAY = 2.0  # s: the clients' time to stop; the server then has the rest of honcho's 5 s
+DELAY = 2.5  # s: the clients' time to stop (a gateway needs about 1.2 s); the server then has the rest of honcho's 5 s
 
 
 def _die_with_parent(stop_signal: signal.Signals) -> None:

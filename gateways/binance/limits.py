@@ -154,8 +154,11 @@ class RateLimiter:
     async def run(self, redis: aioredis.Redis, clock: Callable[[], int]) -> None:
         """Sync every SYNC_PERIOD, or sooner when a count asks for it, until cancelled."""
         while True:
+            # asyncio.timeout, not wait_for: 3.11's wait_for drops a cancellation that arrives as the wait ends,
+            # and a lost cancel kept this loop (and the gateway's stop) going until the supervisor's SIGKILL
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.sync_due.wait(), SYNC_PERIOD)
+                async with asyncio.timeout(SYNC_PERIOD):
+                    await self.sync_due.wait()
             self.sync_due.clear()
             try:
                 await self.sync(redis, clock())

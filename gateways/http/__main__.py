@@ -14,9 +14,11 @@ import uvicorn
 from gateways.http.app import create_app
 from gateways.startup import start_gateway
 
-# s a stopping gateway waits for open connections: a WebSocket peer that never answers the close (a client whose
-# process went away without closing) must not hold the stop for ever
-GRACE = 2
+# s a stopping gateway waits for open connections and requests in flight: a WebSocket peer that never answers the
+# close (a client whose process went away without closing) must not hold the stop for ever, and a RESULT order
+# waiting on an engine that is stopping too would wait its whole RESULT_TIMEOUT. The gateway's whole stop (this
+# grace, then its lifespan's bounded steps) must end before Redis and PostgreSQL go (persistence.stop_last.DELAY)
+GRACE = 1
 
 
 def main() -> int:

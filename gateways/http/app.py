@@ -63,7 +63,7 @@ MAX_TIME_MS = (2**63 - 1) // 1_000_000  # times are stored in ns in a bigint (sc
 RESULT_TIMEOUT = 5.0  # s a RESULT / FULL answer waits for the engine
 HISTORY_TIMEOUT = 2.0  # s a history query waits for the persister to reach what this gateway has seen
 MAX_BODY = 64 * 1024
-STOP_STEP = 1.0  # s each step of a stop may wait for Redis or PostgreSQL
+STOP_STEP = 0.5  # s each step of a stop may wait for Redis or PostgreSQL (four steps: see __main__.GRACE)
 
 
 def params_of(query: str, body: bytes) -> Params:
@@ -115,7 +115,9 @@ class Gateway:
         finally:
             self._follower.cancel()
             self._limits_sync.cancel()
-            await asyncio.gather(self._follower, self._limits_sync, return_exceptions=True)
+            # bounded too: a background task that swallowed its cancellation (a library catching CancelledError)
+            # must not hold the stop past the supervisor's grace; asyncio.wait, unlike gather, gives up in time
+            await asyncio.wait((self._follower, self._limits_sync), timeout=STOP_STEP)
             # each step bounded: when the whole venue stops, Redis and PostgreSQL may already be gone, and a stop
             # that waits on them outlasts the supervisor's grace and ends in a SIGKILL
             with contextlib.suppress(Exception):  # a clean stop lets the stream be trimmed past this gateway now

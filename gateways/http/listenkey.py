@@ -104,7 +104,8 @@ async def stream(gateway: Gateway, ws: WebSocket, listen_key: str) -> None:
     try:
         while True:
             try:
-                text = await asyncio.wait_for(subscriber.queue.get(), CHECK_EVERY)
+                async with asyncio.timeout(CHECK_EVERY):  # not wait_for: 3.11's can drop a cancellation
+                    text = await subscriber.queue.get()
             except TimeoutError:
                 if not await gateway.redis.exists(_key(listen_key)):
                     await ws.send_text(json.dumps({"e": "listenKeyExpired", "E": now_ms(), "listenKey": listen_key}))
