@@ -22,6 +22,7 @@ import time
 
 import zmq
 import zmq.asyncio
+from prometheus_client import Histogram
 
 from wire.codec import Ack, decode_ack, encode
 from wire.commands import (
@@ -189,6 +190,14 @@ class SequencerClient(CommandBuilder):
         return self.recv_ack()
 
 
+# the gateway -> sequencer -> journaled ack hop as a gateway sees it (a gateway process exports it; elsewhere unread)
+ACK_SECONDS = Histogram(
+    "mercury_gateway_ack_seconds",
+    "From sending a command to the sequencer to its journaled acknowledgement",
+    buckets=(1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 1e-2, 2.5e-2, 0.1, 0.5, 2),
+)
+
+
 class AsyncSequencerClient(CommandBuilder):
     """asyncio client for gateways: many commands in flight, each ``submit`` awaits its own acknowledgement."""
 
@@ -233,10 +242,12 @@ class AsyncSequencerClient(CommandBuilder):
                             f"not connected to the sequencer at {self.settings.sequencer_endpoint}"
                         ) from None
                     await asyncio.sleep(0.005)
+            sent = time.perf_counter()
             try:
                 ack = await asyncio.wait_for(future, self.timeout)
             except TimeoutError:
                 raise SequencerUnavailable(f"no acknowledgement within {self.timeout} s: outcome unknown") from None
+            ACK_SECONDS.observe(time.perf_counter() - sent)
         finally:
             self._pending.pop(cmd.req, None)
         return _check(ack)

@@ -34,6 +34,9 @@ log = logging.getLogger("mercury.feed.hub")
 SENT = Counter("mercury_feed_messages_sent", "Stream messages written to clients")
 DROPPED = Counter("mercury_feed_slow_clients_dropped", "Clients disconnected for a full send queue")
 CLIENTS = Gauge("mercury_feed_clients", "Open market-data WebSocket connections")
+# the send queue (bytes still in the write buffer) of the most backed-up client written to at the last flush: how
+# close the slowest reader is to feed_max_queue, read from what the flush checks anyway
+DEEPEST_QUEUE = Gauge("mercury_feed_client_queue_bytes_max", "Deepest client send queue at the last flush, bytes")
 TICKER_EVERY = 1.0  # s: Binance's rate for tickers and the all-market arrays
 
 
@@ -137,19 +140,22 @@ class Hub:
 
     def flush(self) -> None:
         """Write each client's queued frames in one go (or drop the client if its queue is full)."""
-        sent = 0
+        sent = deepest = 0
         for client in self.touched:
             out, client.out = client.out, []
             ws = client.ws
             if ws.protocol.state is not State.OPEN or ws.transport is None:
                 continue
-            if client.queued() > self.max_queue:
+            queued = client.queued()
+            if queued > self.max_queue:
                 self.drop(client, f"slow consumer: more than {self.max_queue} bytes waiting to be sent")
                 continue
+            deepest = max(deepest, queued)
             ws.transport.write(out[0] if len(out) == 1 else b"".join(out))
             sent += len(out)
         self.touched.clear()
         SENT.inc(sent)
+        DEEPEST_QUEUE.set(deepest)
 
     def drop(self, client: Client, why: str) -> None:
         DROPPED.inc()

@@ -36,6 +36,7 @@ from wire.commands import PlaceOrder, ReplaceOrder
 from wire.config import Settings
 from wire.enums import AckStatus
 from wire.errors import MalformedMessage, MercuryError
+from wire.metrics import register_stream_lengths
 from wire.process import start_process
 from wire.ratelog import RateLimitedLog
 
@@ -265,6 +266,9 @@ def main() -> None:
     rt = start_process()
     settings = rt.settings
     seq = Sequencer(rt.settings, rt.venue.shard, rt.redis, rt.zmq)
+    if settings.metrics_port:
+        shard = rt.venue.shard
+        register_stream_lengths(settings.redis_url, {"journal": keys.journal(shard), "events": keys.events(shard)})
     signal.signal(signal.SIGTERM, seq.stop)
     signal.signal(signal.SIGINT, seq.stop)
     while True:

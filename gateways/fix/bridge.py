@@ -31,6 +31,7 @@ from typing import Any
 import quickfix
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from prometheus_client import Counter, Gauge
 
 from gateways.binance import errors
 from gateways.binance.auth import Caller
@@ -44,6 +45,12 @@ from wire.events import OrderRejected
 log = logging.getLogger("mercury.gateway.fix")
 
 HANDLED = frozenset({"D", "F", "G", "H", "q"})
+# counted on QuickFIX's threads (prometheus_client is thread-safe); MsgType values are the dictionary's (QuickFIX
+# rejects an unknown one before any callback), so the label set stays bounded
+MESSAGES = Counter("mercury_fix_messages_total", "FIX messages through the gateway, by direction and MsgType",
+                   ["direction", "msg_type"])  # fmt: skip
+LOGONS_REFUSED = Counter("mercury_fix_logons_refused_total", "Logons answered with a Logout")
+SESSIONS = Gauge("mercury_fix_sessions", "FIX sessions logged on")
 USERNAME, PASSWORD, RAW_DATA, SENDING_TIME, MSG_SEQ_NUM, SENDER, TARGET = 553, 554, 96, 52, 34, 49, 56
 LOGON_WINDOW = 60.0  # s: how far a signed logon's SendingTime may be from the gateway's clock
 REJECT_WAIT = 5.0  # s an accepted (journaled) order's engine result is awaited, to report a refusal
@@ -391,6 +398,7 @@ class Bridge:
             old.close()
         session = FixSession(self, session_id, Caller(key.key_id, key.account))
         self.sessions[target] = session
+        SESSIONS.set(len(self.sessions))
         live = self.gateway.live
         assert live is not None
         live.subscribe(key.account, session)
@@ -405,6 +413,7 @@ class Bridge:
             assert live is not None
             live.unsubscribe(session.caller.account, session)
             session.close()
+            SESSIONS.set(len(self.sessions))
             log.info("FIX session %s logged out", target)
 
     def received(self, session_id: quickfix.SessionID, msg_type: str, f: dict[int, str]) -> None:
@@ -454,19 +463,23 @@ class FixApplication(quickfix.Application):  # type: ignore[misc]
         self.bridge.post(self.bridge.logged_out, session_id)
 
     def toAdmin(self, message: quickfix.Message, session_id: quickfix.SessionID) -> None:
-        return None
+        MESSAGES.labels("out", message.getHeader().getField(35)).inc()
 
     def fromAdmin(self, message: quickfix.Message, session_id: quickfix.SessionID) -> None:
-        if message.getHeader().getField(35) == "A":
+        msg_type = message.getHeader().getField(35)
+        MESSAGES.labels("in", msg_type).inc()
+        if msg_type == "A":
             why = self.bridge.check_logon(session_id, fields_of(message))
             if why is not None:
+                LOGONS_REFUSED.inc()
                 raise quickfix.RejectLogon(why)
 
     def toApp(self, message: quickfix.Message, session_id: quickfix.SessionID) -> None:
-        return None
+        MESSAGES.labels("out", message.getHeader().getField(35)).inc()
 
     def fromApp(self, message: quickfix.Message, session_id: quickfix.SessionID) -> None:
         msg_type = message.getHeader().getField(35)
+        MESSAGES.labels("in", msg_type).inc()
         if msg_type not in HANDLED:
             raise quickfix.UnsupportedMessageType()  # QuickFIX answers BusinessMessageReject, reason 3
         self.bridge.post(self.bridge.received, session_id, msg_type, fields_of(message))

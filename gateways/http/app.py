@@ -36,7 +36,7 @@ from gateways.binance.limits import Limits, RateLimiter
 from gateways.binance.params import Params
 from gateways.binance.views import Formats
 from gateways.clock import now_ms
-from gateways.http import listenkey, openapi, wsapi
+from gateways.http import listenkey, metrics, openapi, wsapi
 from gateways.live import LiveState
 from persistence.apikeys import SecretCipher
 from persistence.history import History, HistoryError
@@ -553,8 +553,12 @@ class FastPath:
     def __init__(self, app: Starlette, gateway: Gateway) -> None:
         self.app = app
         self.gateway = gateway
+        self.endpoints = metrics.Endpoints(path for path, *_ in ENDPOINTS)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await metrics.instrumented(self._dispatch, self.endpoints, scope, receive, send)
+
+    async def _dispatch(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or (scope["method"], scope["path"]) not in self.ROUTES:
             await self.app(scope, receive, send)
             return

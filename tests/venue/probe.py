@@ -19,14 +19,44 @@ import time
 import urllib.error
 import urllib.request
 from decimal import ROUND_DOWN, ROUND_UP, Decimal
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
 import asyncpg
 import pymongo
+from prometheus_client.parser import text_string_to_metric_families
 from websockets.sync.client import connect
 
 from wire.config import load_settings
+
+PROCFILE = Path(__file__).resolve().parents[2] / "Procfile"
+
+
+def metrics_ports() -> dict[str, int]:
+    """The Procfile's processes that export Prometheus metrics, and the port each one's MERCURY_METRICS_PORT gives."""
+    ports = {}
+    for line in PROCFILE.read_text().splitlines():
+        name, _, command = line.partition(":")
+        found = re.search(r"\bMERCURY_METRICS_PORT=(\d+)", command)
+        if found:
+            ports[name.strip()] = int(found.group(1))
+    return ports
+
+
+def scrape() -> dict[str, dict[str, float]]:
+    """Every exporting process's /metrics: process -> "name{label=value,...}" -> value (all samples, as parsed)."""
+    seen: dict[str, dict[str, float]] = {}
+    for name, port in metrics_ports().items():
+        status, body, kind = fetch(f"http://127.0.0.1:{port}/metrics")
+        if status != 200 or not kind.startswith("text/plain"):
+            raise RuntimeError(f"{name}: GET /metrics on port {port} answered {status} {kind}")
+        samples = seen[name] = {}
+        for family in text_string_to_metric_families(body.decode()):
+            for sample in family.samples:
+                labels = ",".join(f"{k}={v}" for k, v in sorted(sample.labels.items()))
+                samples[f"{sample.name}{{{labels}}}"] = sample.value
+    return seen
 
 
 def fetch(url: str, data: bytes | None = None, method: str = "GET",
@@ -135,6 +165,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.order:
         query = {"symbol": args.symbol, "orderId": str(args.order)}
         seen["order_status"], seen["order"] = signed(base, "GET", "/api/v3/order", query, args.key, args.secret)
+    seen["metrics"] = scrape()
     seen["postgres"] = asyncio.run(postgres(settings.postgres_url))
     seen["mongo"] = mongo(settings.mongodb_url)
     json.dump(seen, sys.stdout)

@@ -122,6 +122,40 @@ def _settled(start: Start, key: dict[str, str], seen: dict[str, Any], what: str,
     return seen
 
 
+def _total(samples: dict[str, float], name: str, **labels: str) -> float:
+    """The sum of a series' samples (any labels, or those matching ``labels``)."""
+    want = [f"{k}={v}" for k, v in labels.items()]
+    return sum(v for k, v in samples.items() if k.split("{", 1)[0] == name and all(w in k for w in want))
+
+
+def _metrics_moved(metrics: dict[str, dict[str, float]]) -> None:
+    """Every process the Procfile gives a metrics port answers /metrics with its own series, and after the
+    simulator's flow they have moved: commands journaled, events and trades published, events persisted, HTTP
+    requests answered, market data sent, FIX messages exchanged."""
+    assert set(metrics) == {"sequencer", "engine", "pg-persister", "mongo-persister", "http-a", "http-b",
+                            "feed-a", "feed-b", "fix"}, sorted(metrics)  # fmt: skip
+    for process, samples in metrics.items():
+        assert _total(samples, "process_cpu_seconds_total") > 0, process
+    seq, engine = metrics["sequencer"], metrics["engine"]
+    assert _total(seq, "mercury_sequencer_commands_total", status="JOURNALED") > 0, seq
+    assert _total(seq, "mercury_stream_entries", stream="journal") > 0, seq
+    assert _total(seq, "mercury_stream_entries", stream="events") > 0, seq
+    assert "mercury_sequencer_engine_lag{}" in seq
+    assert _total(engine, "mercury_engine_commands_total") > 0
+    assert _total(engine, "mercury_engine_events_total", type="TradeExecuted") > 0, engine
+    assert _total(engine, "mercury_engine_trades_total", symbol="BTCUSDT") > 0, engine
+    assert _total(engine, "mercury_engine_publish_lag_seconds_count") > 0, engine
+    for persister in ("pg-persister", "mongo-persister"):
+        assert _total(metrics[persister], "mercury_persister_events_total") > 0, metrics[persister]
+    gateways = [metrics["http-a"], metrics["http-b"]]
+    assert sum(_total(g, "mercury_http_requests_total", status="200") for g in gateways) > 0, gateways
+    assert sum(_total(g, "mercury_gateway_ack_seconds_count") for g in gateways) > 0, gateways
+    feeds = [metrics["feed-a"], metrics["feed-b"]]
+    assert all("mercury_feed_clients{}" in f for f in feeds), feeds
+    assert sum(_total(f, "mercury_feed_messages_sent_total") for f in feeds) > 0, feeds
+    assert _total(metrics["fix"], "mercury_fix_messages_total", direction="in") > 0, metrics["fix"]
+
+
 def _stopped_cleanly(start: Start, code: int) -> None:
     """Ctrl-C: every process stopped on its own within honcho's grace period (none killed), none with a traceback;
     honcho then exits 130 (128 + SIGINT, the shell's convention for an interrupted command)."""
@@ -150,6 +184,7 @@ def test_the_start_command_runs_the_whole_venue_and_a_second_start_resumes(repos
         assert seen["trade"]["s"] == "BTCUSDT" and float(seen["trade"]["p"]) > 0
         assert seen["placed_status"] == 200 and seen["placed"]["status"] == "NEW", seen["placed"]
         placed = seen["placed"]
+        _metrics_moved(seen["metrics"])
         # the trades reach PostgreSQL and the klines the MongoDB-protocol server
         seen = _settled(first, key, seen, "first start", trades=1, klines=1)
         assert seen["postgres"]["duplicate_trade_out_seq"] == 0
