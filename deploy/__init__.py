@@ -1,0 +1,1 @@
+"""Deployment as code and its offline checks: Prometheus, Grafana, Docker Compose, Kubernetes."""
