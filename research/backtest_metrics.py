@@ -1,0 +1,154 @@
+"""What a backtest's fills and equity curve add up to: round-trip trades and the performance metrics.
+
+Conventions (docs/research.md, "Backtester"): returns are simple bar-to-bar returns of the equity marked at each
+close; Sharpe and Sortino use their arithmetic mean with a zero risk-free rate, scaled by sqrt(periods per year);
+volatility is the sample standard deviation (ddof=1) scaled the same way; the annualized return compounds the
+total return over the run's length in years. The drawdown duration is the longest stretch, in bars, from an
+equity peak until equity is back at that peak (or the end of the run).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, NamedTuple
+
+import numpy as np
+import pandas as pd
+
+if TYPE_CHECKING:
+    from research.backtest import Fill
+
+NS_PER_YEAR = 365.25 * 86_400 * 1_000_000_000  # crypto trades every day: a year of bars is 365.25 days of them
+
+
+class Trade(NamedTuple):
+    """One round trip: a position opened (or added to) and then closed, in full or in part. ``size`` is signed
+    lots (> 0: long); ``entry_price`` is the average over the fills that built the position."""
+
+    entry_bar: int
+    exit_bar: int
+    entry_time: pd.Timestamp
+    exit_time: pd.Timestamp
+    size: int
+    entry_price: float
+    exit_price: float
+    fees: float  # this trade's share of its entry fills' fees plus its exit fill's
+    pnl: float  # after fees
+
+
+def round_trips(fills: Sequence[Fill], index: pd.Index, close: np.ndarray, lot: float) -> list[Trade]:
+    """Fills to round trips. A fill that crosses zero closes the open trade and opens the opposite one with the
+    rest; a fill that reduces the position closes that part. A position still open at the end is no trade."""
+    trades: list[Trade] = []
+    size, avg, entry_fees, entry_bar = 0, 0.0, 0.0, 0
+    for f in fills:
+        qty, fee_per_lot = f.qty, f.fee / abs(f.qty)
+        if size and (size > 0) != (qty > 0):  # reduces or flips: close min(|size|, |qty|) lots
+            closed = min(abs(size), abs(qty))
+            part = closed / abs(size)
+            sign = 1 if size > 0 else -1
+            fees = entry_fees * part + fee_per_lot * closed
+            pnl = sign * closed * lot * (f.price - avg) - fees
+            trades.append(Trade(entry_bar, f.bar, index[entry_bar], f.time, sign * closed, avg, f.price, fees, pnl))
+            entry_fees -= entry_fees * part
+            size += sign * -closed
+            qty += sign * closed
+            if size == 0:
+                avg, entry_fees = 0.0, 0.0
+        if qty:  # opens or adds
+            if size == 0:
+                entry_bar = f.bar
+            avg = (avg * abs(size) + f.price * abs(qty)) / (abs(size) + abs(qty))
+            entry_fees += fee_per_lot * abs(qty)
+            size += qty
+    return trades
+
+
+def periods_per_year_of(index: pd.Index) -> float:
+    """Bars per year from the median spacing of a time index (1.0 when the index holds no times)."""
+    if not isinstance(index, pd.DatetimeIndex) or len(index) < 2:
+        return 1.0
+    step = float(np.median(np.diff(index.asi8)))
+    unit_ns = {"s": 1e9, "ms": 1e6, "us": 1e3, "ns": 1.0}[index.unit]
+    return NS_PER_YEAR / (step * unit_ns)
+
+
+def drawdown(equity: pd.Series) -> pd.Series:
+    """Fraction below the running peak at each bar (<= 0)."""
+    values = equity.to_numpy(dtype=float)
+    return pd.Series(values / np.maximum.accumulate(values) - 1.0, index=equity.index, name="drawdown")
+
+
+def longest_drawdown(equity: np.ndarray) -> int:
+    """Bars from a peak to the first bar back at (or above) it; a drawdown still open runs to the last bar."""
+    peak = np.maximum.accumulate(equity)
+    longest = start = 0
+    under = False
+    for i in range(len(equity)):
+        if equity[i] < peak[i]:
+            if not under:
+                under, start = True, i - 1  # the peak was the bar before
+            longest = max(longest, i - start)
+        elif under:
+            under = False
+    return longest
+
+
+def compute_metrics(
+    equity: pd.Series,
+    fills: Sequence[Fill],
+    trades: Sequence[Trade],
+    lot: float,
+    initial_cash: float,
+    periods_per_year: float | None,
+) -> dict[str, float]:
+    values = equity.to_numpy(dtype=float)
+    ppy = periods_per_year if periods_per_year is not None else periods_per_year_of(equity.index)
+    returns = np.diff(values, prepend=initial_cash) / np.concatenate(([initial_cash], values[:-1]))
+    total = values[-1] / initial_cash - 1.0
+    years = len(values) / ppy
+    mean = float(returns.mean())
+    std = float(returns.std(ddof=1)) if len(returns) > 1 else 0.0
+    downside = math.sqrt(float(np.mean(np.minimum(returns, 0.0) ** 2)))
+    dd = drawdown(equity).to_numpy()
+    longest = longest_drawdown(values)
+    traded = sum(abs(f.qty) * lot * f.price for f in fills)
+    wins = sum(1 for t in trades if t.pnl > 0)
+    metrics: dict[str, float] = {
+        "final_equity": float(values[-1]),
+        "total_return": float(total),
+        "annualized_return": float((1.0 + total) ** (1.0 / years) - 1.0) if total > -1.0 else -1.0,
+        "volatility": std * math.sqrt(ppy),
+        "sharpe": mean / std * math.sqrt(ppy) if std > 0 else math.nan,
+        "sortino": mean / downside * math.sqrt(ppy) if downside > 0 else math.nan,
+        "max_drawdown": float(dd.min()),
+        "max_drawdown_duration_bars": float(longest),
+        "trades": float(len(trades)),
+        "fills": float(len(fills)),
+        "win_rate": wins / len(trades) if trades else math.nan,
+        "turnover": traded / float(np.mean(values)),  # traded notional over average equity, for the whole run
+        "fees_paid": float(sum(f.fee for f in fills)),
+        "periods_per_year": float(ppy),
+    }
+    if isinstance(equity.index, pd.DatetimeIndex) and len(equity.index) > longest:
+        metrics["max_drawdown_duration_days"] = _span_days(equity, values, longest)
+    return metrics
+
+
+def _span_days(equity: pd.Series, values: np.ndarray, longest: int) -> float:
+    """The longest drawdown as time: the first stretch of that many bars, from its peak bar to its end bar."""
+    if longest == 0:
+        return 0.0
+    peak = np.maximum.accumulate(values)
+    start = -1
+    for i in range(len(values)):
+        if values[i] < peak[i]:
+            if start < 0:
+                start = i - 1
+            if i - start == longest:
+                span = equity.index[i] - equity.index[start]
+                return float(span / pd.Timedelta(days=1))
+        else:
+            start = -1
+    return math.nan
