@@ -40,7 +40,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from bench.machine import REPO, machine_markdown
 from bench.pipeline.cpu import CLK_TCK, _ticks
 from client.marketbook import LocalBook, fetch_snapshot
-from engine.service import ALL_TOPIC
+from engine.topics import ALL_TOPIC
 from tests.feeds.conftest import MID, Flow, feed_service
 from tests.harness import Venue, free_port
 from wire.codec import decode_events

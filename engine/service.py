@@ -32,16 +32,17 @@ from collections.abc import Callable, Sequence
 
 import redis
 import zmq
-from prometheus_client import Counter, Gauge, Histogram
 
 from engine.core import Engine
 from engine.events_stream import last_out_seq, stored_snapshot
+from engine.metrics import APPLIED, ENGINE_IN_SEQ, ENGINE_OUT_SEQ, Write, count_write
+from engine.topics import ALL_TOPIC, HEARTBEAT_TOPIC, TopicRouter
 from sequencer.journal import Journal
 from wire import keys
 from wire.codec import Heartbeat, JournalBatch, decode_batch, encode
 from wire.config import Settings
 from wire.errors import MalformedMessage, MercuryError
-from wire.events import BookDelta, CancelRejected, Event, FundingRejected, OrderRejected, TradeExecuted
+from wire.events import Event
 from wire.process import start_process
 from wire.ratelog import RateLimitedLog
 from wire.streams import StreamAppender
@@ -49,38 +50,9 @@ from wire.venue import Venue
 
 log = logging.getLogger("mercury.engine")
 
-APPLIED = Counter("mercury_engine_commands_total", "Commands applied")
-EVENTS = Counter("mercury_engine_events_total", "Events written and published, by type", ["type"])
-TRADES = Counter("mercury_engine_trades_total", "Trades executed, by symbol", ["symbol"])
-REJECTS = Counter(
-    "mercury_engine_rejects_total", "Commands the engine refused, by event and reason", ["event", "reason"]
-)
-# the sequencer's stamp (ts, wall clock ns) of a write's last event to its publication: the journal -> engine ->
-# events stream hop, observed once per write by the writer thread (the matching thread reads no clock)
-PUBLISH_LAG = Histogram(
-    "mercury_engine_publish_lag_seconds",
-    "From the sequencer's stamp of a command to its events being stored and published",
-    buckets=(1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 1e-2, 2.5e-2, 0.1, 1, 10),
-)
-WRITE_EVENTS = Histogram(
-    "mercury_engine_write_events", "Events per events-stream write", buckets=(1, 4, 16, 64, 256, 1024, 4096, 16384)
-)
-REFUSALS = (OrderRejected, CancelRejected, FundingRejected)
-ENGINE_IN_SEQ = Gauge("mercury_engine_in_seq", "Last applied in_seq")
-ENGINE_OUT_SEQ = Gauge("mercury_engine_out_seq", "Last published out_seq")
 
-HEARTBEAT_TOPIC = b"h/"
-ALL_TOPIC = b"x/"
 HEARTBEAT_IDLE = 0.05  # s: heartbeat period when no events flow
 HEARTBEAT_BUSY = 0.005  # s: at most this often while events flow
-
-
-def account_topic(account: int) -> bytes:
-    return b"a/%d/" % account
-
-
-def symbol_topic(symbol: str) -> bytes:
-    return b"m/" + symbol.encode() + b"/"
 
 
 class _Stop:
@@ -103,12 +75,7 @@ class EventWriter(threading.Thread):
         self.queue: queue.Queue[tuple[list[Event], int] | bytes | _Stop] = queue.Queue(maxsize=4096)
         self.in_seq = in_seq
         self.out_seq = out_seq
-        self._account_topics: dict[int, bytes] = {}
-        self._symbol_topics: dict[str, bytes] = {}
-        # pub is an XPUB socket: it tells us which topic prefixes have subscribers, so that a batch is encoded
-        # only for the topics someone reads (fanning out every account's events cost as much as matching)
-        self._subscriptions: set[bytes] = set()
-        self._wanted: dict[bytes, bool] = {}
+        self.router = TopicRouter()  # pub is an XPUB socket: its subscriptions say which topics are wanted
         self._last_heartbeat = 0.0
         self.failed: BaseException | None = None
 
@@ -160,8 +127,7 @@ class EventWriter(threading.Thread):
                         batches.append((events[0].out_seq, encode(events), events))
             if batches or snapshots:
                 self._store(batches, snapshots)
-                self._publish(batches)
-                self._count(batches)
+                count_write(batches, self._publish(batches))
             if stopping or time.monotonic() - self._last_heartbeat >= HEARTBEAT_BUSY:
                 self._heartbeat()  # under load, every few ms rather than after every write
             if stopping:
@@ -197,86 +163,25 @@ class EventWriter(threading.Thread):
             except zmq.Again:
                 return
             if message[:1] == b"\x01":
-                self._subscriptions.add(message[1:])
+                self.router.subscribe(message[1:])
             elif message[:1] == b"\x00":
-                self._subscriptions.discard(message[1:])
-            self._wanted.clear()
+                self.router.unsubscribe(message[1:])
 
-    def _is_wanted(self, topic: bytes) -> bool:
-        wanted = self._wanted.get(topic)
-        if wanted is None:
-            if len(self._wanted) > 100_000:
-                self._wanted.clear()
-            wanted = self._wanted[topic] = any(topic.startswith(prefix) for prefix in self._subscriptions)
-        return wanted
-
-    def _publish(self, batches: list[tuple[int, bytes, list[Event]]]) -> None:
+    def _publish(self, batches: Write) -> Tally[str]:
+        """Each batch to its wanted topics; returns the write's trades by symbol, counted on the way."""
         send, more = self.pub.send, zmq.SNDMORE  # frame by frame: cheaper than send_multipart in pyzmq
-        everything = self._is_wanted(ALL_TOPIC)
+        router, trades = self.router, Tally[str]()
+        everything = router.is_wanted(ALL_TOPIC)
         for _, blob, events in batches:
             if everything:
                 send(ALL_TOPIC, more)
                 send(blob)
-            for topic, group in self._by_topic(events).items():
+            for topic, group in router.route(events, trades).items():
                 send(topic, more)
                 send(encode(group))
             self.out_seq = events[-1].out_seq
         ENGINE_OUT_SEQ.set(self.out_seq)
-
-    def _count(self, batches: list[tuple[int, bytes, list[Event]]]) -> None:
-        """The metrics of a write, on this thread and once per write, never per event on the matching thread:
-        a tally by type (a C loop), then a pass over the events only for the kinds that have labels."""
-        if not batches:
-            return
-        PUBLISH_LAG.observe(max(0, time.time_ns() - batches[-1][2][-1].ts) / 1e9)
-        kinds: Tally[type] = Tally()
-        for _, _, events in batches:
-            kinds.update(map(type, events))
-        WRITE_EVENTS.observe(sum(kinds.values()))
-        for kind, n in kinds.items():
-            EVENTS.labels(kind.__name__).inc(n)
-        if kinds.keys().isdisjoint(REFUSALS) and TradeExecuted not in kinds:
-            return
-        trades: Tally[str] = Tally()
-        refused: Tally[tuple[str, str]] = Tally()
-        for _, _, events in batches:
-            for ev in events:
-                if isinstance(ev, TradeExecuted):
-                    trades[ev.symbol] += 1
-                elif isinstance(ev, REFUSALS):
-                    refused[(type(ev).__name__, ev.reason.name)] += 1
-        for symbol, n in trades.items():
-            TRADES.labels(symbol).inc(n)
-        for (event, reason), n in refused.items():
-            REJECTS.labels(event, reason).inc(n)
-
-    def _by_topic(self, events: list[Event]) -> dict[bytes, list[Event]]:
-        """Market events by symbol (``m/<symbol>/``), order events by account (``a/<id>/``); a trade goes to
-        its symbol and to both accounts."""
-        groups: dict[bytes, list[Event]] = {}
-        accounts, symbols, wanted = self._account_topics, self._symbol_topics, self._is_wanted
-        for ev in events:
-            owners: tuple[int, ...]
-            if isinstance(ev, BookDelta | TradeExecuted):
-                topic = symbols.get(ev.symbol)
-                if topic is None:
-                    topic = symbols[ev.symbol] = symbol_topic(ev.symbol)
-                if wanted(topic):
-                    groups.setdefault(topic, []).append(ev)
-                if isinstance(ev, BookDelta):
-                    continue
-                owners = (ev.maker_account, ev.taker_account)
-            else:
-                owners = (ev.account,)
-            for account in owners:
-                topic = accounts.get(account)
-                if topic is None:
-                    if len(accounts) > 100_000:
-                        accounts.clear()
-                    topic = accounts[account] = account_topic(account)
-                if wanted(topic):
-                    groups.setdefault(topic, []).append(ev)
-        return groups
+        return trades
 
     def _heartbeat(self) -> None:
         self._last_heartbeat = time.monotonic()

@@ -30,8 +30,8 @@ import zmq
 import zmq.asyncio
 
 from client.sequencer import AsyncSequencerClient
-from engine.service import ALL_TOPIC, HEARTBEAT_TOPIC
 from engine.snapshot import EngineState, decode_state
+from engine.topics import ALL_TOPIC, HEARTBEAT_TOPIC
 from feeds.hub import Hub
 from feeds.market import Market, OutOfSequence, SymbolChanges
 from persistence.stream import EventStream, Registry, StreamGap
