@@ -59,7 +59,8 @@ def round_trips(fills: Sequence[Fill], index: pd.Index, close: np.ndarray, lot: 
         if qty:  # opens or adds
             if size == 0:
                 entry_bar = f.bar
-            avg = (avg * abs(size) + f.price * abs(qty)) / (abs(size) + abs(qty))
+            # a fresh position takes the price as is: (p * q) / q is not always p in floating point
+            avg = f.price if size == 0 else (avg * abs(size) + f.price * abs(qty)) / (abs(size) + abs(qty))
             entry_fees += fee_per_lot * abs(qty)
             size += qty
     return trades
@@ -80,19 +81,21 @@ def drawdown(equity: pd.Series) -> pd.Series:
     return pd.Series(values / np.maximum.accumulate(values) - 1.0, index=equity.index, name="drawdown")
 
 
-def longest_drawdown(equity: np.ndarray) -> int:
-    """Bars from a peak to the first bar back at (or above) it; a drawdown still open runs to the last bar."""
+def longest_drawdown(equity: np.ndarray) -> tuple[int, int]:
+    """(peak bar, end bar) of the longest drawdown: from a peak to the first bar back at (or above) it; one still
+    open at the end runs to the last bar. (0, 0) when equity never falls below its peak."""
     peak = np.maximum.accumulate(equity)
-    longest = start = 0
-    under = False
+    best = (0, 0)
+    start = -1  # the peak bar of the drawdown under way, -1 when at a peak
     for i in range(len(equity)):
-        if equity[i] < peak[i]:
-            if not under:
-                under, start = True, i - 1  # the peak was the bar before
-            longest = max(longest, i - start)
-        elif under:
-            under = False
-    return longest
+        under = bool(equity[i] < peak[i])
+        if under and start < 0:
+            start = i - 1
+        if start >= 0 and i - start > best[1] - best[0]:
+            best = (start, i)
+        if not under:
+            start = -1
+    return best
 
 
 def compute_metrics(
@@ -112,18 +115,18 @@ def compute_metrics(
     std = float(returns.std(ddof=1)) if len(returns) > 1 else 0.0
     downside = math.sqrt(float(np.mean(np.minimum(returns, 0.0) ** 2)))
     dd = drawdown(equity).to_numpy()
-    longest = longest_drawdown(values)
+    dd_start, dd_end = longest_drawdown(values)
     traded = sum(abs(f.qty) * lot * f.price for f in fills)
     wins = sum(1 for t in trades if t.pnl > 0)
     metrics: dict[str, float] = {
         "final_equity": float(values[-1]),
         "total_return": float(total),
-        "annualized_return": float((1.0 + total) ** (1.0 / years) - 1.0) if total > -1.0 else -1.0,
+        "annualized_return": _annualized(float(total), years),
         "volatility": std * math.sqrt(ppy),
         "sharpe": mean / std * math.sqrt(ppy) if std > 0 else math.nan,
         "sortino": mean / downside * math.sqrt(ppy) if downside > 0 else math.nan,
         "max_drawdown": float(dd.min()),
-        "max_drawdown_duration_bars": float(longest),
+        "max_drawdown_duration_bars": float(dd_end - dd_start),
         "trades": float(len(trades)),
         "fills": float(len(fills)),
         "win_rate": wins / len(trades) if trades else math.nan,
@@ -131,24 +134,16 @@ def compute_metrics(
         "fees_paid": float(sum(f.fee for f in fills)),
         "periods_per_year": float(ppy),
     }
-    if isinstance(equity.index, pd.DatetimeIndex) and len(equity.index) > longest:
-        metrics["max_drawdown_duration_days"] = _span_days(equity, values, longest)
+    if isinstance(equity.index, pd.DatetimeIndex):
+        span = equity.index[dd_end] - equity.index[dd_start]
+        metrics["max_drawdown_duration_days"] = float(span / pd.Timedelta(days=1))
     return metrics
 
 
-def _span_days(equity: pd.Series, values: np.ndarray, longest: int) -> float:
-    """The longest drawdown as time: the first stretch of that many bars, from its peak bar to its end bar."""
-    if longest == 0:
-        return 0.0
-    peak = np.maximum.accumulate(values)
-    start = -1
-    for i in range(len(values)):
-        if values[i] < peak[i]:
-            if start < 0:
-                start = i - 1
-            if i - start == longest:
-                span = equity.index[i] - equity.index[start]
-                return float(span / pd.Timedelta(days=1))
-        else:
-            start = -1
-    return math.nan
+def _annualized(total: float, years: float) -> float:
+    if total <= -1.0:
+        return -1.0
+    try:
+        return float((1.0 + total) ** (1.0 / years)) - 1.0
+    except OverflowError:  # a few minutes of bars compound into more than a float holds
+        return math.inf
