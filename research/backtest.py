@@ -250,8 +250,7 @@ class Backtest:
         rate, lot = self.fees.taker_rate, self.lot_size
         cash_after = np.empty(n)
         held = np.empty(n, dtype=np.int64)
-        fills: list[Fill] = []
-        index = self.bars.index
+        raw_fills: list[tuple[int, int, float, float]] = []
         for i in range(n):
             if self.target != self.position:  # sent on bar i - 1: fills at this bar's open
                 self.target = self.limit(self.target)
@@ -262,12 +261,13 @@ class Backtest:
                     fee = abs(delta) * lot * price * rate
                     self.cash = self.cash + (-notional - fee)
                     self.position = self.target
-                    fills.append(Fill(i, index[i], delta, price, fee))
+                    raw_fills.append((i, delta, price, fee))
             cash_after[i] = self.cash
             held[i] = self.position
             self.now = i
             self.target = self.position
             strategy.next()
+        fills = make_fills(self.bars.index, raw_fills)
         return make_result(self.bars, cash_after, held, fills, lot, self.initial_cash, self.clipped,
                            self.periods_per_year)  # fmt: skip
 
@@ -288,6 +288,13 @@ def fill_price(
     return price
 
 
+def make_fills(index: pd.Index, raw: list[tuple[int, int, float, float]]) -> list[Fill]:
+    """(bar, qty, price, fee) to Fills; the times are looked up at once (one index lookup per fill costs more than
+    the whole fill on a year of minute bars)."""
+    times = list(index[[bar for bar, _, _, _ in raw]])
+    return [Fill(bar, t, qty, price, fee) for (bar, qty, price, fee), t in zip(raw, times, strict=True)]
+
+
 def make_result(
     bars: pd.DataFrame,
     cash_after: FloatArray,
@@ -301,7 +308,7 @@ def make_result(
     close = bars["close"].to_numpy()
     equity = pd.Series(cash_after + held * lot * close, index=bars.index, name="equity")
     position = pd.Series(held, index=bars.index, name="position")
-    trades = round_trips(fills, bars.index, close, lot)
+    trades = round_trips(fills, lot)
     metrics = compute_metrics(equity, fills, trades, lot, initial_cash, periods_per_year)
     metrics["orders_clipped"] = float(clipped)
     return Result(equity=equity, position=position, fills=fills, trades=trades, metrics=metrics)
@@ -349,13 +356,13 @@ def backtest_signal(
     slip = slippage if slippage is not None else Slippage()
     rate = (fees if fees is not None else Fees.from_venue()).taker_rate
     flows = np.zeros(n)
-    fills: list[Fill] = []
-    index = frame.index
-    for i in np.flatnonzero(delta):
+    raw_fills: list[tuple[int, int, float, float]] = []
+    for i in np.flatnonzero(delta).tolist():
         d = int(delta[i])
-        price = fill_price(open_, high, low, int(i), 1 if d > 0 else -1, slip, tick)
+        price = fill_price(open_, high, low, i, 1 if d > 0 else -1, slip, tick)
         fee = abs(d) * lot_size * price * rate
         flows[i] = -(d * lot_size * price) - fee
-        fills.append(Fill(int(i), index[i], d, price, fee))
+        raw_fills.append((i, d, price, fee))
+    fills = make_fills(frame.index, raw_fills)
     cash_after = np.add.accumulate(np.concatenate(([float(cash)], flows)))[1:]
     return make_result(frame, cash_after, held, fills, lot_size, float(cash), clipped, periods_per_year)

@@ -37,11 +37,12 @@ class Trade(NamedTuple):
     pnl: float  # after fees
 
 
-def round_trips(fills: Sequence[Fill], index: pd.Index, close: np.ndarray, lot: float) -> list[Trade]:
+def round_trips(fills: Sequence[Fill], lot: float) -> list[Trade]:
     """Fills to round trips. A fill that crosses zero closes the open trade and opens the opposite one with the
     rest; a fill that reduces the position closes that part. A position still open at the end is no trade."""
     trades: list[Trade] = []
     size, avg, entry_fees, entry_bar = 0, 0.0, 0.0, 0
+    entry_time = pd.Timestamp(0)  # set by the first fill, which always opens
     for f in fills:
         qty, fee_per_lot = f.qty, f.fee / abs(f.qty)
         if size and (size > 0) != (qty > 0):  # reduces or flips: close min(|size|, |qty|) lots
@@ -50,7 +51,7 @@ def round_trips(fills: Sequence[Fill], index: pd.Index, close: np.ndarray, lot: 
             sign = 1 if size > 0 else -1
             fees = entry_fees * part + fee_per_lot * closed
             pnl = sign * closed * lot * (f.price - avg) - fees
-            trades.append(Trade(entry_bar, f.bar, index[entry_bar], f.time, sign * closed, avg, f.price, fees, pnl))
+            trades.append(Trade(entry_bar, f.bar, entry_time, f.time, sign * closed, avg, f.price, fees, pnl))
             entry_fees -= entry_fees * part
             size += sign * -closed
             qty += sign * closed
@@ -58,7 +59,7 @@ def round_trips(fills: Sequence[Fill], index: pd.Index, close: np.ndarray, lot: 
                 avg, entry_fees = 0.0, 0.0
         if qty:  # opens or adds
             if size == 0:
-                entry_bar = f.bar
+                entry_bar, entry_time = f.bar, f.time
             # a fresh position takes the price as is: (p * q) / q is not always p in floating point
             avg = f.price if size == 0 else (avg * abs(size) + f.price * abs(qty)) / (abs(size) + abs(qty))
             entry_fees += fee_per_lot * abs(qty)
@@ -84,18 +85,15 @@ def drawdown(equity: pd.Series) -> pd.Series:
 def longest_drawdown(equity: np.ndarray) -> tuple[int, int]:
     """(peak bar, end bar) of the longest drawdown: from a peak to the first bar back at (or above) it; one still
     open at the end runs to the last bar. (0, 0) when equity never falls below its peak."""
-    peak = np.maximum.accumulate(equity)
-    best = (0, 0)
-    start = -1  # the peak bar of the drawdown under way, -1 when at a peak
-    for i in range(len(equity)):
-        under = bool(equity[i] < peak[i])
-        if under and start < 0:
-            start = i - 1
-        if start >= 0 and i - start > best[1] - best[0]:
-            best = (start, i)
-        if not under:
-            start = -1
-    return best
+    # vectorized (a year of minute bars is half a million): for every bar, the last bar at a peak at or before it
+    at_peak = equity >= np.maximum.accumulate(equity)
+    bars = np.arange(len(equity))
+    last_peak = np.maximum.accumulate(np.where(at_peak, bars, 0))
+    recovered = at_peak & np.concatenate(([False], ~at_peak[:-1]))
+    before = np.concatenate(([0], last_peak[:-1]))
+    span = np.where(~at_peak, bars - last_peak, np.where(recovered, bars - before, 0))
+    end = int(np.argmax(span))  # the first bar the longest span is reached: the first of equally long ones
+    return (end - int(span[end]), end) if span[end] > 0 else (0, 0)
 
 
 def compute_metrics(

@@ -198,3 +198,24 @@ def test_plot_writes_a_png(tmp_path: Path) -> None:
     out = tmp_path / "eq.png"
     r.plot(out)
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_drawdown_duration_equals_a_plain_loop() -> None:
+    """The vectorized longest_drawdown against the definition walked bar by bar, on random curves with ties."""
+
+    def walk(e: np.ndarray) -> tuple[int, int]:
+        peak, best, start = np.maximum.accumulate(e), (0, 0), -1
+        for i in range(len(e)):
+            under = bool(e[i] < peak[i])
+            if under and start < 0:
+                start = i - 1
+            if start >= 0 and i - start > best[1] - best[0]:
+                best = (start, i)
+            if not under:
+                start = -1
+        return best
+
+    rng = np.random.default_rng(3)
+    for _ in range(2_000):
+        e = np.round(100 + np.cumsum(rng.normal(0, 1, rng.integers(1, 40))))
+        assert longest_drawdown(e) == walk(e)
