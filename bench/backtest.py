@@ -40,6 +40,7 @@ MINUTES_PER_YEAR = 525_600
 TICK = 0.01
 LOT = 0.00001
 SIZE_LOTS = 10_000  # 0.1 BTC
+CASH = 1_000_000.0  # a year of flips pays about half of it in fees: never ruined, so every pass does the full year
 
 
 def random_walk(bars: int, seed: int) -> pd.DataFrame:
@@ -83,6 +84,8 @@ def timed(name: str, run: Callable[[], Result], reps: int) -> Pass:
         result = run()
         seconds.append(time.perf_counter() - start)
     m = result.metrics
+    if not np.isnan(m["ruined_at_bar"]):
+        raise SystemExit(f"{name}: ruined at bar {int(m['ruined_at_bar'])}: the pass did not trade the whole run")
     print(f"{name}: median {statistics.median(seconds):.3f} s, {int(m['fills'])} fills, {int(m['trades'])} trades")
     return Pass(name, seconds, result)
 
@@ -96,7 +99,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     bars = random_walk(args.bars, args.seed)
     fees = Fees.from_venue("BTCUSDT")
-    common = {"cash": 100_000.0, "fees": fees, "lot_size": LOT, "tick": TICK}
+    common = {"cash": CASH, "fees": fees, "lot_size": LOT, "tick": TICK}
     fast, slow = SmaCross.fast, SmaCross.slow
 
     def signal() -> Result:
@@ -129,8 +132,8 @@ def report(args: argparse.Namespace, passes: list[Pass], fees: Fees, plot: Path)
         machine_markdown(),
         "",
         f"One process, one thread. Bars: a seeded geometric random walk on BTCUSDT's 0.01 tick; orders of"
-        f" {SIZE_LOTS:,} lots of {LOT:.5f} BTC; the venue's taker fee ({fees.taker_bps} bps) on every fill; fill prices"
-        " rounded to the tick against the trader. Each pass ran once untimed, then"
+        f" {SIZE_LOTS:,} lots of {LOT:.5f} BTC from {CASH:,.0f} USDT; the venue's taker fee ({fees.taker_bps} bps)"
+        " on every fill; fill prices rounded to the tick against the trader. Each pass ran once untimed, then"
         f" {args.reps} times; a backtest covers indicators, the bar loop, fills, round trips and every metric.",
         "",
         "| pass | backtests/s | median (s) | min (s) | bars/s | fills | round trips | final equity |",

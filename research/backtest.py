@@ -10,7 +10,9 @@ Sizes are whole lots (``lot_size`` base units each), as on the venue. Prices are
 order is a taker, paying ``taker_bps`` of the fill's notional. The venue takes a buyer's fee in the base asset it
 receives; here it is charged in quote at the fill price (the same value at that moment) so that the position
 stays a whole number of lots. The venue also rounds each fee up to the asset's unit; cash here is a float, so no
-rounding is done. Cash is not checked: a strategy may go short or borrow, only the position limit binds.
+rounding is done. Cash is not checked: a strategy may go short or borrow, only the position limit binds; but at
+the first close where equity is <= 0 the account is ruined: its position is closed at that close and every later
+fill is dropped (metrics["ruined_at_bar"]).
 
 ``backtest_signal`` is a vectorized twin for a precomputed +1/0/-1 signal; a test checks it against this loop.
 """
@@ -306,11 +308,22 @@ def make_result(
     periods_per_year: float | None,
 ) -> Result:
     close = bars["close"].to_numpy()
-    equity = pd.Series(cash_after + held * lot * close, index=bars.index, name="equity")
+    values = cash_after + held * lot * close
+    ruined = np.flatnonzero(values <= 0)
+    if len(ruined):
+        # ruin: at the first close with nothing left the position is closed there and trading stops; going on
+        # would make every return after it meaningless (a negative equity's "returns" change sign)
+        r = int(ruined[0])
+        values[r + 1 :] = values[r]
+        held = held.copy()
+        held[r + 1 :] = 0
+        fills = [f for f in fills if f.bar <= r]
+    equity = pd.Series(values, index=bars.index, name="equity")
     position = pd.Series(held, index=bars.index, name="position")
     trades = round_trips(fills, lot)
     metrics = compute_metrics(equity, fills, trades, lot, initial_cash, periods_per_year)
     metrics["orders_clipped"] = float(clipped)
+    metrics["ruined_at_bar"] = float(ruined[0]) if len(ruined) else math.nan
     return Result(equity=equity, position=position, fills=fills, trades=trades, metrics=metrics)
 
 

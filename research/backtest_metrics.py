@@ -106,7 +106,9 @@ def compute_metrics(
 ) -> dict[str, float]:
     values = equity.to_numpy(dtype=float)
     ppy = periods_per_year if periods_per_year is not None else periods_per_year_of(equity.index)
-    returns = np.diff(values, prepend=initial_cash) / np.concatenate(([initial_cash], values[:-1]))
+    before = np.concatenate(([initial_cash], values[:-1]))
+    # after a ruin (research.backtest) equity stays at <= 0: those bars return nothing
+    returns = np.divide(np.diff(values, prepend=initial_cash), before, out=np.zeros(len(values)), where=before > 0)
     total = values[-1] / initial_cash - 1.0
     years = len(values) / ppy
     mean = float(returns.mean())

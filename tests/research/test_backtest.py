@@ -219,3 +219,26 @@ def test_drawdown_duration_equals_a_plain_loop() -> None:
     for _ in range(2_000):
         e = np.round(100 + np.cumsum(rng.normal(0, 1, rng.integers(1, 40))))
         assert longest_drawdown(e) == walk(e)
+
+
+def test_ruin_closes_the_position_and_stops_trading() -> None:
+    """Short 1 from 100 with 50 of cash (fee 0.10): equity 149.90 - 140 = 9.90, then 149.90 - 160 = -10.10 at bar
+    2's close: ruined there; the close sent on bar 2 (it would fill at 150 on bar 3) never fills."""
+
+    class ShortThenClose(Strategy):
+        def next(self) -> None:
+            i = len(self.data.close) - 1
+            if i == 0:
+                self.sell(1)
+            elif i == 2:
+                self.close()
+
+    data = bars([100, 100, 150, 150], [100, 140, 160, 90])
+    r = Backtest(data, ShortThenClose, cash=50.0, fees=FEES).run()
+    assert r.equity.to_numpy() == pytest.approx([50.0, 9.90, -10.10, -10.10], abs=1e-9)
+    assert r.position.tolist() == [0, -1, -1, 0]
+    assert [(f.bar, f.qty) for f in r.fills] == [(1, -1)]
+    assert r.metrics["ruined_at_bar"] == 2
+    assert r.metrics["max_drawdown"] == pytest.approx(-10.10 / 50 - 1)
+    fast = backtest_signal(data, [-1, -1, 0, 0], FEES, cash=50.0)
+    assert fast.equity.equals(r.equity) and fast.fills == r.fills
