@@ -121,3 +121,59 @@ def test_dockerfile() -> None:
 
 def test_yaml_helpers_round_trip() -> None:
     assert load_yaml_all("a: 1\n---\nb: 2\n") == [{"a": 1}, {"b": 2}]
+
+
+def reference_problems(compose: Any) -> list[str]:
+    """What the schema cannot see: services and volumes named but not defined."""
+    services, volumes = compose["services"], set(compose.get("volumes", {}))
+    problems = []
+    for name, service in services.items():
+        for dependency in service.get("depends_on", {}):
+            if dependency not in services:
+                problems.append(f"{name}: depends on {dependency}, which is no service")
+        for volume in service.get("volumes", []):
+            source = volume.split(":", 1)[0]
+            if not source.startswith(("./", "/")) and source not in volumes:
+                problems.append(f"{name}: volume {source} is not declared")
+    return problems
+
+
+def test_references_resolve() -> None:
+    assert reference_problems(compose()) == []
+    broken = compose()
+    broken["services"]["engine"]["depends_on"]["redsi"] = {"condition": "service_healthy"}
+    del broken["volumes"]["redis-data"]
+    problems = reference_problems(broken)  # depends_on is one YAML anchor: every service that shares it is named
+    assert "engine: depends on redsi, which is no service" in problems
+    assert "redis: volume redis-data is not declared" in problems
+
+
+def test_mounts_agree_with_the_configuration() -> None:
+    services = compose()["services"]
+    prometheus = {v.split(":")[1]: v.split(":")[0] for v in services["prometheus"]["volumes"]}
+    config = load_yaml(ROOT / "deploy" / "prometheus" / "prometheus.yml")
+    # prometheus.yml's paths are relative to itself: mounted at /etc/prometheus, they must land on the mounts
+    assert prometheus["/etc/prometheus/prometheus.yml"] == "./deploy/prometheus/prometheus.yml"
+    for rule_file in config["rule_files"]:
+        assert f"/etc/prometheus/{rule_file.split('/')[0]}" in prometheus
+    sd_dir = config["scrape_configs"][0]["file_sd_configs"][0]["files"][0].rsplit("/", 1)[0]
+    assert prometheus[f"/etc/prometheus/{sd_dir}"] == "./" + str(targets.COMPOSE.parent.relative_to(ROOT))
+    grafana = {v.split(":")[1]: v.split(":")[0] for v in services["grafana"]["volumes"]}
+    provider = load_yaml(ROOT / "deploy" / "grafana" / "provisioning" / "dashboards" / "mercury.yml")
+    dashboards = provider["providers"][0]["options"]["path"]
+    assert grafana[f"{dashboards}/mercury.json"] == "./deploy/grafana/mercury.json"
+    datasource = load_yaml(ROOT / "deploy" / "grafana" / "provisioning" / "datasources" / "prometheus.yml")
+    assert datasource["datasources"][0]["url"] == "http://prometheus:9090"
+
+
+def test_dockerfile_copies_resolve() -> None:
+    text = (ROOT / "Dockerfile").read_text()
+    stages = set(re.findall(r"^FROM \S+ AS (\w+)", text, re.MULTILINE))
+    ignored = {line.strip().rstrip("/") for line in (ROOT / ".dockerignore").read_text().splitlines()}
+    for flags, sources in re.findall(r"^COPY (--from=\w+ )?(.+) \S+$", text, re.MULTILINE):
+        if flags:
+            assert flags.split("=")[1].strip() in stages, flags
+            continue
+        for source in sources.split():
+            assert source == "." or (ROOT / source).exists(), source
+            assert source.rstrip("/") not in ignored, f"{source} is excluded by .dockerignore"
