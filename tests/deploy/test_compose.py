@@ -72,6 +72,9 @@ def test_backing_services_and_durability() -> None:
     assert BACKING <= set(services)
     assert "--appendonly" in services["redis"]["command"] and "yes" in services["redis"]["command"]
     assert services["mongo"]["image"].startswith("mongo:")  # a real MongoDB, not FerretDB
+    builders = [name for name, s in services.items() if "build" in s]
+    assert builders == ["sequencer"]  # built once; every other Mercury service uses that image, never pulled
+    assert all(s.get("pull_policy") == "never" for s in services.values() if s.get("image") == "mercury:latest")
     for name, service in services.items():
         image = service.get("image", "")
         assert image == "mercury:latest" or re.fullmatch(r"[\w./-]+:v?\d+(\.\d+)+[\w.-]*", image), f"{name}: {image}"
