@@ -165,6 +165,10 @@ def test_network_policies_and_secrets(overlay: str) -> None:
     assert policies["default-deny-ingress"]["spec"]["podSelector"] == {}
     engine_ports = {p["port"] for rule in policies["engine-shard"]["spec"]["ingress"] for p in rule["ports"]}
     assert engine_ports == {7001, 7003}
+    # the policies pick Mercury's pods by the part-of label that kustomization.yaml puts on every pod template
+    for kind in WORKLOADS:
+        for name, w in objects(docs, kind).items():
+            assert w["spec"]["template"]["metadata"]["labels"]["app.kubernetes.io/part-of"] == "mercury", name
     metrics = {p["port"] for rule in policies["metrics-from-monitoring"]["spec"]["ingress"] for p in rule["ports"]}
     # every container's metrics port, and nothing else
     exported = {p["containerPort"] for c in containers(docs) for p in c["ports"] if p["name"].startswith("metrics")}
