@@ -178,19 +178,21 @@ class Strategy:
         return self._bt.cash + self._bt.position * self._bt.lot_size * float(self._bt.close[self._bt.now])
 
     def buy(self, size: int) -> None:
-        self._order(size)
+        """Buy ``size`` (> 0) lots more at the next open."""
+        self._order(size, 1)
 
     def sell(self, size: int) -> None:
-        self._order(-size)
+        """Sell ``size`` (> 0) lots more at the next open."""
+        self._order(size, -1)
 
     def close(self) -> None:
         """Go flat at the next open (cancels the orders sent before on this bar)."""
         self._bt.target = 0
 
-    def _order(self, delta: int) -> None:
-        if not isinstance(delta, int | np.integer) or isinstance(delta, bool) or delta == 0:
-            raise ValueError(f"order size must be a non-zero whole number of lots, not {delta!r}")
-        self._bt.target += int(delta)
+    def _order(self, size: int, sign: int) -> None:
+        if not isinstance(size, int | np.integer) or isinstance(size, bool) or size <= 0:
+            raise ValueError(f"order size must be a whole number of lots > 0, not {size!r}")
+        self._bt.target += sign * int(size)
 
 
 class Backtest:

@@ -242,3 +242,13 @@ def test_ruin_closes_the_position_and_stops_trading() -> None:
     assert r.metrics["max_drawdown"] == pytest.approx(-10.10 / 50 - 1)
     fast = backtest_signal(data, [-1, -1, 0, 0], FEES, cash=50.0)
     assert fast.equity.equals(r.equity) and fast.fills == r.fills
+
+
+@pytest.mark.parametrize("size", [0, -1, 1.5, True])
+def test_order_sizes_are_positive_whole_lots(size: object) -> None:
+    class Bad(Strategy):
+        def next(self) -> None:
+            self.buy(size)  # type: ignore[arg-type]
+
+    with pytest.raises(ValueError, match="whole number of lots"):
+        Backtest(FOUR, Bad, cash=1000.0, fees=FEES).run()

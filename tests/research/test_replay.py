@@ -15,9 +15,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 from research.replay import Market, Recorded, ReplayStrategy, replay_with
-from wire.commands import CancelOrder, Command, CreateAccount, Deposit, PlaceOrder
+from wire.commands import CancelOrder, Command, CreateAccount, Deposit, PlaceOrder, ReplaceOrder
 from wire.enums import OrderType, Side, TimeInForce
-from wire.events import Event, OrderAccepted, OrderCanceled
+from wire.events import Event, OrderAccepted, OrderCanceled, OrderReplaced
 from wire.venue import load_venue
 
 T = 1_700_000_000_000_000_000
@@ -95,3 +95,37 @@ def test_without_the_strategy_the_replay_is_the_recording() -> None:
     assert [(lvl.price, lvl.total) for lvl in idle.engine.matchers[SYM].book.side(Side.SELL).iter_levels()] == [
         (10_100, 5 * LOTS)
     ]
+
+
+class BidOnce(ReplayStrategy):
+    """Rests one bid far below the market on the first event it sees: shifts every later in_seq by one."""
+
+    def __init__(self) -> None:
+        self.sent = False
+
+    def on_events(self, market: Market, events: Sequence[Event]) -> Iterable[Command]:
+        if self.sent:
+            return ()
+        self.sent = True
+        return [PlaceOrder("strat", 1, market.account, SYM, Side.BUY, OrderType.LIMIT, TimeInForce.GTC, 9_000,
+                           LOTS, "bid")]  # fmt: skip
+
+
+def test_a_recorded_replace_follows_its_renumbered_order() -> None:
+    """Recorded: offer 5 BTC at 101 (in_seq 3), then replace order 3 with 4 BTC at 101.50 (in_seq 4). In the
+    replay the strategy's account, deposit and bid come first (in_seq 1, 2, 3, the bid after the account's
+    creation is seen), so the offer is order 6 and the replace must name 6."""
+    flow = [
+        Recorded(1, T, CreateAccount("rec", 1, 1)),
+        Recorded(2, T, Deposit("rec", 2, 1, "BTC", 100 * BTC_UNITS)),
+        Recorded(3, T + 1, order(1, Side.SELL, 10_100, 5)),
+        Recorded(4, T + 2, ReplaceOrder("rec", 3, 1, SYM, 3, "", "", 10_150, 4 * LOTS)),
+    ]
+    result = replay_with(flow, BidOnce(), load_venue(), account=STRATEGY, funding={"USDT": 1_000 * BTC_UNITS})
+    assert [n for n, _ in result.inserted] == [1, 2, 3]
+    assert result.order_ids == {1: 4, 2: 5, 3: 6, 4: 7}
+    (replaced,) = [e for e in result.events if isinstance(e, OrderReplaced)]
+    assert (replaced.order_id, replaced.new_order_id, replaced.price, replaced.qty) == (6, 7, 10_150, 4 * LOTS)
+    book = result.engine.matchers[SYM].book
+    assert [(lvl.price, lvl.total) for lvl in book.side(Side.SELL).iter_levels()] == [(10_150, 4 * LOTS)]
+    assert [(lvl.price, lvl.total) for lvl in book.side(Side.BUY).iter_levels()] == [(9_000, LOTS)]
