@@ -106,10 +106,13 @@ async def endpoint(ws: WebSocket, gateway: Gateway) -> None:
     assert gateway.live is not None
     try:
         while True:
-            text = await ws.receive_text()
+            try:
+                text = await ws.receive_text()
+            except (WebSocketDisconnect, RuntimeError):
+                # RuntimeError (starlette's WebSocketDisconnected): the socket was closed from this side first, by
+                # the writer dropping a slow client or by the server shutting down (seen on Ctrl-C in CI)
+                break
             await handle(conn, text)
-    except WebSocketDisconnect:
-        pass
     finally:
         for account in set(conn.subscriptions.values()):
             gateway.live.unsubscribe(account, conn)
