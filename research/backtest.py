@@ -4,15 +4,17 @@ A strategy sees the bars one at a time: ``Strategy.next`` runs after bar ``i`` h
 and earlier, never a later one (``Line`` raises IndexError). The orders it sends are market orders that fill at
 the OPEN of bar ``i + 1``; orders sent on the last bar never fill. That is the whole look-ahead rule, and it is
 the one ``backtesting.py`` applies with ``trade_on_close=False`` (tests/research/test_backtest_crosscheck.py).
+A limit order (``buy(size, limit=p)``) lives for bar ``i + 1`` only: marketable at its open, it takes there like
+a market order; otherwise it rests and fills at ``p``, as a maker, if the bar's range reaches ``p``.
 
 Sizes are whole lots (``lot_size`` base units each), as on the venue. Prices are whatever unit the bars are in
 (ticks or decimal prices); fill prices are rounded to ``tick`` when one is given. Fees are the venue's: a market
-order is a taker, paying ``taker_bps`` of the fill's notional. The venue takes a buyer's fee in the base asset it
-receives; here it is charged in quote at the fill price (the same value at that moment) so that the position
-stays a whole number of lots. The venue also rounds each fee up to the asset's unit; cash here is a float, so no
-rounding is done. Cash is not checked: a strategy may go short or borrow, only the position limit binds; but at
-the first close where equity is <= 0 the account is ruined: its position is closed at that close and every later
-fill is dropped (metrics["ruined_at_bar"]).
+order is a taker, paying ``taker_bps`` of the fill's notional; a limit order that rested pays ``maker_bps``. The
+venue takes a buyer's fee in the base asset it receives; here it is charged in quote at the fill price (the same
+value at that moment) so that the position stays a whole number of lots. The venue also rounds each fee up to
+the asset's unit; cash here is a float, so no rounding is done. Cash is not checked: a strategy may go short or
+borrow, only the position limit binds; but at the first close where equity is <= 0 the account is ruined: its
+position is closed at that close and every later fill is dropped (metrics["ruined_at_bar"]).
 
 ``backtest_signal`` is a vectorized twin for a precomputed +1/0/-1 signal; a test checks it against this loop.
 """
@@ -38,7 +40,8 @@ COLUMNS = ("open", "high", "low", "close", "volume")
 
 @dataclass(frozen=True, slots=True)
 class Fees:
-    """Basis points of each fill's notional. Every order the backtester fills is a market order (a taker)."""
+    """Basis points of each fill's notional: market orders and limit orders marketable on arrival pay the taker
+    rate, a limit order that rested and was then reached pays the maker rate."""
 
     maker_bps: int = 0
     taker_bps: int = 0
@@ -51,6 +54,10 @@ class Fees:
     @property
     def taker_rate(self) -> float:
         return self.taker_bps / 10_000
+
+    @property
+    def maker_rate(self) -> float:
+        return self.maker_bps / 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,11 +72,12 @@ class Slippage:
 
 @dataclass(frozen=True, slots=True)
 class Fill:
-    bar: int  # index of the bar whose open filled the order
+    bar: int  # index of the bar in which the order filled (at its open, unless a limit order rested)
     time: pd.Timestamp
     qty: int  # lots, signed: > 0 bought
     price: float
     fee: float  # quote
+    maker: bool = False  # a limit order that rested at the open and was reached during the bar
 
 
 @dataclass(slots=True)
@@ -177,22 +185,28 @@ class Strategy:
     def equity(self) -> float:
         return self._bt.cash + self._bt.position * self._bt.lot_size * float(self._bt.close[self._bt.now])
 
-    def buy(self, size: int) -> None:
-        """Buy ``size`` (> 0) lots more at the next open."""
-        self._order(size, 1)
+    def buy(self, size: int, limit: float | None = None) -> None:
+        """Buy ``size`` (> 0) lots more at the next open; with ``limit``, a limit order for the next bar only."""
+        self._order(size, 1, limit)
 
-    def sell(self, size: int) -> None:
-        """Sell ``size`` (> 0) lots more at the next open."""
-        self._order(size, -1)
+    def sell(self, size: int, limit: float | None = None) -> None:
+        """Sell ``size`` (> 0) lots more at the next open; with ``limit``, a limit order for the next bar only."""
+        self._order(size, -1, limit)
 
     def close(self) -> None:
-        """Go flat at the next open (cancels the orders sent before on this bar)."""
+        """Go flat at the next open (cancels the orders sent before on this bar, limit orders too)."""
         self._bt.target = 0
+        self._bt.limits.clear()
 
-    def _order(self, size: int, sign: int) -> None:
+    def _order(self, size: int, sign: int, limit: float | None) -> None:
         if not isinstance(size, int | np.integer) or isinstance(size, bool) or size <= 0:
             raise ValueError(f"order size must be a whole number of lots > 0, not {size!r}")
-        self._bt.target += sign * int(size)
+        if limit is None:
+            self._bt.target += sign * int(size)
+        elif not limit > 0:
+            raise ValueError(f"limit price must be > 0, not {limit!r}")
+        else:
+            self._bt.limits.append((sign * int(size), float(limit)))
 
 
 class Backtest:
@@ -232,11 +246,31 @@ class Backtest:
         self.cash = self.initial_cash
         self.position = 0
         self.target = 0
+        self.limits: list[tuple[int, float]] = []  # (signed lots, limit price) sent on the bar just closed
         self.clipped = 0
 
     def fill_price(self, side: int, bar: int) -> float:
         """The price a market order decided on bar ``bar - 1`` fills at on bar ``bar``."""
         return fill_price(self.open, self.high, self.low, bar, side, self.slippage, self.tick)
+
+    def fill_limit(self, bar: int, qty: int, price: float, fills: list[tuple[int, int, float, float, bool]]) -> None:
+        """A limit order on ``bar``: marketable at the open, it takes like a market order (slippage included, but
+        never past its limit); otherwise it rests, and fills at its limit as a maker if the bar reaches it."""
+        side = 1 if qty > 0 else -1
+        open_ = float(self.open[bar])
+        if (open_ <= price) if side > 0 else (open_ >= price):
+            fill = self.fill_price(side, bar)
+            fill, rate, maker = (min(fill, price) if side > 0 else max(fill, price)), self.fees.taker_rate, False
+        elif (float(self.low[bar]) <= price) if side > 0 else (float(self.high[bar]) >= price):
+            fill, rate, maker = price, self.fees.maker_rate, True
+        else:
+            return
+        delta = self.limit(self.position + qty) - self.position
+        if delta:
+            fee = abs(delta) * self.lot_size * fill * rate
+            self.cash = self.cash + (-(delta * self.lot_size * fill) - fee)
+            self.position += delta
+            fills.append((bar, delta, fill, fee, maker))
 
     def limit(self, target: int) -> int:
         cap = self.max_position
@@ -248,13 +282,14 @@ class Backtest:
     def run(self, **params: Any) -> Result:
         n = len(self.bars)
         self.cash, self.position, self.target, self.clipped = self.initial_cash, 0, 0, 0
+        self.limits = []
         self.now = n - 1
         strategy = self.strategy_class(self, params)
         strategy.init()
         rate, lot = self.fees.taker_rate, self.lot_size
         cash_after = np.empty(n)
         held = np.empty(n, dtype=np.int64)
-        raw_fills: list[tuple[int, int, float, float]] = []
+        raw_fills: list[tuple[int, int, float, float, bool]] = []
         for i in range(n):
             if self.target != self.position:  # sent on bar i - 1: fills at this bar's open
                 self.target = self.limit(self.target)
@@ -265,7 +300,11 @@ class Backtest:
                     fee = abs(delta) * lot * price * rate
                     self.cash = self.cash + (-notional - fee)
                     self.position = self.target
-                    raw_fills.append((i, delta, price, fee))
+                    raw_fills.append((i, delta, price, fee, False))
+            if self.limits:
+                for qty, limit_price in self.limits:
+                    self.fill_limit(i, qty, limit_price, raw_fills)
+                self.limits = []  # a limit order lives one bar: what did not fill expires
             cash_after[i] = self.cash
             held[i] = self.position
             self.now = i
@@ -292,11 +331,11 @@ def fill_price(
     return price
 
 
-def make_fills(index: pd.Index, raw: list[tuple[int, int, float, float]]) -> list[Fill]:
-    """(bar, qty, price, fee) to Fills; the times are looked up at once (one index lookup per fill costs more than
-    the whole fill on a year of minute bars)."""
-    times = list(index[[bar for bar, _, _, _ in raw]])
-    return [Fill(bar, t, qty, price, fee) for (bar, qty, price, fee), t in zip(raw, times, strict=True)]
+def make_fills(index: pd.Index, raw: list[tuple[int, int, float, float, bool]]) -> list[Fill]:
+    """(bar, qty, price, fee, maker) to Fills; the times are looked up at once (one index lookup per fill costs
+    more than the whole fill on a year of minute bars)."""
+    times = list(index[[r[0] for r in raw]])
+    return [Fill(bar, t, qty, price, fee, maker) for (bar, qty, price, fee, maker), t in zip(raw, times, strict=True)]
 
 
 def make_result(
@@ -371,13 +410,13 @@ def backtest_signal(
     slip = slippage if slippage is not None else Slippage()
     rate = (fees if fees is not None else Fees.from_venue()).taker_rate
     flows = np.zeros(n)
-    raw_fills: list[tuple[int, int, float, float]] = []
+    raw_fills: list[tuple[int, int, float, float, bool]] = []
     for i in np.flatnonzero(delta).tolist():
         d = int(delta[i])
         price = fill_price(open_, high, low, i, 1 if d > 0 else -1, slip, tick)
         fee = abs(d) * lot_size * price * rate
         flows[i] = -(d * lot_size * price) - fee
-        raw_fills.append((i, d, price, fee))
+        raw_fills.append((i, d, price, fee, False))
     fills = make_fills(frame.index, raw_fills)
     cash_after = np.add.accumulate(np.concatenate(([float(cash)], flows)))[1:]
     return make_result(frame, cash_after, held, fills, lot_size, float(cash), clipped, periods_per_year)

@@ -252,3 +252,39 @@ def test_order_sizes_are_positive_whole_lots(size: object) -> None:
 
     with pytest.raises(ValueError, match="whole number of lots"):
         Backtest(FOUR, Bad, cash=1000.0, fees=FEES).run()
+
+
+def test_limit_orders_rest_as_makers_or_take_at_the_open() -> None:
+    """Bar 1 opens at 110 and trades 105 .. 120. With 5 bps maker and 20 bps taker fees, orders sent on bar 0:
+    buy 2 limit 108 rests, is reached (low 105) and fills at 108 as a maker: fee 2 x 108 x 5 bps = 0.108;
+    buy 1 limit 112 is marketable at the open: fills at 110 as a taker: fee 110 x 20 bps = 0.22;
+    sell 1 limit 125 is never reached (high 120) and expires, though bar 2 (high 125) would reach it."""
+    fees = Fees(maker_bps=5, taker_bps=20)
+
+    class Limits(Strategy):
+        def next(self) -> None:
+            if len(self.data.close) == 1:
+                self.buy(2, limit=108.0)
+                self.buy(1, limit=112.0)
+                self.sell(1, limit=125.0)
+
+    r = Backtest(FOUR, Limits, cash=1000.0, fees=fees).run()
+    assert [(f.bar, f.qty, f.price, f.maker) for f in r.fills] == [(1, 2, 108.0, True), (1, 1, 110.0, False)]
+    assert [f.fee for f in r.fills] == pytest.approx([0.108, 0.22], abs=1e-12)
+    assert r.position.tolist() == [0, 3, 3, 3]
+    assert r.equity.iloc[-1] == pytest.approx(1000 - 216 - 0.108 - 110 - 0.22 + 3 * 95)
+
+
+def test_limit_orders_respect_the_position_limit_and_close_cancels_them() -> None:
+    class Limits(Strategy):
+        def next(self) -> None:
+            i = len(self.data.close) - 1
+            if i == 0:
+                self.buy(5, limit=200.0)  # marketable at 110, cut to 3
+            elif i == 1:
+                self.sell(1, limit=1.0)
+                self.close()  # cancels the sell: the position goes flat at bar 2's open, once
+
+    r = Backtest(FOUR, Limits, cash=1000.0, fees=FEES, max_position=3).run()
+    assert [(f.bar, f.qty, f.price) for f in r.fills] == [(1, 3, 110.0), (2, -3, 120.0)]
+    assert r.metrics["orders_clipped"] == 1
