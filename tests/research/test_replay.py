@@ -14,7 +14,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from research.replay import Market, Recorded, ReplayStrategy, replay_with
+from research.replay import Market, Recorded, ReplayStrategy, read_journal, replay_with
+from sequencer.journal import Journal
+from tests.harness import RedisServer
+from wire import keys
+from wire.codec import JournalBatch, encode
 from wire.commands import CancelOrder, Command, CreateAccount, Deposit, PlaceOrder, ReplaceOrder
 from wire.enums import OrderType, Side, TimeInForce
 from wire.events import Event, OrderAccepted, OrderCanceled, OrderReplaced
@@ -129,3 +133,19 @@ def test_a_recorded_replace_follows_its_renumbered_order() -> None:
     book = result.engine.matchers[SYM].book
     assert [(lvl.price, lvl.total) for lvl in book.side(Side.SELL).iter_levels()] == [(10_150, 4 * LOTS)]
     assert [(lvl.price, lvl.total) for lvl in book.side(Side.BUY).iter_levels()] == [(9_000, LOTS)]
+
+
+def test_the_flow_read_back_from_a_redis_journal(redis_server: RedisServer) -> None:
+    """The recording journaled as the sequencer journals it (two batches), read back with read_journal: the same
+    commands, and the same replay."""
+    r = redis_server.client()
+    journal = Journal(r, keys.journal("e0"))
+    for batch in (RECORDED[:4], RECORDED[4:]):
+        first = batch[0].in_seq
+        journal.append(first, encode(JournalBatch(first, [rec.ts for rec in batch], [rec.cmd for rec in batch])))
+    assert read_journal(r, "e0") == RECORDED
+    strategy = BuyWhenTwoOffers()
+    replayed = replay_with(read_journal(r, "e0"), strategy, load_venue(), account=STRATEGY,
+                           funding={"USDT": 1_000 * BTC_UNITS}, latency_ns=5)  # fmt: skip
+    assert [(f.price, f.qty) for f in replayed.fills] == [(10_100, 5 * LOTS), (10_200, 2 * LOTS)]
+    r.close()
