@@ -154,6 +154,10 @@ def test_ingress_routes_like_the_front_door(overlay: str) -> None:
         "/ui/": "http-gateway:http",
     }
     assert {path: route(ingresses, path) for path in expected} == expected
+    # the gateways' /ui-config.json sends the UI to this same host's port 80, the Ingress
+    gateway = next(c for c in containers(built(overlay)) if c["name"] == "http")
+    env = {e["name"]: e["value"] for e in gateway["env"]}
+    assert env["MERCURY_FEED_REST_PORT"] == env["MERCURY_FEED_WS_PORT"] == "80"
     feeds = ingresses["mercury-feeds"]["metadata"]["annotations"]
     assert feeds["nginx.ingress.kubernetes.io/upstream-hash-by"] == "$binary_remote_addr"  # the front door's ip_hash
 
