@@ -27,7 +27,8 @@ RUN pip install -e . \
     && python -c "import engine.core, engine.book; print('compiled:', engine.core.__file__)" \
     | grep -q '\.so$'
 # bytecode now: the runtime's root filesystem may be read-only (deploy/k8s), so it could not be cached later
-RUN python -m compileall -q /app /opt/venv
+# (pip already compiled what it installed into /opt/venv)
+RUN python -m compileall -q /app
 
 FROM python:3.11.11-slim-bookworm AS runtime
 # nginx: the front door (python -m frontdoor renders its configuration and runs it in the foreground)
