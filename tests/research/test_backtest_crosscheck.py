@@ -3,8 +3,9 @@
 Both run a 10/20 SMA crossover that reverses a fixed position, configured alike: the same commission (10 bps:
 backtesting.py charges ``commission`` on entry and again on exit, the venue's taker fee on every fill), no
 spread or slippage, market orders on the next bar's open (``trade_on_close=False``), fixed whole-unit sizes (so
-margin and all-in sizing play no part), no hedging. They must agree on every trade's size, bars, times and
-prices exactly. What may differ, and by how much (docs/research.md, "Backtester"):
+margin and all-in sizing play no part), no hedging; once closing the position explicitly, once with
+``exclusive_orders=True`` doing it. They must agree on every trade's size, bars, times and prices exactly. What
+may differ, and by how much (docs/research.md, "Backtester"):
 
 - PnL, equity and final equity: the same sums added in a different order, so within 1e-12 relative;
 - fees: backtesting.py's "Commissions" counts closed trades only; research.backtest counts every fill, so it is
@@ -29,6 +30,7 @@ COMMISSION_BPS = 10
 
 class BtSmaCross(BtStrategy):  # type: ignore[misc]
     size = 10
+    exclusive = False  # with Backtest(exclusive_orders=True) each new order closes the position itself
 
     def init(self) -> None:
         self.fast = self.I(SMA, self.data.Close, 10)
@@ -36,21 +38,24 @@ class BtSmaCross(BtStrategy):  # type: ignore[misc]
 
     def next(self) -> None:
         if crossover(self.fast, self.slow):
-            self.position.close()
+            if not self.exclusive:
+                self.position.close()
             self.buy(size=self.size)
         elif crossover(self.slow, self.fast):
-            self.position.close()
+            if not self.exclusive:
+                self.position.close()
             self.sell(size=self.size)
 
 
 # backtesting.py 0.6.6's statistics call pandas APIs the installed pandas deprecates; not our code, not a result
 @pytest.mark.filterwarnings("ignore:DatetimeIndex.dayofweek is deprecated")
+@pytest.mark.parametrize("exclusive", [False, True])
 @pytest.mark.parametrize(("name", "data", "size"), [("GOOG", GOOG, 10), ("EURUSD", EURUSD, 10_000)])
-def test_same_trades_and_equity_as_backtesting_py(name: str, data: pd.DataFrame, size: int) -> None:
+def test_same_trades_and_equity_as_backtesting_py(name: str, data: pd.DataFrame, size: int, exclusive: bool) -> None:
     bt = BtBacktest(data, BtSmaCross, cash=100_000, commission=COMMISSION_BPS / 10_000, spread=0.0, margin=1.0,
-                    trade_on_close=False, hedging=False, exclusive_orders=False, finalize_trades=False)  # fmt: skip
+                    trade_on_close=False, hedging=False, exclusive_orders=exclusive, finalize_trades=False)  # fmt: skip
     with pytest.warns(UserWarning, match="trades remain open"):  # both leave the last position open
-        stats = bt.run(size=size)
+        stats = bt.run(size=size, exclusive=exclusive)
     ours = Backtest(data, SmaCross, cash=100_000, fees=Fees(COMMISSION_BPS, COMMISSION_BPS)).run(size=size)
 
     theirs = stats["_trades"]
