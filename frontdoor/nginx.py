@@ -46,6 +46,9 @@ def render(settings: Settings, state: Path) -> str:
         "proxy_set_header Connection $connection_upgrade; proxy_read_timeout 1h; proxy_send_timeout 1h;"
     )
     keepalive = 'proxy_http_version 1.1; proxy_set_header Connection "";'
+    # the UI's Ops page and model panel: Prometheus (which serves under /prometheus/ itself) and the inference
+    # service (mounted at its root, so the prefix is stripped), both on this machine
+    ui_extra = '"prometheus":"http://$http_host/prometheus","research":"http://$http_host/research"'
     return f"""{user}worker_processes 1;
 pid {state}/nginx.pid;
 error_log {state}/error.log warn;
@@ -75,9 +78,11 @@ http {{
         location /ws-api/ {{ proxy_pass http://gateways; {upgrade} }}
         location /ws {{ proxy_pass http://feeds_ws; {upgrade} }}
         location /stream {{ proxy_pass http://feeds_ws; {upgrade} }}
+        location /prometheus/ {{ proxy_pass http://127.0.0.1:{settings.prometheus_port}; {keepalive} }}
+        location /research/ {{ proxy_pass http://127.0.0.1:{settings.research_port}/; {keepalive} }}
         location = /ui-config.json {{
             default_type application/json;
-            return 200 '{{"marketRest":"http://$http_host","marketWs":"ws://$http_host"}}';
+            return 200 '{{"marketRest":"http://$http_host","marketWs":"ws://$http_host",{ui_extra}}}';
         }}
         location / {{ proxy_pass http://gateways; {keepalive} }}
     }}

@@ -47,6 +47,10 @@ class Settings:
     frontdoor_feeds: str = "127.0.0.1:8090/8091,127.0.0.1:8092/8093"  # the feeds behind it: host:rest_port/ws_port
     frontdoor_state_dir: str = "var/frontdoor"  # its rendered configuration, pid, logs and buffers
     metrics_port: int = 0  # Prometheus exporter port of the process (0: none)
+    # the local run's Prometheus (bin/prometheus-local), under /prometheus/; not 9090, where the service Debian's
+    # prometheus package starts on a machine with systemd listens
+    prometheus_port: int = 9095
+    research_port: int = 8095  # the inference service (research/serve), served by the front door under /research/
 
 
 _CASTS = {"str": str, "int": int}

@@ -77,7 +77,9 @@ def test_one_url_routes_trading_to_the_gateway_and_market_data_to_the_feeds(fron
     wait_for(lambda: ["1234.00", "0.01000"] in get(front.url + "/api/v3/depth?symbol=BTCUSDT")["asks"], 10,
              "the order in the feed's book")  # fmt: skip
     assert "cs" in get(front.url + "/api/v3/depth?symbol=BTCUSDT")  # a feed answered: Mercury's checksum
-    assert get(front.url + "/ui-config.json") == {"marketRest": front.url, "marketWs": front.url.replace("http", "ws")}
+    assert get(front.url + "/ui-config.json") == {"marketRest": front.url, "marketWs": front.url.replace("http", "ws"),
+                                                  "prometheus": front.url + "/prometheus",
+                                                  "research": front.url + "/research"}  # fmt: skip
     if UI_BUILD.joinpath("index.html").exists():  # ./mercury test builds it before the tests
         with urllib.request.urlopen(front.url + "/ui/", timeout=10) as page:
             assert page.status == 200 and b"<html" in page.read().lower()  # the gateway serves it, through the door

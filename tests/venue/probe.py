@@ -113,6 +113,16 @@ def stream_trade(base: str, symbol: str, timeout: float) -> dict[str, Any] | Non
     return None
 
 
+def prometheus(base: str) -> dict[str, Any]:
+    """What the local Prometheus, through the front door, says of each process it scrapes: process -> up (1/0)."""
+    status, body, _ = fetch(base + "/prometheus/api/v1/query?query=up")
+    if status != 200:
+        return {"status": status, "up": {}}
+    results = json.loads(body)["data"]["result"]
+    up = {r["metric"].get("process", r["metric"]["job"]): float(r["value"][1]) for r in results}
+    return {"status": status, "up": up}
+
+
 async def postgres(url: str) -> dict[str, int]:
     conn = await asyncpg.connect(url, timeout=10)
     try:
@@ -166,6 +176,7 @@ def main(argv: list[str] | None = None) -> int:
         query = {"symbol": args.symbol, "orderId": str(args.order)}
         seen["order_status"], seen["order"] = signed(base, "GET", "/api/v3/order", query, args.key, args.secret)
     seen["metrics"] = scrape()
+    seen["prometheus"] = prometheus(base)
     seen["postgres"] = asyncio.run(postgres(settings.postgres_url))
     seen["mongo"] = mongo(settings.mongodb_url)
     json.dump(seen, sys.stdout)

@@ -25,6 +25,7 @@ from typing import Any
 import pytest
 
 from tests.harness import read_log, wait_for
+from tests.venue.probe import metrics_ports
 
 REPO = Path(__file__).resolve().parents[2]
 BANNER = "Mercury is up."
@@ -122,6 +123,18 @@ def _settled(start: Start, key: dict[str, str], seen: dict[str, Any], what: str,
     return seen
 
 
+def _scraped(start: Start, key: dict[str, str], seen: dict[str, Any]) -> dict[str, Any]:
+    """Probe again until the local Prometheus (through the front door's /prometheus/) scrapes every process the
+    Procfile gives a metrics port, and sees each up: file-based discovery found them all."""
+    want = set(metrics_ports())
+    deadline = time.monotonic() + 60
+    while {p for p, up in seen["prometheus"]["up"].items() if up == 1} < want:
+        assert time.monotonic() < deadline, f"Prometheus does not see every process up: {seen['prometheus']}"
+        time.sleep(2)
+        seen = start.probe("--key", key["key"], "--secret", key["secret"])
+    return seen
+
+
 def _total(samples: dict[str, float], name: str, **labels: str) -> float:
     """The sum of a series' samples (any labels, or those matching ``labels``)."""
     want = [f"{k}={v}" for k, v in labels.items()]
@@ -175,7 +188,9 @@ def test_the_start_command_runs_the_whole_venue_and_a_second_start_resumes(repos
         # the UI, from the front door: its page, every script it loads, and its market-data URLs on the same origin
         assert seen["ui"]["status"] == 200 and seen["ui"]["type"].startswith("text/html"), seen["ui"]
         assert seen["ui"]["scripts"] and set(seen["ui"]["scripts"]) == {200}, seen["ui"]
-        assert seen["ui"]["config"] == {"marketRest": "http://127.0.0.1:8080", "marketWs": "ws://127.0.0.1:8080"}
+        assert seen["ui"]["config"] == {"marketRest": "http://127.0.0.1:8080", "marketWs": "ws://127.0.0.1:8080",
+                                        "prometheus": "http://127.0.0.1:8080/prometheus",
+                                        "research": "http://127.0.0.1:8080/research"}  # fmt: skip
         # REST (trading on a gateway, market data on a feed) and a WebSocket stream carrying the simulator's trades
         assert seen["ping"] == 200 and {"BTCUSDT", "ETHUSDT"} <= set(seen["symbols"])
         assert seen["depth_status"] == 200 and "cs" in seen["depth"], seen["depth"]
@@ -185,6 +200,7 @@ def test_the_start_command_runs_the_whole_venue_and_a_second_start_resumes(repos
         assert seen["placed_status"] == 200 and seen["placed"]["status"] == "NEW", seen["placed"]
         placed = seen["placed"]
         _metrics_moved(seen["metrics"])
+        seen = _scraped(first, key, seen)
         # the trades reach PostgreSQL and the klines the MongoDB-protocol server
         seen = _settled(first, key, seen, "first start", trades=1, klines=1)
         assert seen["postgres"]["duplicate_trade_out_seq"] == 0
