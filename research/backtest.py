@@ -185,20 +185,29 @@ class Strategy:
     def equity(self) -> float:
         return self._bt.cash + self._bt.position * self._bt.lot_size * float(self._bt.close[self._bt.now])
 
-    def buy(self, size: int, limit: float | None = None) -> None:
-        """Buy ``size`` (> 0) lots more at the next open; with ``limit``, a limit order for the next bar only."""
-        self._order(size, 1, limit)
+    def buy(self, size: int | None = None, limit: float | None = None, *, fraction: float | None = None) -> None:
+        """Buy ``size`` (> 0) lots more at the next open; with ``limit``, a limit order for the next bar only. Or
+        buy ``fraction`` (0 < f < 1) of the equity's worth, sized at the fill price (``Backtest.fill_fraction``)."""
+        self._order(size, 1, limit, fraction)
 
-    def sell(self, size: int, limit: float | None = None) -> None:
-        """Sell ``size`` (> 0) lots more at the next open; with ``limit``, a limit order for the next bar only."""
-        self._order(size, -1, limit)
+    def sell(self, size: int | None = None, limit: float | None = None, *, fraction: float | None = None) -> None:
+        """Sell ``size`` (> 0) lots more, as ``buy`` buys."""
+        self._order(size, -1, limit, fraction)
 
     def close(self) -> None:
-        """Go flat at the next open (cancels the orders sent before on this bar, limit orders too)."""
+        """Go flat at the next open (cancels the orders sent before on this bar, limit and fraction orders too)."""
         self._bt.target = 0
         self._bt.limits.clear()
+        self._bt.fractions.clear()
 
-    def _order(self, size: int, sign: int, limit: float | None) -> None:
+    def _order(self, size: int | None, sign: int, limit: float | None, fraction: float | None) -> None:
+        if fraction is not None:
+            if size is not None or limit is not None:
+                raise ValueError("a fraction order has no size and no limit")
+            if not 0 < fraction < 1:
+                raise ValueError(f"fraction must be in (0, 1), not {fraction!r}")
+            self._bt.fractions.append((sign, float(fraction)))
+            return
         if not isinstance(size, int | np.integer) or isinstance(size, bool) or size <= 0:
             raise ValueError(f"order size must be a whole number of lots > 0, not {size!r}")
         if limit is None:
@@ -247,6 +256,7 @@ class Backtest:
         self.position = 0
         self.target = 0
         self.limits: list[tuple[int, float]] = []  # (signed lots, limit price) sent on the bar just closed
+        self.fractions: list[tuple[int, float]] = []  # (side, fraction of equity) sent on the bar just closed
         self.clipped = 0
 
     def fill_price(self, side: int, bar: int) -> float:
@@ -272,6 +282,25 @@ class Backtest:
             self.position += delta
             fills.append((bar, delta, fill, fee, maker))
 
+    def fill_fraction(
+        self, bar: int, side: int, fraction: float, fills: list[tuple[int, int, float, float, bool]]
+    ) -> None:
+        """A market order for ``fraction`` of the equity at this open (after the bar's other market fill): the
+        whole lots that ``fraction * equity`` pays for, fee included, at the fill price. This is backtesting.py's
+        relative size, computed with its arithmetic so that the two agree when the position is flat (its margin
+        rules differ when it is not); the size comes from the fill price, which the strategy could not know."""
+        price = self.fill_price(side, bar)
+        rate, lot = self.fees.taker_rate, self.lot_size
+        equity = self.cash + self.position * lot * price
+        price_with_fee = price + fraction * price * rate / fraction
+        lots = int((max(equity, 0.0) * 1.0 * fraction) // (price_with_fee * lot))
+        delta = self.limit(self.position + side * lots) - self.position if lots > 0 else 0
+        if delta:
+            fee = abs(delta) * lot * price * rate
+            self.cash = self.cash + (-(delta * lot * price) - fee)
+            self.position += delta
+            fills.append((bar, delta, price, fee, False))
+
     def limit(self, target: int) -> int:
         cap = self.max_position
         if cap is not None and abs(target) > cap:
@@ -282,7 +311,7 @@ class Backtest:
     def run(self, **params: Any) -> Result:
         n = len(self.bars)
         self.cash, self.position, self.target, self.clipped = self.initial_cash, 0, 0, 0
-        self.limits = []
+        self.limits, self.fractions = [], []
         self.now = n - 1
         strategy = self.strategy_class(self, params)
         strategy.init()
@@ -301,6 +330,10 @@ class Backtest:
                     self.cash = self.cash + (-notional - fee)
                     self.position = self.target
                     raw_fills.append((i, delta, price, fee, False))
+            if self.fractions:
+                for side, fraction in self.fractions:
+                    self.fill_fraction(i, side, fraction, raw_fills)
+                self.fractions = []
             if self.limits:
                 for qty, limit_price in self.limits:
                     self.fill_limit(i, qty, limit_price, raw_fills)

@@ -288,3 +288,23 @@ def test_limit_orders_respect_the_position_limit_and_close_cancels_them() -> Non
     r = Backtest(FOUR, Limits, cash=1000.0, fees=FEES, max_position=3).run()
     assert [(f.bar, f.qty, f.price) for f in r.fills] == [(1, 3, 110.0), (2, -3, 120.0)]
     assert r.metrics["orders_clipped"] == 1
+
+
+def test_fraction_orders_are_sized_at_the_fill_price() -> None:
+    """Half of 1000 at bar 1's open of 110 plus 10 bps: 500 // 110.11 = 4 lots (fee 0.44)."""
+
+    class Half(Strategy):
+        def next(self) -> None:
+            if len(self.data.close) == 1:
+                self.buy(fraction=0.5)
+
+    r = Backtest(FOUR, Half, cash=1000.0, fees=FEES).run()
+    assert [(f.bar, f.qty, f.price) for f in r.fills] == [(1, 4, 110.0)]
+    assert r.fills[0].fee == pytest.approx(0.44)
+
+    class Bad(Strategy):
+        def next(self) -> None:
+            self.sell(1, fraction=0.5)
+
+    with pytest.raises(ValueError, match="no size"):
+        Backtest(FOUR, Bad, cash=1000.0, fees=FEES).run()

@@ -14,6 +14,8 @@ may differ, and by how much (docs/research.md, "Backtester"):
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -22,8 +24,8 @@ from backtesting import Strategy as BtStrategy
 from backtesting.lib import crossover
 from backtesting.test import EURUSD, GOOG, SMA
 
-from research.backtest import Backtest, Fees
-from research.strategies import SmaCross
+from research.backtest import Backtest, Fees, Strategy
+from research.strategies import SmaCross, sma
 
 COMMISSION_BPS = 10
 
@@ -78,3 +80,54 @@ def test_same_trades_and_equity_as_backtesting_py(name: str, data: pd.DataFrame,
     open_entry_fee = size * last.price * COMMISSION_BPS / 10_000
     assert abs(ours.position.iloc[-1]) == size
     assert ours.metrics["fees_paid"] == pytest.approx(stats["Commissions [$]"] + open_entry_fee, rel=1e-12)
+
+
+FULL_EQUITY = 1 - sys.float_info.epsilon  # backtesting.py's default size for buy() and sell(): "all in"
+
+
+class BtAllIn(BtStrategy):  # type: ignore[misc]
+    def init(self) -> None:
+        self.fast = self.I(SMA, self.data.Close, 10)
+        self.slow = self.I(SMA, self.data.Close, 20)
+
+    def next(self) -> None:
+        if crossover(self.fast, self.slow):
+            self.buy()
+        elif crossover(self.slow, self.fast):
+            self.sell()
+
+
+class AllIn(Strategy):
+    def init(self) -> None:
+        self.fast = self.I(sma, self.data.close, 10)
+        self.slow = self.I(sma, self.data.close, 20)
+
+    def next(self) -> None:
+        if len(self.data.close) < 2:
+            return
+        f0, f1, s0, s1 = self.fast[-2], self.fast[-1], self.slow[-2], self.slow[-1]
+        if f0 < s0 and f1 > s1:
+            self.close()
+            self.buy(fraction=FULL_EQUITY)
+        elif f0 > s0 and f1 < s1:
+            self.close()
+            self.sell(fraction=FULL_EQUITY)
+
+
+@pytest.mark.filterwarnings("ignore:DatetimeIndex.dayofweek is deprecated")
+@pytest.mark.parametrize(("name", "data"), [("GOOG", GOOG), ("EURUSD", EURUSD)])
+def test_all_in_sizing_as_backtesting_py(name: str, data: pd.DataFrame) -> None:
+    """backtesting.py's all-in orders with exclusive_orders=True (close, then reverse with the whole equity) against
+    fraction orders after close(): the position is flat when each is sized, so the sizes agree to the lot."""
+    bt = BtBacktest(data, BtAllIn, cash=10_000, commission=COMMISSION_BPS / 10_000, trade_on_close=False,
+                    exclusive_orders=True, finalize_trades=False)  # fmt: skip
+    with pytest.warns(UserWarning, match="trades remain open"):
+        stats = bt.run()
+    ours = Backtest(data, AllIn, cash=10_000, fees=Fees(COMMISSION_BPS, COMMISSION_BPS)).run()
+    theirs, mine = stats["_trades"], ours.trades_frame()
+    assert len(mine) == len(theirs) > 50
+    assert len(set(mine["size"].abs())) > 10  # the sizes do follow the equity
+    for ours_col, theirs_col in [("size", "Size"), ("entry_bar", "EntryBar"), ("exit_bar", "ExitBar"),
+                                 ("entry_price", "EntryPrice"), ("exit_price", "ExitPrice")]:  # fmt: skip
+        assert mine[ours_col].tolist() == theirs[theirs_col].tolist(), ours_col
+    assert ours.metrics["final_equity"] == pytest.approx(stats["Equity Final [$]"], rel=1e-12)
