@@ -1,0 +1,167 @@
+"""``python -m research.serve``: the inference service. ``GET /api/v1/predict?symbol=BTCUSDT&interval=1m`` builds
+the features of the latest closed klines in MongoDB (MERCURY_MONGODB_URL) and returns the latest model's P(up)
+for the next interval; ``/api/v1/model`` its metadata and backtest summary; ``/health``; ``/metrics``.
+
+It starts without a model (predict answers 503 until ``research.model train`` writes one) and looks for a new
+``LATEST`` version on each request, so a retrain needs no restart. Errors are ``{"code": ..., "msg": ...}``, the
+gateways' shape: 400 for a bad symbol or interval, 409 when the symbol has too little history, 503 with no model.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pymongo
+import uvicorn
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+
+from persistence.klines import INTERVALS
+from research.features import WARMUP, build_features
+from research.model import load_model
+from wire.config import load_settings
+from wire.venue import DEFAULT_VENUE, load_venue
+
+HISTORY = 4 * WARMUP  # klines read per prediction: the features need WARMUP, the exponential RSI settles over more
+KLINE_FIELDS = ("open_time", "open", "high", "low", "close", "volume", "trades", "taker_buy_volume")
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, code: int, msg: str) -> None:
+        super().__init__(msg)
+        self.status, self.code, self.msg = status, code, msg
+
+
+@dataclass(slots=True)
+class Loaded:
+    version: str
+    model: Any
+    meta: dict[str, Any]
+
+
+class ModelStore:
+    """The latest trained model, reloaded when ``LATEST`` names another version."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.loaded: Loaded | None = None
+        self.lock = threading.Lock()
+
+    def current(self) -> Loaded | None:
+        try:
+            version = (self.root / "LATEST").read_text().strip()
+        except FileNotFoundError:
+            return None
+        with self.lock:
+            if self.loaded is None or self.loaded.version != version:
+                model, meta = load_model(self.root / version)
+                self.loaded = Loaded(version, model, meta)
+            return self.loaded
+
+
+def create_app(mongodb_url: str, models: Path, symbols: Sequence[str]) -> FastAPI:
+    app = FastAPI(title="Mercury research inference")
+    client: pymongo.MongoClient[dict[str, Any]] = pymongo.MongoClient(mongodb_url, serverSelectionTimeoutMS=3_000)
+    db = client.get_default_database("mercury")
+    store = ModelStore(models)
+    known = set(symbols)
+    widths = dict(INTERVALS)
+    registry = CollectorRegistry()  # per app: tests start several in one process
+    predictions = Counter("research_predictions", "Predict requests by outcome", ["outcome"], registry=registry)
+    latency = Histogram("research_predict_seconds", "Predict request time", registry=registry)
+
+    @app.exception_handler(ApiError)
+    async def api_error(_: Any, exc: ApiError) -> JSONResponse:
+        return JSONResponse({"code": exc.code, "msg": exc.msg}, status_code=exc.status)
+
+    def require_model() -> Loaded:
+        loaded = store.current()
+        if loaded is None:
+            raise ApiError(503, -2001, f"no model trained yet under {models}: run python -m research.model train")
+        return loaded
+
+    @app.get("/health")
+    def health() -> dict[str, Any]:
+        loaded = store.current()
+        return {"status": "ok", "model": loaded.version if loaded else None}
+
+    @app.get("/metrics")
+    def metrics() -> Response:
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+    @app.get("/api/v1/model")
+    def model_info() -> dict[str, Any]:
+        loaded = require_model()
+        meta = loaded.meta
+        summary = {name: m["backtest"] for name, m in meta["evaluation"]["models"].items()}
+        return meta | {"backtest_summary": summary}
+
+    @app.get("/api/v1/predict")
+    def predict(symbol: str = "", interval: str = "1m") -> dict[str, Any]:
+        started = time.perf_counter()
+        try:
+            result = _predict(symbol.upper(), interval)
+        except ApiError as exc:
+            predictions.labels(outcome=str(exc.status)).inc()
+            raise
+        predictions.labels(outcome="200").inc()
+        latency.observe(time.perf_counter() - started)
+        return result
+
+    def _predict(symbol: str, interval: str) -> dict[str, Any]:
+        if symbol not in known:
+            raise ApiError(400, -1121, f"Invalid symbol {symbol!r}: one of {sorted(known)}")
+        if interval not in widths:
+            raise ApiError(400, -1120, f"Invalid interval {interval!r}: one of {list(widths)}")
+        loaded = require_model()
+        query = {"symbol": symbol, "interval": interval}
+        docs = list(db.klines.find(query, sort=[("open_time", -1)], limit=HISTORY))[::-1]
+        bars = pd.DataFrame(docs, columns=list(KLINE_FIELDS)).set_index("open_time")
+        features = build_features(bars) if len(bars) else pd.DataFrame()
+        columns = loaded.meta["features"]
+        if len(features) == 0 or not set(columns) <= set(features.columns) or features.iloc[-1].isna().any():
+            raise ApiError(
+                409, -2002, f"not enough history: {len(bars)} closed {interval} klines of {symbol}, need {WARMUP + 1}"
+            )
+        row = features[columns].iloc[[-1]].to_numpy()
+        p_up = float(loaded.model.predict_proba(row)[0, 1])
+        last = int(bars.index[-1])
+        return {
+            "symbol": symbol,
+            "interval": interval,
+            "model": loaded.version,
+            "as_of_open_time": last,  # the last closed kline the features saw
+            "for_open_time": last + widths[interval],
+            "p_up": p_up,
+            "direction": "UP" if p_up > 0.5 else "DOWN",
+            "klines_used": len(bars),
+        }
+
+    app.state.mongo = client
+    return app
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    settings = load_settings()
+    parser = argparse.ArgumentParser(prog="python -m research.serve")
+    parser.add_argument("--models", type=Path, default=Path("var/research/models"))
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=settings.research_port)
+    args = parser.parse_args(argv)
+    venue = load_venue(settings.venue_file or DEFAULT_VENUE)
+    app = create_app(settings.mongodb_url, args.models, [s.symbol for s in venue.symbols])
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

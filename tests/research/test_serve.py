@@ -1,0 +1,94 @@
+"""The inference service over real HTTP (uvicorn in a thread) against the real MongoDB-protocol server: a model
+trained on known klines, its prediction from the klines stored, and the error answers."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+import uvicorn
+
+from persistence.klines import KlineModel
+from research.backtest import Fees
+from research.features import build_features
+from research.model import Params, load_model, train
+from research.serve import HISTORY, create_app
+from tests.research.market import SPECS, client, fold, insert, walk
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def served(mongo_url: str, tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    port, models = free_port(), tmp_path / "models"
+    app = create_app(mongo_url, models, list(SPECS))
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.02)
+    yield f"http://127.0.0.1:{port}", models
+    server.should_exit = True
+    thread.join(10)
+    app.state.mongo.close()
+
+
+def get(url: str) -> tuple[int, Any]:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as r:
+            body = r.read().decode()
+            return r.status, json.loads(body) if r.headers.get_content_type() == "application/json" else body
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read())
+
+
+def test_predict_from_stored_klines(served: tuple[str, Path], mongo_url: str) -> None:
+    base, models = served
+    _, klines = fold(KlineModel(SPECS), walk("BTCUSDT", 2_000, seed=6, step_ns=300_000_000))
+    _, few = fold(KlineModel(SPECS), walk("ETHUSDT", 20, seed=7))
+    c = client(mongo_url)
+    insert(c.get_default_database(), [], klines + few)
+    c.close()
+
+    assert get(f"{base}/health") == (200, {"status": "ok", "model": None})
+    status, body = get(f"{base}/api/v1/predict?symbol=BTCUSDT&interval=1s")
+    assert status == 503 and body["code"] == -2001 and "no model" in body["msg"]
+
+    bars = pd.DataFrame([k for k in klines if k["interval"] == "1s"]).set_index("open_time")
+    version, _ = train(bars, models, Params(folds=3, trees=20), Fees(10, 10), model="rf", symbol="BTCUSDT")
+
+    status, body = get(f"{base}/api/v1/predict?symbol=btcusdt&interval=1s")
+    assert status == 200, body
+    model, meta = load_model(models / version)
+    window = bars.iloc[-HISTORY:]
+    expected = model.predict_proba(build_features(window)[meta["features"]].iloc[[-1]].to_numpy())[0, 1]
+    assert body["model"] == version and body["p_up"] == pytest.approx(expected, abs=1e-12)
+    assert body["as_of_open_time"] == int(bars.index[-1]) and body["klines_used"] == HISTORY
+    assert body["direction"] == ("UP" if expected > 0.5 else "DOWN")
+
+    status, body = get(f"{base}/api/v1/predict?symbol=NOPE&interval=1s")
+    assert status == 400 and body["code"] == -1121
+    status, body = get(f"{base}/api/v1/predict?symbol=BTCUSDT&interval=7m")
+    assert status == 400 and body["code"] == -1120
+    status, body = get(f"{base}/api/v1/predict?symbol=ETHUSDT&interval=1s")
+    assert status == 409 and "not enough history" in body["msg"]
+
+    status, info = get(f"{base}/api/v1/model")
+    assert status == 200 and info["version"] == version and "rf" in info["backtest_summary"]
+    status, text = get(f"{base}/metrics")
+    assert status == 200 and 'research_predictions_total{outcome="200"} 1.0' in text
+    assert 'research_predictions_total{outcome="400"} 2.0' in text
