@@ -40,6 +40,7 @@ from wire.commands import (
 from wire.config import Settings, load_settings
 from wire.enums import AckStatus, OrderType, SelfTradeMode, Side, TimeInForce
 from wire.errors import CommandRefused, MalformedMessage, SequencerUnavailable
+from wire.tracing import Tracer
 
 OK = (AckStatus.JOURNALED, AckStatus.DUPLICATE)
 
@@ -212,6 +213,7 @@ class AsyncSequencerClient(CommandBuilder):
         _dealer(self.socket, self.settings.sequencer_endpoint)
         self._pending: dict[int, asyncio.Future[Ack]] = {}
         self._reader: asyncio.Task[None] | None = None
+        self.tracer: Tracer | None = None  # a gateway's: the root span of each sampled command (wire/tracing)
 
     async def _read(self) -> None:
         while True:
@@ -242,12 +244,16 @@ class AsyncSequencerClient(CommandBuilder):
                             f"not connected to the sequencer at {self.settings.sequencer_endpoint}"
                         ) from None
                     await asyncio.sleep(0.005)
-            sent = time.perf_counter()
+            sent, sent_ns = time.perf_counter(), time.time_ns()
             try:
                 ack = await asyncio.wait_for(future, self.timeout)
             except TimeoutError:
                 raise SequencerUnavailable(f"no acknowledgement within {self.timeout} s: outcome unknown") from None
             ACK_SECONDS.observe(time.perf_counter() - sent)
+            tracer = self.tracer
+            if tracer is not None and ack.status is AckStatus.JOURNALED and tracer.sampled(ack.in_seq, ack.in_seq):
+                tracer.span(ack.in_seq, f"gateway {type(cmd).__name__}", sent_ns, time.time_ns(),
+                            {"mercury.src": cmd.src, "mercury.req": cmd.req})  # fmt: skip
         finally:
             self._pending.pop(cmd.req, None)
         return _check(ack)

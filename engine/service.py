@@ -46,6 +46,7 @@ from wire.events import Event
 from wire.process import start_process
 from wire.ratelog import RateLimitedLog
 from wire.streams import StreamAppender
+from wire.tracing import Tracer
 from wire.venue import Venue
 
 log = logging.getLogger("mercury.engine")
@@ -53,6 +54,19 @@ log = logging.getLogger("mercury.engine")
 
 HEARTBEAT_IDLE = 0.05  # s: heartbeat period when no events flow
 HEARTBEAT_BUSY = 0.005  # s: at most this often while events flow
+
+
+def trace_write(tracer: Tracer, batches: Write) -> None:
+    """The engine's span of each sampled command in a write: from its stamp (the sequencer's time, carried by its
+    events) to now, when its events are stored and published. Run by the writer thread: the matching thread
+    records nothing. One range per batch; only a sampled command's own events are looked at."""
+    published = time.time_ns()
+    for _, _, events in batches:
+        for in_seq in tracer.sampled(events[0].in_seq, events[-1].in_seq):
+            own = [ev for ev in events if ev.in_seq == in_seq]
+            if own:
+                tracer.span(in_seq, "engine apply+publish", own[0].ts, published,
+                            {"mercury.events": len(own), "mercury.first_out_seq": own[0].out_seq})  # fmt: skip
 
 
 class _Stop:
@@ -65,9 +79,11 @@ STOP = _Stop()
 class EventWriter(threading.Thread):
     """Appends event batches to the events stream, then publishes them; also stores snapshots and heartbeats."""
 
-    def __init__(self, r: redis.Redis, shard: str, pub: zmq.Socket[bytes], in_seq: int, out_seq: int) -> None:
+    def __init__(self, r: redis.Redis, shard: str, pub: zmq.Socket[bytes], in_seq: int, out_seq: int,
+                 tracer: Tracer | None = None) -> None:  # fmt: skip
         super().__init__(name="event-writer", daemon=True)
         self.r = r
+        self.tracer = tracer or Tracer(Settings(), "engine", "engine", shard)  # default Settings: tracing off
         self.events_key = keys.events(shard)
         self.snapshot_key = keys.snapshot(shard)
         self.appender = StreamAppender(r)
@@ -128,6 +144,8 @@ class EventWriter(threading.Thread):
             if batches or snapshots:
                 self._store(batches, snapshots)
                 count_write(batches, self._publish(batches))
+                if self.tracer.every:
+                    trace_write(self.tracer, batches)
             if stopping or time.monotonic() - self._last_heartbeat >= HEARTBEAT_BUSY:
                 self._heartbeat()  # under load, every few ms rather than after every write
             if stopping:
@@ -217,7 +235,8 @@ class EngineService:
         pub.setsockopt(zmq.SNDHWM, 100_000)
         pub.bind(self.settings.events_pub_endpoint)
         writer_redis = redis.Redis(connection_pool=self.r.connection_pool)
-        self.writer = EventWriter(writer_redis, self.venue.shard, pub, self.engine.in_seq, self.engine.out_seq)
+        tracer = Tracer(self.settings, "engine", "engine", self.venue.shard)
+        self.writer = EventWriter(writer_redis, self.venue.shard, pub, self.engine.in_seq, self.engine.out_seq, tracer)
         self.writer.start()
         started = self.engine.in_seq
         _until_redis_answers(self.catch_up)
@@ -312,6 +331,8 @@ class EngineService:
             self.snapshot()
             if not self.writer.stop(timeout=5):
                 log.warning("final snapshot not stored (Redis unreachable): the next start replays more journal")
+        if self.writer is not None:
+            self.writer.tracer.close()
         log.info("engine stopped at in_seq %d out_seq %d", self.engine.in_seq, self.engine.out_seq)
 
     def close(self) -> None:

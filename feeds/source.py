@@ -41,6 +41,7 @@ from wire.config import Settings
 from wire.enums import Side
 from wire.events import Event
 from wire.streams import Entry, entry_id
+from wire.tracing import Tracer
 
 log = logging.getLogger("mercury.feed.source")
 
@@ -70,6 +71,7 @@ class Source:
         self.engine_out_seq = 0  # from the last heartbeat
         self.snapshots = 0  # snapshots requested (tests and logs)
         self.rebuilds = 0
+        self.tracer = Tracer(settings, f"feed-{name}", "feed", self.shard)
 
     async def run(self) -> None:
         ctx = zmq.asyncio.Context.instance()
@@ -88,7 +90,11 @@ class Source:
                     await self.heartbeat.wait()
                 batch = self.buffer.popleft()
                 try:
+                    traced = self.tracer.sampled(batch[0].in_seq, batch[-1].in_seq) if batch else range(0)
+                    started = time.time_ns() if traced else 0
                     self.hub.publish(self.market.apply(batch))
+                    for in_seq in traced:
+                        self.tracer.span(in_seq, "feed apply+publish", started, time.time_ns())
                 except OutOfSequence as exc:
                     log.warning("gap (%s): filling it from the events stream", exc)
                     await self._fill()

@@ -24,6 +24,7 @@ from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
 from persistence.stream import Chunk, EventStream, Registry, StreamGap
 from wire.config import Settings, load_settings
+from wire.tracing import Tracer
 from wire.venue import DEFAULT_VENUE, Venue, load_venue
 
 log = logging.getLogger("mercury.persistence")
@@ -105,8 +106,10 @@ class Consumer:
         max_entries: int = 64,
         block_ms: int = 100,
         trim_every: float = 10.0,
+        tracer: Tracer | None = None,
     ) -> None:
         self.store = store
+        self.tracer = tracer
         self.r = r
         self.name = store.consumer
         self.source = EventStream(r, shard)
@@ -198,9 +201,14 @@ class Consumer:
                 await asyncio.gather(in_flight, return_exceptions=True)
 
     async def _commit(self, chunk: Chunk, batch: Batch, stream_id: str, out_seq: int) -> None:
-        started = time.perf_counter()
+        started, started_ns = time.perf_counter(), time.time_ns()
         await self.store.commit(batch, stream_id, out_seq)
         BATCH_SECONDS.labels(*self.labels).observe(time.perf_counter() - started)
+        events, tracer = chunk.events, self.tracer
+        if tracer is not None and events:
+            for in_seq in tracer.sampled(events[0].in_seq, events[-1].in_seq):
+                tracer.span(in_seq, f"{self.name} commit", started_ns, time.time_ns(),
+                            {"mercury.batch_events": len(events)})  # fmt: skip
         await self.registry.confirm(self.name, out_seq)
         self.confirmed = out_seq
         EVENTS.labels(*self.labels).inc(len(chunk.events))
@@ -264,6 +272,11 @@ def run_persister(make_store: Callable[[Settings, Venue], Store[Any]]) -> int:
 
     async def serve() -> int:
         r = aioredis.Redis.from_url(settings.redis_url, socket_connect_timeout=2, socket_timeout=10)
-        return await run_until_signal(Consumer(make_store(settings, venue), r, venue.shard), r)
+        store = make_store(settings, venue)
+        tracer = Tracer(settings, f"{store.consumer}-persister", "persister", venue.shard)
+        try:
+            return await run_until_signal(Consumer(store, r, venue.shard, tracer=tracer), r)
+        finally:
+            tracer.close()
 
     return uvloop.run(serve())

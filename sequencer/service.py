@@ -39,6 +39,7 @@ from wire.errors import MalformedMessage, MercuryError
 from wire.metrics import register_stream_lengths
 from wire.process import start_process
 from wire.ratelog import RateLimitedLog
+from wire.tracing import Tracer
 
 log = logging.getLogger("mercury.sequencer")
 
@@ -98,6 +99,7 @@ class Sequencer:
         self.heartbeats.setsockopt(zmq.LINGER, 0)
         self.heartbeats.setsockopt(zmq.SUBSCRIBE, b"h/")
         self.heartbeats.connect(settings.events_pub_endpoint)
+        self.tracer = Tracer(settings, "sequencer", "sequencer", shard)
 
     # ---- recovery ---------------------------------------------------------------------------------------------
 
@@ -239,6 +241,12 @@ class Sequencer:
         COMMANDS.labels("JOURNALED").inc(count)
         BATCH_SIZE.observe(count)
         IN_SEQ.set(first + count - 1)
+        traced = self.tracer.sampled(first, first + count - 1)  # one modulo per batch; empty when tracing is off
+        if traced:
+            journaled = time.time_ns()
+            for in_seq in traced:
+                self.tracer.span(in_seq, "sequencer journal", staged.stamps[in_seq - first], journaled,
+                                 {"mercury.batch_commands": count})  # fmt: skip
 
     def _resolve(self, first: int, blob: bytes) -> None:
         """Retry until the batch is known to be in the journal. Meanwhile refuse new commands (UNAVAILABLE)."""
@@ -284,6 +292,8 @@ def main() -> None:
     except JournalConflict as exc:
         log.critical("%s", exc)
         sys.exit(2)
+    finally:
+        seq.tracer.close()
     log.info("sequencer stopped at in_seq %d", seq.next_in_seq - 1)
 
 

@@ -50,6 +50,8 @@ class Settings:
     # the local run's Prometheus (bin/prometheus-local), under /prometheus/; not 9090, where the service Debian's
     # prometheus package starts on a machine with systemd listens
     prometheus_port: int = 9095
+    trace_every: int = 0  # OpenTelemetry: trace the commands whose in_seq is a multiple of this (0: none; wire/tracing)
+    trace_dir: str = "var/traces"  # ... their spans as JSON lines, one file per process, unless OTLP is configured
     research_port: int = 8095  # the inference service (research/serve), served by the front door under /research/
 
 

@@ -55,6 +55,7 @@ from wire.events import (
     OrderReplaced,
     TradeExecuted,
 )
+from wire.tracing import Tracer
 from wire.venue import SymbolSpec, Venue
 
 log = logging.getLogger("mercury.gateway.http")
@@ -102,6 +103,8 @@ class Gateway:
         self.pool = await self._connect()
         self.redis = aioredis.Redis.from_url(self.settings.redis_url, socket_connect_timeout=2)
         self.sequencer = AsyncSequencerClient(self.settings, name="gw-http")
+        tracer = self.sequencer.tracer = Tracer(self.settings, f"gateway-{self.sequencer.src}", "gateway",
+                                                self.venue.shard)  # fmt: skip
         self.keys = Keys(self.pool, self.cipher)
         self.history = History(self.pool, self.venue)
         self.live = LiveState(self.redis, self.pool, self.venue, name=f"gateway:{self.sequencer.src}")
@@ -123,6 +126,7 @@ class Gateway:
             with contextlib.suppress(Exception):  # a clean stop lets the stream be trimmed past this gateway now
                 await asyncio.wait_for(self.live.registry.unregister(self.live.name), STOP_STEP)
             await self.sequencer.close()
+            tracer.close()
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self.redis.aclose(), STOP_STEP)
             try:
