@@ -6,13 +6,17 @@ import { CandleChart } from "./components/CandleChart";
 import { OrderEntry } from "./components/OrderEntry";
 import { SignIn } from "./components/SignIn";
 import { AccountTabs } from "./components/AccountTabs";
+import { ModelPanel } from "./components/ModelPanel";
+import { useView } from "./route";
 import { currentSpec, useAccount, useMarket } from "./store";
 import { formatFixed } from "./lib/decimal";
 
 // ECharts is most of the bundle's weight: the depth chart loads after the first paint, in its own chunk
 const DepthChart = lazy(() => import("./components/DepthChart").then((m) => ({ default: m.DepthChart })));
+const OpsPage = lazy(() => import("./components/OpsPage").then((m) => ({ default: m.OpsPage })));
 
 export function App() {
+  const view = useView();
   const error = useMarket((s) => s.error);
   const open = useAccount((s) => s.openOrders);
   const specs = useMarket((s) => s.specs);
@@ -23,12 +27,17 @@ export function App() {
   }, [open, specs, symbol]);
   return (
     <div className="app">
-      <Header />
+      <Header view={view} />
       {error && (
         <div className="banner error" role="alert">
           {error}
         </div>
       )}
+      {view === "ops" ? (
+        <Suspense fallback={<main className="ops" data-testid="ops" data-state="loading" />}>
+          <OpsPage />
+        </Suspense>
+      ) : (
       <main className="grid">
         <div className="area-chart">
           <CandleChart />
@@ -45,11 +54,13 @@ export function App() {
         <div className="area-entry">
           <SignIn />
           <OrderEntry />
+          <ModelPanel />
         </div>
         <div className="area-account">
           <AccountTabs />
         </div>
       </main>
+      )}
     </div>
   );
 }

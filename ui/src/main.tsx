@@ -5,12 +5,14 @@ import { connectMarket, loadConfig } from "./market";
 import { restoreSession } from "./account";
 import { getJson, errorText } from "./lib/api";
 import { specOf, type ExchangeInfo } from "./lib/types";
+import { onceMarketShown } from "./route";
 import { useMarket } from "./store";
 import "./styles.css";
 
-async function start(): Promise<void> {
+async function startMarket(): Promise<void> {
+  const config = useMarket.getState().config;
+  if (!config) return;
   try {
-    const config = await loadConfig();
     const info = await getJson<ExchangeInfo>(`${config.marketRest}/api/v3/exchangeInfo`);
     const specs = info.symbols.map(specOf);
     const wanted = new URLSearchParams(location.search).get("symbol") ?? useMarket.getState().symbol;
@@ -20,8 +22,20 @@ async function start(): Promise<void> {
     restoreSession();
   } catch (err) {
     useMarket.setState({ error: `Cannot load the market: ${errorText(err)}`, marketConn: "offline" });
-    setTimeout(() => void start(), 3000);
+    setTimeout(() => void startMarket(), 3000);
   }
+}
+
+async function start(): Promise<void> {
+  try {
+    useMarket.setState({ config: await loadConfig(), error: null });
+  } catch (err) {
+    useMarket.setState({ error: `Cannot load the market: ${errorText(err)}`, marketConn: "offline" });
+    setTimeout(() => void start(), 3000);
+    return;
+  }
+  // the Ops page needs no market data: the feed is connected when the market view is first shown
+  onceMarketShown(() => void startMarket());
 }
 
 const root = document.getElementById("root");

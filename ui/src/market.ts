@@ -38,9 +38,16 @@ export function marketConfig(): UiConfig | null {
 export async function loadConfig(): Promise<UiConfig> {
   const params = new URLSearchParams(location.search);
   const fromQuery = params.get("marketRest") && params.get("marketWs");
-  config = fromQuery
+  const loaded: UiConfig = fromQuery
     ? { marketRest: params.get("marketRest") as string, marketWs: params.get("marketWs") as string }
     : await getJson<UiConfig>("/ui-config.json");
+  // ?prometheus=... / ?research=... win over the served config; an empty value switches that part off
+  for (const key of ["prometheus", "research"] as const) {
+    const v = params.get(key);
+    if (v !== null) loaded[key] = v || undefined;
+    if (!loaded[key]) delete loaded[key];
+  }
+  config = loaded;
   return config;
 }
 

@@ -4,7 +4,7 @@
 import { create } from "zustand";
 import type { Level } from "./lib/book";
 import type { Balance, MyTrade, Order, SymbolSpec, Ticker, Trade } from "./lib/types";
-import type { Credentials } from "./lib/api";
+import type { Credentials, UiConfig } from "./lib/api";
 
 export type ConnState = "connecting" | "live" | "reconnecting" | "offline";
 export type BookState = "waiting" | "snapshot" | "live";
@@ -26,6 +26,7 @@ export interface MarketState {
   ticker: Ticker | null;
   error: string | null;
   picked: { price: string; at: number } | null; // a book row clicked: the order entry takes its price
+  config: UiConfig | null; // /ui-config.json with the query's overrides, once loaded
 }
 
 export const useMarket = create<MarketState>(() => ({
@@ -42,6 +43,7 @@ export const useMarket = create<MarketState>(() => ({
   ticker: null,
   error: null,
   picked: null,
+  config: null,
 }));
 
 export interface AccountState {

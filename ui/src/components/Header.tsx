@@ -4,6 +4,7 @@ import { errorText } from "../lib/api";
 import { INTERVALS, useAccount, useMarket, type ConnState } from "../store";
 import { fmtPrice, fmtQty } from "../format";
 import { formatFixed } from "../lib/decimal";
+import type { View } from "../route";
 
 function Status({ label, state }: { label: string; state: ConnState | "signed-out" }) {
   return (
@@ -14,7 +15,20 @@ function Status({ label, state }: { label: string; state: ConnState | "signed-ou
   );
 }
 
-export function Header() {
+function Nav({ view }: { view: View }) {
+  return (
+    <nav className="views" aria-label="View">
+      <a href="#/" className={view === "market" ? "active" : ""} data-testid="nav-market">
+        Market
+      </a>
+      <a href="#/ops" className={view === "ops" ? "active" : ""} data-testid="nav-ops">
+        Ops
+      </a>
+    </nav>
+  );
+}
+
+export function Header({ view }: { view: View }) {
   const specs = useMarket((s) => s.specs);
   const symbol = useMarket((s) => s.symbol);
   const interval = useMarket((s) => s.interval);
@@ -27,6 +41,9 @@ export function Header() {
   return (
     <header className="header">
       <div className="brand">☿ Mercury</div>
+      <Nav view={view} />
+      {view === "market" && (
+        <>
       <select
         aria-label="Symbol"
         data-testid="symbol"
@@ -79,6 +96,8 @@ export function Header() {
           </button>
         ))}
       </div>
+        </>
+      )}
       <div className="conn">
         <Status label="market" state={marketConn} />
         <Status label="account" state={userConn} />

@@ -42,6 +42,8 @@ async function answer<T>(response: Response): Promise<T> {
 export interface UiConfig {
   marketRest: string;
   marketWs: string;
+  prometheus?: string; // Prometheus' HTTP API base (the Ops page); missing: not available
+  research?: string; // the inference service's base (the Model panel); missing: not available
 }
 
 export async function getJson<T>(url: string): Promise<T> {
