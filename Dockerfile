@@ -47,6 +47,6 @@ WORKDIR /app
 RUN mkdir -p /app/var && chown mercury:mercury /app/var
 USER mercury:mercury
 # bind every listener to the container's interfaces (the settings default to 127.0.0.1 for a laptop)
-ENV MERCURY_HTTP_HOST=0.0.0.0 MERCURY_FEED_HOST=0.0.0.0 MERCURY_FIX_HOST=0.0.0.0 MERCURY_FRONTDOOR_HOST=0.0.0.0
+ENV MERCURY_HTTP_HOST=0.0.0.0 MERCURY_FEED_HOST=0.0.0.0 MERCURY_FIX_HOST=0.0.0.0 MERCURY_RESEARCH_HOST=0.0.0.0 MERCURY_FRONTDOOR_HOST=0.0.0.0
 EXPOSE 8080 8081 8090 8091 9878 9101
 CMD ["python", "-m", "engine"]

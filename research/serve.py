@@ -154,7 +154,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     settings = load_settings()
     parser = argparse.ArgumentParser(prog="python -m research.serve")
     parser.add_argument("--models", type=Path, default=Path("var/research/models"))
-    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--host", default=settings.research_host)
     parser.add_argument("--port", type=int, default=settings.research_port)
     args = parser.parse_args(argv)
     venue = load_venue(settings.venue_file or DEFAULT_VENUE)

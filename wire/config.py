@@ -52,6 +52,7 @@ class Settings:
     prometheus_port: int = 9095
     trace_every: int = 0  # OpenTelemetry: trace the commands whose in_seq is a multiple of this (0: none; wire/tracing)
     trace_dir: str = "var/traces"  # ... their spans as JSON lines, one file per process, unless OTLP is configured
+    research_host: str = "127.0.0.1"  # the inference service's address (research/serve)
     research_port: int = 8095  # the inference service (research/serve), served by the front door under /research/
 
 
