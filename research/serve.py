@@ -22,6 +22,7 @@ import pandas as pd
 import pymongo
 import uvicorn
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 
@@ -70,6 +71,9 @@ class ModelStore:
 
 def create_app(mongodb_url: str, models: Path, symbols: Sequence[str]) -> FastAPI:
     app = FastAPI(title="Mercury research inference")
+    # the trading UI reads it from another origin when it is served by a gateway's own port (the front door
+    # serves both under one origin): read-only GETs, no credentials, so any origin may
+    app.add_middleware(CORSMiddleware, allow_origins=["*"], allow_methods=["GET"])
     client: pymongo.MongoClient[dict[str, Any]] = pymongo.MongoClient(mongodb_url, serverSelectionTimeoutMS=3_000)
     db = client.get_default_database("mercury")
     store = ModelStore(models)
