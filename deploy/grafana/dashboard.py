@@ -11,6 +11,7 @@ from grafanalib import core as g
 from grafanalib._gen import DashboardEncoder
 
 JSON_PATH = Path(__file__).resolve().parent / "mercury.json"
+K8S_JSON_PATH = Path(__file__).resolve().parents[1] / "k8s" / "base" / "grafana" / "mercury.json"
 # the provisioned datasource's uid (provisioning/datasources/prometheus.yml): fixed, so the JSON needs no input
 DATASOURCE = {"type": "prometheus", "uid": "prometheus"}
 WIDTH = 24  # Grafana's grid is 24 columns wide

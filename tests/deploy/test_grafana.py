@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from deploy.grafana.dashboard import JSON_PATH, render
+from deploy.grafana.dashboard import JSON_PATH, K8S_JSON_PATH, render
 from deploy.procfile import ROOT
 from tests.deploy.promql import defined_series, parse_errors, recorded_series, series_in
 from tests.deploy.tools import load_yaml
@@ -21,6 +21,7 @@ def _exprs(model: dict[str, Any]) -> list[str]:
 
 def test_committed_json_is_current() -> None:
     assert JSON_PATH.read_text() == render(), "run python -m deploy.grafana"
+    assert K8S_JSON_PATH.read_text() == render(), "run python -m deploy.grafana (the Kubernetes copy)"
 
 
 def test_dashboard_model_is_well_formed() -> None:

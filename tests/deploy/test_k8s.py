@@ -58,6 +58,11 @@ def containers(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     ]
 
 
+def mercury_containers(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The containers of Mercury's own image (not Grafana's)."""
+    return [c for c in containers(docs) if c["image"].split(":")[0].endswith("mercury")]
+
+
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_overlay_is_valid_kubernetes(overlay: str) -> None:
     docs = built(overlay)
@@ -108,7 +113,7 @@ def test_scaling_probes_and_budgets(overlay: str) -> None:
 def test_containers_run_the_procfile_commands(overlay: str) -> None:
     docs = built(overlay)
     by_command: dict[tuple[str, ...], list[dict[str, str]]] = {}
-    for c in containers(docs):
+    for c in mercury_containers(docs):
         env = {e["name"]: e["value"] for e in c.get("env", []) if "value" in e}
         by_command.setdefault(tuple(c["command"]), []).append(env)
     # the front door is the Ingress here; the welcome banner and the simulator are for a local run
@@ -176,7 +181,7 @@ def test_network_policies_and_secrets(overlay: str) -> None:
     metrics = {p["port"] for rule in policies["metrics-from-monitoring"]["spec"]["ingress"] for p in rule["ports"]}
     # containers are named after their Prometheus job, so a kubernetes_sd relabeling gives the Compose series
     # (the inference service serves its own /metrics on its HTTP port and has no metrics job in the Procfile)
-    assert {c["name"] for c in containers(docs)} - {"research"} == {p.job for p in procfile.load() if p.job}
+    assert {c["name"] for c in mercury_containers(docs)} - {"research"} == {p.job for p in procfile.load() if p.job}
     # every container's metrics port, and nothing else
     exported = {p["containerPort"] for c in containers(docs) for p in c["ports"] if p["name"].startswith("metrics")}
     assert metrics == exported and len(exported) == 7
@@ -196,3 +201,15 @@ def test_a_broken_copy_is_refused(tmp_path: Path) -> None:
     gateway.write_text(gateway.read_text().replace("readinessProbe:", "readinesProbe:", 1))
     errors = validation_errors(build(tmp_path / "k8s", "dev"))
     assert len(errors) == 1 and "Deployment/http-gateway" in errors[0] and "readinesProbe" in errors[0]
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_grafana_is_provisioned_with_the_dashboard_and_a_prometheus_datasource(overlay: str) -> None:
+    docs = built(overlay)
+    maps = {m["metadata"]["name"].rsplit("-", 1)[0]: m for m in docs if m["kind"] == "ConfigMap"}
+    dashboard = maps["grafana-dashboards"]["data"]["mercury.json"]
+    assert dashboard == (procfile.ROOT / "deploy" / "grafana" / "mercury.json").read_text()
+    assert "uid: prometheus" in maps["grafana-datasources"]["data"]["datasources.yml"]
+    (grafana,) = [c for c in containers(docs) if c["name"] == "grafana"]
+    mounts = {m["mountPath"] for m in grafana["volumeMounts"]}
+    assert {"/etc/grafana/provisioning/datasources", "/var/lib/grafana/dashboards"} <= mounts
