@@ -98,10 +98,13 @@ export function Header({ view }: { view: View }) {
       </div>
         </>
       )}
-      <div className="conn">
-        <Status label="market" state={marketConn} />
-        <Status label="account" state={userConn} />
-      </div>
+      {/* the Ops page connects neither stream: their states would only say "connecting" there */}
+      {view === "market" && (
+        <div className="conn">
+          <Status label="market" state={marketConn} />
+          <Status label="account" state={userConn} />
+        </div>
+      )}
     </header>
   );
 }

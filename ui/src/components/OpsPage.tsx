@@ -130,15 +130,14 @@ function OpsChart({ spec, state }: { spec: ChartSpec; state: ChartState | undefi
       data-testid={`ops-chart-${spec.id}`}
       data-points={points}
       data-nonzero={state && hasNonZero(state.series) ? "true" : "false"}
+      data-nonzero-series={state ? state.series.filter((s) => hasNonZero([s])).map((s) => s.name).join(",") : ""}
     >
-      <h2>
-        {spec.title}
-        {state && state.series.length > 0 && (
-          <small className="ops-last">
-            {state.series.map((s) => `${s.name} ${formatValue(spec.unit, lastValue(s))}`).join(" · ")}
-          </small>
-        )}
-      </h2>
+      <h2>{spec.title}</h2>
+      <div className="ops-last dim">
+        {state && state.series.length > 0
+          ? `now: ${state.series.map((s) => `${s.name} ${formatValue(spec.unit, lastValue(s))}`).join(" · ")}`
+          : "\u00a0"}
+      </div>
       <div className="ops-chart-box" ref={box} />
       {state?.error && <div className="error">{state.error}</div>}
       {state && !state.error && points === 0 && <div className="dim ops-empty">No data in the last 15 minutes.</div>}
