@@ -55,7 +55,9 @@ try {
   const number = (text) => Number(text.replace(/,/g, ""));
 
   // 1. load: the market view fills from the feed and keeps moving under the flow
-  await page.goto(`${base}/ui/`);
+  // ?research= (empty): no Model panel requests; the inference service is not part of this exchange, and each
+  // refused request would be a console error (the Ops page's own test is e2e/ops.mjs)
+  await page.goto(`${base}/ui/?research=`);
   await page.waitForFunction(() => document.querySelector("[data-testid=status-market]")?.textContent?.includes("live"));
   await page.waitForSelector("[data-testid=orderbook][data-state=live]");
   await byTest("bid-row").first().waitFor();

@@ -25,6 +25,16 @@ describe("research answers", () => {
     expect(m.buyAndHold?.totalReturn).toBe(0.02);
   });
 
+  it("reads research/serve.py's answers", () => {
+    // /api/v1/model: the metadata with backtest_summary by candidate; /api/v1/predict
+    const summary = { majority: { total_return: 0, trades: 0 }, logreg: { total_return: -0.031, trades: 412 } };
+    const m = parseModel({ ...metadata, evaluation: undefined, backtest_summary: summary });
+    expect(m.backtest).toEqual({ totalReturn: -0.031, sharpe: null, maxDrawdown: null, trades: 412 });
+    const p = parsePrediction({ symbol: "BTCUSDT", interval: "1m", model: "3f2a9c1d0b7e", as_of_open_time: 1_765_000_000_000,
+      for_open_time: 1_765_000_060_000, p_up: 0.4821, direction: "DOWN", klines_used: 200 });  // prettier-ignore
+    expect(p).toEqual({ direction: "down", probabilityUp: 0.4821, version: "3f2a9c1d0b7e", asOf: 1_765_000_000_000, horizon: "1m" });
+  });
+
   it("reads a wrapped metadata or a flat summary", () => {
     expect(parseModel({ metadata }).backtest?.trades).toBe(412);
     const flat = parseModel({ model_version: "v1", backtest_summary: { total_return: "0.1", sharpe: 1.2, accuracy: 0.6 } });

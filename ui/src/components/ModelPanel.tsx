@@ -3,7 +3,8 @@ import { fetchModel, fetchPrediction, ResearchError, type Backtest, type ModelIn
 import { useMarket } from "../store";
 
 const REFRESH_MS = 15_000;
-// an unreachable service is asked again less often: each failed request is a line in the browser's console
+// an unreachable service, or one without a model, is asked again less often: each failed request is a line in
+// the browser's console
 const RETRY_MS = 60_000;
 
 type PanelState =
@@ -61,10 +62,8 @@ export function ModelPanel() {
       } catch (err) {
         if (abort.signal.aborted) return;
         if (err instanceof ResearchError && err.noModel) setState({ kind: "no-model", message: err.message });
-        else {
-          setState({ kind: "error", message: err instanceof Error ? err.message : String(err) });
-          next = RETRY_MS;
-        }
+        else setState({ kind: "error", message: err instanceof Error ? err.message : String(err) });
+        next = RETRY_MS;
       }
       timer = setTimeout(() => void refresh(), next);
     };

@@ -97,8 +97,9 @@ export function parsePrediction(body: unknown): Prediction {
   return {
     direction,
     probabilityUp,
-    version: str(first(o, "model_version", "version") ?? first(outer, "model_version", "version")),
-    asOf: parseTime(first(o, "as_of", "asOf", "time", "open_time") ?? first(outer, "as_of", "asOf")),
+    // research/serve.py names the model's version "model"
+    version: str(first(o, "model_version", "version", "model") ?? first(outer, "model_version", "version")),
+    asOf: parseTime(first(o, "as_of_open_time", "as_of", "asOf", "time", "open_time") ?? first(outer, "as_of", "asOf")),
     horizon: str(first(o, "interval", "horizon") ?? first(outer, "interval", "horizon")),
   };
 }
@@ -122,8 +123,10 @@ export function parseModel(body: unknown): ModelInfo {
   const evaluation = obj(o.evaluation);
   const models = obj(evaluation?.models);
   const chosen = (model && obj(models?.[model])) || null;
+  // research/serve.py: backtest_summary is {candidate name: backtest}; a flat summary is the model's own
   const summary = obj(first(o, "backtest_summary", "summary")) ?? null;
-  const backtest = parseBacktest(first(summary ?? {}, "backtest") ?? summary ?? o.backtest ?? chosen?.backtest);
+  const ownSummary = (model && obj(summary?.[model])) || (summary && "total_return" in summary ? summary : null);
+  const backtest = parseBacktest(chosen?.backtest ?? ownSummary ?? summary?.backtest ?? o.backtest);
   return {
     version: str(first(o, "version", "model_version")),
     model,
