@@ -141,7 +141,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         f"Inference: {args.requests} sequential requests after 5 untimed, model {version} (random forest, 100"
         " trees), each reading 120 klines from FerretDB, building the features and predicting.",
         "",
-        "FerretDB 1.24 answers this read (symbol, interval, newest first, limit 120) as if it scanned the symbol's klines (its time grows with them):"
+        "FerretDB 1.24 answers this read (symbol, interval, newest first, limit 120) as if it scanned the symbol's"
+        " klines (its time grows with them):"
         " in a quick check only an `_id` equality lookup was fast (about 7 ms), ranges and sorts were not. A real"
         " MongoDB should serve it from the persister's (symbol, interval, open_time) index (not measured here).",
         "",
