@@ -652,13 +652,12 @@ def create_app(settings: Settings, venue: Venue, cipher: SecretCipher) -> FastPa
         return JSONResponse(spec)
 
     async def ui_config(request: Request) -> Response:
-        """Where the trading UI (served below) finds market data (the first feed), Prometheus and the inference
-        service, on this host."""
+        """Where the trading UI (served below) finds market data: the first feed, on this host."""
         host = request.url.hostname or settings.feed_host
+        # Prometheus and the inference service are named by the front door's answer only (frontdoor/nginx.py):
+        # a gateway cannot know they run, and the UI's requests to a port where nothing listens fail loudly
         return JSONResponse({"marketRest": f"http://{host}:{settings.feed_rest_port}",
-                             "marketWs": f"ws://{host}:{settings.feed_ws_port}",
-                             "prometheus": f"http://{host}:{settings.prometheus_port}/prometheus",
-                             "research": f"http://{host}:{settings.research_port}"})  # fmt: skip
+                             "marketWs": f"ws://{host}:{settings.feed_ws_port}"})  # fmt: skip
 
     async def ui_home(request: Request) -> Response:
         return RedirectResponse("/ui/")
