@@ -1,7 +1,7 @@
 // End-to-end: the production UI in Debian's headless Chromium (Playwright with its executable path) against a
 // real running exchange. tests/ui/test_ui.py starts the exchange, a feed and an order flow, then runs this with:
 //   UI_URL (the gateway, e.g. http://127.0.0.1:8080), API_KEY, API_SECRET, CHROMIUM (the browser's path),
-//   SCREENSHOTS (a directory; optional).
+//   SCREENSHOTS (a directory; optional), RESEARCH_URL (the inference service for the Model panel; optional).
 // Prints one line per step; exits 1 on the first failure, or if the page logged any unexpected console error.
 
 import { chromium } from "playwright-core";
@@ -55,9 +55,9 @@ try {
   const number = (text) => Number(text.replace(/,/g, ""));
 
   // 1. load: the market view fills from the feed and keeps moving under the flow
-  // ?research= (empty): no Model panel requests; the inference service is not part of this exchange, and each
-  // refused request would be a console error (the Ops page's own test is e2e/ops.mjs)
-  await page.goto(`${base}/ui/?research=`);
+  // ?research= (empty, unless RESEARCH_URL is set): no Model panel requests; the inference service is not part of
+  // this exchange, and each refused request would be a console error (the Ops page's own test is e2e/ops.mjs)
+  await page.goto(`${base}/ui/?research=${encodeURIComponent(process.env.RESEARCH_URL ?? "")}`);
   await page.waitForFunction(() => document.querySelector("[data-testid=status-market]")?.textContent?.includes("live"));
   await page.waitForSelector("[data-testid=orderbook][data-state=live]");
   await byTest("bid-row").first().waitFor();

@@ -49,10 +49,16 @@ export function ModelPanel() {
       let next = REFRESH_MS;
       try {
         const model = await fetchModel(base, abort.signal);
+        // the backtest shows at once: a prediction reads klines from MongoDB and can take seconds
+        setState((prev) =>
+          prev.kind === "ok" ? { ...prev, model } : { kind: "ok", prediction: null, predictionError: null, model },
+        );
         let prediction: Prediction | null = null;
         let predictionError: string | null = null;
         try {
-          prediction = await fetchPrediction(base, symbol, model.interval ?? "1m", abort.signal);
+          // the model's own interval when it is a kline interval (a model trained on a sample names none)
+          const interval = model.interval && /^\d+[smhdw]$/.test(model.interval) ? model.interval : "1m";
+          prediction = await fetchPrediction(base, symbol, interval, abort.signal);
         } catch (err) {
           if (abort.signal.aborted) return;
           // e.g. a model trained on another symbol: the backtest still shows
@@ -94,15 +100,17 @@ export function ModelPanel() {
                 {state.prediction.asOf !== null && ` · as of ${new Date(state.prediction.asOf).toLocaleTimeString()}`}
               </span>
             </div>
-          ) : (
+          ) : state.predictionError ? (
             <div className="dim">No prediction for {symbol}: {state.predictionError}</div>
+          ) : (
+            <div className="dim">Predicting…</div>
           )}
           <div className="dim model-meta">
             {state.model.model ?? "model"} {state.model.version ?? ""}
             {state.model.symbol && ` · trained on ${state.model.symbol} ${state.model.interval ?? ""}`}
             {` · accuracy ${pct(state.model.accuracy)} · AUC ${fixed(state.model.rocAuc, 3)}`}
           </div>
-          <table data-testid="model-backtest">
+          <table className="compact" data-testid="model-backtest">
             <thead>
               <tr>
                 <th>After fees</th>
