@@ -10,6 +10,7 @@ gateways' shape: 400 for a bad symbol or interval, 409 when the symbol has too l
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 import threading
 import time
@@ -27,6 +28,7 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 
 from persistence.klines import INTERVALS
+from research.autotrain import TrainLoop
 from research.features import WARMUP, build_features
 from research.model import load_model
 from wire.config import load_settings
@@ -162,8 +164,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=settings.research_port)
     args = parser.parse_args(argv)
     venue = load_venue(settings.venue_file or DEFAULT_VENUE)
-    app = create_app(settings.mongodb_url, args.models, [s.symbol for s in venue.symbols])
+    symbols = [s.symbol for s in venue.symbols]
+    app = create_app(settings.mongodb_url, args.models, symbols)
+    trainer = None
+    if settings.research_train_every > 0:  # the local run trains on the simulator's klines (research.autotrain)
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+        trainer = TrainLoop(settings.research_train_every, settings.mongodb_url, Path("var/research/datasets"),
+                            args.models, symbols)  # fmt: skip
+        trainer.start()
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    if trainer is not None:
+        trainer.stop()
     return 0
 
 

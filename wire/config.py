@@ -54,6 +54,7 @@ class Settings:
     trace_dir: str = "var/traces"  # ... their spans as JSON lines, one file per process, unless OTLP is configured
     research_host: str = "127.0.0.1"  # the inference service's address (research/serve)
     research_port: int = 8095  # the inference service (research/serve), served by the front door under /research/
+    research_train_every: int = 0  # seconds between the inference service's own training rounds (0: none)
 
 
 _CASTS = {"str": str, "int": int}
