@@ -33,7 +33,7 @@ from sklearn.metrics import accuracy_score, log_loss, roc_auc_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from research.backtest import Fees, backtest_signal
+from research.backtest import Fees, Result, backtest_signal
 from research.data_clean import content_hash
 from research.features import build_features, target
 
@@ -107,13 +107,33 @@ def scores(y: np.ndarray, prob: np.ndarray) -> dict[str, float]:
     }
 
 
-def trade_signal(bars: pd.DataFrame, prob: pd.Series, fees: Fees, size: int) -> dict[str, float]:
+def signal_backtest(bars: pd.DataFrame, prob: pd.Series, fees: Fees, size: int) -> Result:
     """After-fee backtest of +1/-1 on P(up) > 0.5, flat where there is no out-of-sample prediction."""
     signal = pd.Series(np.where(prob > 0.5, 1.0, -1.0), index=prob.index).reindex(bars.index)
     close = bars["close" if "close" in bars else "Close"]
     cash = float(close.max()) * size  # the position's notional is at most the starting cash: no leverage
-    result = backtest_signal(bars, signal, fees, size=size, cash=cash)
-    m = result.metrics
+    return backtest_signal(bars, signal, fees, size=size, cash=cash)
+
+
+def out_of_sample(bars: pd.DataFrame, p: Params, name: str) -> pd.Series:
+    """A candidate's walk-forward P(up) on every test row (each fold's model fitted on the rows before it)."""
+    x, y = dataset(bars)
+    splits = walk_forward(len(x), p.folds, p.purge)
+    if not splits:
+        raise ValueError(f"{len(x)} usable rows: too few for {p.folds} folds")
+    probs = []
+    for train_rows, test_rows in splits:
+        if name in BASELINES:
+            probs.append(_baseline(name, x.iloc[train_rows], y.iloc[train_rows], x.iloc[test_rows]))
+        else:
+            model = make_model(name, p).fit(x.iloc[train_rows].to_numpy(), y.iloc[train_rows].to_numpy())
+            probs.append(model.predict_proba(x.iloc[test_rows].to_numpy())[:, 1])
+    index = x.index[np.concatenate([test for _, test in splits])]
+    return pd.Series(np.concatenate(probs), index=index)
+
+
+def trade_signal(bars: pd.DataFrame, prob: pd.Series, fees: Fees, size: int) -> dict[str, float]:
+    m = signal_backtest(bars, prob, fees, size).metrics
     keys = ("total_return", "sharpe", "max_drawdown", "trades", "fees_paid", "turnover")
     return {k: float(m[k]) for k in keys if k in m}
 
@@ -127,17 +147,8 @@ def evaluate(bars: pd.DataFrame, p: Params, fees: Fees, size: int = 1) -> dict[s
     y_test = y.to_numpy()[test_index]
     results: dict[str, Any] = {}
     for name in BASELINES + MODELS:
-        probs = []
-        for train, test in splits:
-            if name in BASELINES:
-                probs.append(_baseline(name, x.iloc[train], y.iloc[train], x.iloc[test]))
-            else:
-                model = make_model(name, p).fit(x.iloc[train].to_numpy(), y.iloc[train].to_numpy())
-                probs.append(model.predict_proba(x.iloc[test].to_numpy())[:, 1])
-        prob = np.concatenate(probs)
-        results[name] = scores(y_test, prob) | {
-            "backtest": trade_signal(bars, pd.Series(prob, index=x.index[test_index]), fees, size)
-        }
+        prob = out_of_sample(bars, p, name)
+        results[name] = scores(y_test, prob.to_numpy()) | {"backtest": trade_signal(bars, prob, fees, size)}
     buy_hold = trade_signal(bars, pd.Series(1.0, index=x.index[test_index]), fees, size)
     return {
         "rows": len(x),
