@@ -117,7 +117,15 @@ function OpsChart({ spec, state }: { spec: ChartSpec; state: ChartState | undefi
     if (!chart.current || !state) return;
     chart.current.setOption(
       {
-        series: state.series.map((s) => ({ name: s.name, type: "line", showSymbol: false, connectNulls: false, data: s.points })),
+        // the first line drawn wider: where two lines agree (enqueued = processed) both stay visible
+        series: state.series.map((s, i) => ({
+          name: s.name,
+          type: "line",
+          showSymbol: false,
+          connectNulls: false,
+          lineStyle: { width: i === 0 ? 4 : 1.5 },
+          data: s.points,
+        })),
       },
       { replaceMerge: ["series"] },
     );
