@@ -130,7 +130,10 @@ def create_app(mongodb_url: str, models: Path, symbols: Sequence[str]) -> FastAP
             raise ApiError(400, -1120, f"Invalid interval {interval!r}: one of {list(widths)}")
         loaded = require_model()
         query = {"symbol": symbol, "interval": interval}
-        docs = list(db.klines.find(query, sort=[("open_time", -1)], limit=HISTORY))[::-1]
+        try:
+            docs = list(db.klines.find(query, sort=[("open_time", -1)], limit=HISTORY))[::-1]
+        except pymongo.errors.PyMongoError as exc:  # MongoDB away: a JSON 503 the UI can show, not a bare 500
+            raise ApiError(503, -1001, f"market data store unavailable: {type(exc).__name__}") from None
         bars = pd.DataFrame(docs, columns=list(KLINE_FIELDS)).set_index("open_time")
         features = build_features(bars) if len(bars) else pd.DataFrame()
         columns = loaded.meta["features"]

@@ -3,6 +3,7 @@ trained on known klines, its prediction from the klines stored, and the error an
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import threading
@@ -31,9 +32,9 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.fixture
-def served(mongo_url: str, tmp_path: Path) -> Iterator[tuple[str, Path]]:
-    port, models = free_port(), tmp_path / "models"
+@contextlib.contextmanager
+def serving(mongo_url: str, models: Path) -> Iterator[str]:
+    port = free_port()
     app = create_app(mongo_url, models, list(SPECS))
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
@@ -41,10 +42,19 @@ def served(mongo_url: str, tmp_path: Path) -> Iterator[tuple[str, Path]]:
     deadline = time.monotonic() + 10
     while not server.started and time.monotonic() < deadline:
         time.sleep(0.02)
-    yield f"http://127.0.0.1:{port}", models
-    server.should_exit = True
-    thread.join(10)
-    app.state.mongo.close()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+        app.state.mongo.close()
+
+
+@pytest.fixture
+def served(mongo_url: str, tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    models = tmp_path / "models"
+    with serving(mongo_url, models) as base:
+        yield base, models
 
 
 def get(url: str) -> tuple[int, Any]:
@@ -92,3 +102,13 @@ def test_predict_from_stored_klines(served: tuple[str, Path], mongo_url: str) ->
     status, text = get(f"{base}/metrics")
     assert status == 200 and 'research_predictions_total{outcome="200"} 1.0' in text
     assert 'research_predictions_total{outcome="400"} 2.0' in text
+
+
+def test_with_mongodb_away_predict_answers_a_json_503(tmp_path: Path) -> None:
+    """A model is there but the market-data store is not: a JSON error the UI shows, never a bare 500."""
+    _, klines = fold(KlineModel(SPECS), walk("BTCUSDT", 600, seed=5, step_ns=300_000_000))
+    bars = pd.DataFrame([k for k in klines if k["interval"] == "1s"]).set_index("open_time")
+    train(bars, tmp_path / "models", Params(folds=3, trees=5), Fees(10, 10), model="rf", symbol="BTCUSDT")
+    with serving(f"mongodb://127.0.0.1:{free_port()}/gone", tmp_path / "models") as base:
+        status, body = get(f"{base}/api/v1/predict?symbol=BTCUSDT&interval=1s")
+    assert status == 503 and body["code"] == -1001 and "market data store unavailable" in body["msg"], body
