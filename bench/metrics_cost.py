@@ -79,7 +79,7 @@ def _pass(workload: Workload, metrics: bool, tracer: Tracer | None = None) -> fl
             count_write(write, trades)
             out_seq(out[-1].out_seq)
             if tracer is not None:
-                trace_write(tracer, write)
+                trace_write(tracer, write, time.time_ns())
     seconds = time.perf_counter() - t0
     _check(engine.state_hash(), workload)
     return seconds

@@ -235,6 +235,9 @@ class AsyncSequencerClient(CommandBuilder):
             frame = encode(cmd)
             deadline = time.monotonic() + self.timeout
             while True:  # IMMEDIATE: nothing is queued until the connection is up, so wait for it (bounded)
+                # stamped before the send: the sequencer may stamp its receipt before this coroutine resumes, and
+                # the gateway's span must enclose the sequencer's
+                sent, sent_ns = time.perf_counter(), time.time_ns()
                 try:
                     await self.socket.send(frame, zmq.NOBLOCK)
                     break
@@ -244,7 +247,6 @@ class AsyncSequencerClient(CommandBuilder):
                             f"not connected to the sequencer at {self.settings.sequencer_endpoint}"
                         ) from None
                     await asyncio.sleep(0.005)
-            sent, sent_ns = time.perf_counter(), time.time_ns()
             try:
                 ack = await asyncio.wait_for(future, self.timeout)
             except TimeoutError:

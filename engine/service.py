@@ -56,11 +56,11 @@ HEARTBEAT_IDLE = 0.05  # s: heartbeat period when no events flow
 HEARTBEAT_BUSY = 0.005  # s: at most this often while events flow
 
 
-def trace_write(tracer: Tracer, batches: Write) -> None:
+def trace_write(tracer: Tracer, batches: Write, published: int) -> None:
     """The engine's span of each sampled command in a write: from its stamp (the sequencer's time, carried by its
-    events) to now, when its events are stored and published. Run by the writer thread: the matching thread
-    records nothing. One range per batch; only a sampled command's own events are looked at."""
-    published = time.time_ns()
+    events) to ``published``, when its events were stored and about to be published (read before the send, so a
+    subscriber's span, which ends after receipt, ends after this one). Run by the writer thread: the matching
+    thread records nothing. One range per batch; only a sampled command's own events are looked at."""
     for _, _, events in batches:
         for in_seq in tracer.sampled(events[0].in_seq, events[-1].in_seq):
             own = [ev for ev in events if ev.in_seq == in_seq]
@@ -143,9 +143,10 @@ class EventWriter(threading.Thread):
                         batches.append((events[0].out_seq, encode(events), events))
             if batches or snapshots:
                 self._store(batches, snapshots)
+                published = time.time_ns()
                 count_write(batches, self._publish(batches))
                 if self.tracer.every:
-                    trace_write(self.tracer, batches)
+                    trace_write(self.tracer, batches, published)
             if stopping or time.monotonic() - self._last_heartbeat >= HEARTBEAT_BUSY:
                 self._heartbeat()  # under load, every few ms rather than after every write
             if stopping:

@@ -32,6 +32,7 @@ from research.autotrain import TrainLoop
 from research.features import WARMUP, build_features
 from research.model import load_model
 from wire.config import load_settings
+from wire.process import run_until_stopped
 from wire.venue import DEFAULT_VENUE, load_venue
 
 HISTORY = 4 * WARMUP  # klines read per prediction: the features need WARMUP, the exponential RSI settles over more
@@ -175,9 +176,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         trainer = TrainLoop(settings.research_train_every, settings.mongodb_url, Path("var/research/datasets"),
                             args.models, symbols)  # fmt: skip
         trainer.start()
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
-    if trainer is not None:
-        trainer.stop()
+    try:
+        run_until_stopped(lambda: uvicorn.run(app, host=args.host, port=args.port, log_level="warning"))
+    finally:
+        if trainer is not None:
+            trainer.stop()
     return 0
 
 

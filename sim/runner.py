@@ -187,7 +187,10 @@ class Simulator:
         if summary is not None and path.exists():
             record = json.loads(path.read_text()) | {"summary": summary}
         c.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        path.write_text(json.dumps(record, indent=1) + "\n")
+        # written whole then moved into place: a reader (an operator's tail, a test's poll) never sees it half-written
+        fresh = path.with_suffix(".tmp")
+        fresh.write_text(json.dumps(record, indent=1) + "\n")
+        os.replace(fresh, path)
 
     # running -------------------------------------------------------------------------------------------------------
 

@@ -4,6 +4,8 @@ Prometheus exporter. Nothing connects here: Redis is first contacted by the proc
 from __future__ import annotations
 
 import logging
+import signal
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import redis
@@ -30,3 +32,17 @@ def start_process() -> Runtime:
     if settings.metrics_port:
         start_http_server(settings.metrics_port)
     return Runtime(settings, venue, r, zmq.Context())
+
+
+def run_until_stopped(serve: Callable[[], None]) -> None:
+    """Run a blocking server (``uvicorn.run``) whose stop is SIGINT or SIGTERM, and return quietly after it.
+
+    uvicorn catches the stop signal, shuts down gracefully, then raises the signal again so the default behaviour
+    follows: for SIGINT a KeyboardInterrupt traceback in the log. Under ``./mercury start`` a Ctrl-C reaches every
+    process and honcho sends SIGTERM right after, so which of the two is re-raised depends on timing. Both raise
+    KeyboardInterrupt here (SIGTERM included), and that is this process's normal end."""
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        serve()
+    except KeyboardInterrupt:
+        pass

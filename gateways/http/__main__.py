@@ -13,6 +13,7 @@ import uvicorn
 
 from gateways.http.app import create_app
 from gateways.startup import start_gateway
+from wire.process import run_until_stopped
 
 # s a stopping gateway waits for open connections and requests in flight: a WebSocket peer that never answers the
 # close (a client whose process went away without closing) must not hold the stop for ever, and a RESULT order
@@ -30,9 +31,10 @@ def main() -> int:
     logging.getLogger("mercury.gateway.http").info("HTTP gateway on 127.0.0.1:%d", settings.http_port)
     # no proxy-headers middleware (nothing here sits behind a proxy yet) and no Server/Date headers: each is work
     # on every request of the hot path (docs/benchmarks.md)
-    uvicorn.run(app, host=settings.http_host, port=settings.http_port, loop="uvloop", http="httptools",
-                log_level="warning", access_log=False, proxy_headers=False, server_header=False,
-                date_header=False, timeout_graceful_shutdown=GRACE)  # fmt: skip
+    run_until_stopped(lambda: uvicorn.run(app, host=settings.http_host, port=settings.http_port, loop="uvloop",
+                                          http="httptools", log_level="warning", access_log=False,
+                                          proxy_headers=False, server_header=False, date_header=False,
+                                          timeout_graceful_shutdown=GRACE))  # fmt: skip
     return 0
 
 

@@ -5,7 +5,11 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
+import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 import urllib.error
@@ -24,6 +28,8 @@ from research.features import build_features
 from research.model import Params, load_model, train
 from research.serve import HISTORY, create_app
 from tests.research.market import SPECS, client, fold, insert, walk
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def free_port() -> int:
@@ -112,3 +118,36 @@ def test_with_mongodb_away_predict_answers_a_json_503(tmp_path: Path) -> None:
     with serving(f"mongodb://127.0.0.1:{free_port()}/gone", tmp_path / "models") as base:
         status, body = get(f"{base}/api/v1/predict?symbol=BTCUSDT&interval=1s")
     assert status == 503 and body["code"] == -1001 and "market data store unavailable" in body["msg"], body
+
+
+def _up(url: str) -> bool:
+    try:
+        return get(url)[0] == 200
+    except urllib.error.URLError:  # not listening yet
+        return False
+
+
+@pytest.mark.parametrize("signals", [["SIGINT"], ["SIGTERM"], ["SIGINT", "SIGTERM"]], ids="+".join)
+def test_a_stop_signal_ends_the_service_quietly(tmp_path: Path, signals: list[str]) -> None:
+    """Ctrl-C under ``./mercury start`` is SIGINT to every process then honcho's SIGTERM: whichever uvicorn
+    re-raises after its graceful stop, the service exits 0 without a traceback."""
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MERCURY_")}
+    env |= {"MERCURY_RESEARCH_TRAIN_EVERY": "0", "MERCURY_MONGODB_URL": f"mongodb://127.0.0.1:{free_port()}/x"}
+    argv = [sys.executable, "-m", "research.serve", "--port", str(port), "--models", str(tmp_path / "models")]
+    proc = subprocess.Popen(argv, env=env, cwd=ROOT, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not _up(f"http://127.0.0.1:{port}/health"):
+            assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read() if proc.stderr else ""
+            time.sleep(0.1)
+        for name in signals:
+            proc.send_signal(getattr(signal, name))
+            time.sleep(0.01)  # honcho's SIGTERM follows the terminal's SIGINT closely
+        _, stderr = proc.communicate(timeout=20)
+        assert proc.returncode == 0, stderr
+        assert "Traceback" not in stderr, stderr
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate()  # reaps it and closes the pipe
