@@ -21,6 +21,7 @@ JOBS = {
     "gateways.http": "http",
     "feeds": "feed",
     "gateways.fix": "fix",
+    "research.serve": "research",
 }
 
 _ENV = re.compile(r"^[A-Z_][A-Z0-9_]*=")

@@ -16,6 +16,7 @@ import threading
 from pathlib import Path
 
 import pymongo
+from prometheus_client import CollectorRegistry, Counter
 
 from research.backtest import Fees
 from research.etl import run_etl
@@ -57,18 +58,38 @@ def train_once(mongodb_url: str, datasets: Path, models: Path, symbols: list[str
 class TrainLoop(threading.Thread):
     """``train_once`` every ``every`` seconds (the first after one period: the venue needs history first)."""
 
-    def __init__(self, every: float, mongodb_url: str, datasets: Path, models: Path, symbols: list[str]) -> None:
+    def __init__(
+        self,
+        every: float,
+        mongodb_url: str,
+        datasets: Path,
+        models: Path,
+        symbols: list[str],
+        registry: CollectorRegistry | None = None,
+    ) -> None:
         super().__init__(name="autotrain", daemon=True)
         self.every, self.args = every, (mongodb_url, datasets, models, symbols)
         self.stopping = threading.Event()
+        # trained / waiting (not enough history yet) / failed: a service stuck short of a model shows here
+        self.rounds = Counter("research_training_rounds", "Scheduled training rounds by outcome", ["outcome"],
+                              registry=registry or CollectorRegistry())  # fmt: skip
+
+    def round(self) -> str | None:
+        """One scheduled round, counted; the new version or None. Never raises: a failed round (MongoDB away, a bad
+        dataset) must not end the service."""
+        try:
+            version = train_once(*self.args)
+        except Exception as exc:
+            log.warning("training round failed (%s: %s); the next one is in %s s", type(exc).__name__, exc,
+                        self.every)  # fmt: skip
+            self.rounds.labels(outcome="failed").inc()
+            return None
+        self.rounds.labels(outcome="trained" if version else "waiting").inc()
+        return version
 
     def run(self) -> None:
         while not self.stopping.wait(self.every):
-            try:
-                train_once(*self.args)
-            except Exception as exc:  # a failed round (MongoDB away, a bad dataset) must not end the service
-                log.warning("training round failed (%s: %s); the next one is in %s s", type(exc).__name__, exc,
-                            self.every)  # fmt: skip
+            self.round()
 
     def stop(self) -> None:
         self.stopping.set()

@@ -1,6 +1,8 @@
 """``python -m research.serve``: the inference service. ``GET /api/v1/predict?symbol=BTCUSDT&interval=1m`` builds
 the features of the latest closed klines in MongoDB (MERCURY_MONGODB_URL) and returns the latest model's P(up)
-for the next interval; ``/api/v1/model`` its metadata and backtest summary; ``/health``; ``/metrics``.
+for the next interval; ``/api/v1/model`` its metadata and backtest summary; ``/health``; ``/metrics``. With
+MERCURY_METRICS_PORT set (the Procfile does) the same series, with the process metrics, are also exported on that
+port like every other Mercury process, so the local Prometheus finds it by the Procfile (deploy/targets.py).
 
 It starts without a model (predict answers 503 until ``research.model train`` writes one) and looks for a new
 ``LATEST`` version on each request, so a retrain needs no restart. Errors are ``{"code": ..., "msg": ...}``, the
@@ -25,7 +27,15 @@ import uvicorn
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, Response
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+    start_http_server,
+)
 
 from persistence.klines import INTERVALS
 from research.autotrain import TrainLoop
@@ -72,7 +82,11 @@ class ModelStore:
             return self.loaded
 
 
-def create_app(mongodb_url: str, models: Path, symbols: Sequence[str]) -> FastAPI:
+def create_app(
+    mongodb_url: str, models: Path, symbols: Sequence[str], registry: CollectorRegistry | None = None
+) -> FastAPI:
+    """The service; its series go to ``registry`` (a new one by default: tests start several apps in one
+    process; ``main`` passes the process-wide one, which also holds the process metrics)."""
     app = FastAPI(title="Mercury research inference")
     # the trading UI reads it from another origin when it is served by a gateway's own port (the front door
     # serves both under one origin): read-only GETs, no credentials, so any origin may
@@ -82,7 +96,7 @@ def create_app(mongodb_url: str, models: Path, symbols: Sequence[str]) -> FastAP
     store = ModelStore(models)
     known = set(symbols)
     widths = dict(INTERVALS)
-    registry = CollectorRegistry()  # per app: tests start several in one process
+    registry = registry or CollectorRegistry()
     predictions = Counter("research_predictions", "Predict requests by outcome", ["outcome"], registry=registry)
     latency = Histogram("research_predict_seconds", "Predict request time", registry=registry)
 
@@ -169,12 +183,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     venue = load_venue(settings.venue_file or DEFAULT_VENUE)
     symbols = [s.symbol for s in venue.symbols]
-    app = create_app(settings.mongodb_url, args.models, symbols)
+    app = create_app(settings.mongodb_url, args.models, symbols, REGISTRY)
+    if settings.metrics_port:
+        start_http_server(settings.metrics_port)
     trainer = None
     if settings.research_train_every > 0:  # the local run trains on the simulator's klines (research.autotrain)
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
         trainer = TrainLoop(settings.research_train_every, settings.mongodb_url, Path("var/research/datasets"),
-                            args.models, symbols)  # fmt: skip
+                            args.models, symbols, REGISTRY)  # fmt: skip
         trainer.start()
     try:
         run_until_stopped(lambda: uvicorn.run(app, host=args.host, port=args.port, log_level="warning"))

@@ -180,11 +180,10 @@ def test_network_policies_and_secrets(overlay: str) -> None:
             assert w["spec"]["template"]["metadata"]["labels"]["app.kubernetes.io/part-of"] == "mercury", name
     metrics = {p["port"] for rule in policies["metrics-from-monitoring"]["spec"]["ingress"] for p in rule["ports"]}
     # containers are named after their Prometheus job, so a kubernetes_sd relabeling gives the Compose series
-    # (the inference service serves its own /metrics on its HTTP port and has no metrics job in the Procfile)
-    assert {c["name"] for c in mercury_containers(docs)} - {"research"} == {p.job for p in procfile.load() if p.job}
+    assert {c["name"] for c in mercury_containers(docs)} == {p.job for p in procfile.load() if p.job}
     # every container's metrics port, and nothing else
     exported = {p["containerPort"] for c in containers(docs) for p in c["ports"] if p["name"].startswith("metrics")}
-    assert metrics == exported and len(exported) == 7
+    assert metrics == exported and len(exported) == 8
     refs = {r["secretRef"]["name"] for c in containers(docs) for r in c.get("envFrom", []) if "secretRef" in r}
     secrets = objects(docs, "Secret")
     if overlay == "dev":

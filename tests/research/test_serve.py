@@ -127,27 +127,51 @@ def _up(url: str) -> bool:
         return False
 
 
-@pytest.mark.parametrize("signals", [["SIGINT"], ["SIGTERM"], ["SIGINT", "SIGTERM"]], ids="+".join)
-def test_a_stop_signal_ends_the_service_quietly(tmp_path: Path, signals: list[str]) -> None:
-    """Ctrl-C under ``./mercury start`` is SIGINT to every process then honcho's SIGTERM: whichever uvicorn
-    re-raises after its graceful stop, the service exits 0 without a traceback."""
-    port = free_port()
+@contextlib.contextmanager
+def service_process(models: Path, port: int, **extra: str) -> Iterator[subprocess.Popen[str]]:
+    """``python -m research.serve`` as the Procfile runs it (no training, MongoDB on a closed port), once it
+    answers /health; killed on the way out if the test did not stop it."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("MERCURY_")}
     env |= {"MERCURY_RESEARCH_TRAIN_EVERY": "0", "MERCURY_MONGODB_URL": f"mongodb://127.0.0.1:{free_port()}/x"}
-    argv = [sys.executable, "-m", "research.serve", "--port", str(port), "--models", str(tmp_path / "models")]
+    env |= extra
+    argv = [sys.executable, "-m", "research.serve", "--port", str(port), "--models", str(models)]
     proc = subprocess.Popen(argv, env=env, cwd=ROOT, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 60
         while not _up(f"http://127.0.0.1:{port}/health"):
             assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read() if proc.stderr else ""
             time.sleep(0.1)
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate()  # reaps it and closes the pipe
+
+
+@pytest.mark.parametrize("signals", [["SIGINT"], ["SIGTERM"], ["SIGINT", "SIGTERM"]], ids="+".join)
+def test_a_stop_signal_ends_the_service_quietly(tmp_path: Path, signals: list[str]) -> None:
+    """Ctrl-C under ``./mercury start`` is SIGINT to every process then honcho's SIGTERM: whichever uvicorn
+    re-raises after its graceful stop, the service exits 0 without a traceback."""
+    with service_process(tmp_path / "models", free_port()) as proc:
         for name in signals:
             proc.send_signal(getattr(signal, name))
             time.sleep(0.01)  # honcho's SIGTERM follows the terminal's SIGINT closely
         _, stderr = proc.communicate(timeout=20)
         assert proc.returncode == 0, stderr
         assert "Traceback" not in stderr, stderr
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        proc.communicate()  # reaps it and closes the pipe
+
+
+def test_the_process_exports_on_its_metrics_port_like_the_others(tmp_path: Path) -> None:
+    """With MERCURY_METRICS_PORT (the Procfile's, which the local Prometheus scrapes) the service's own series
+    and the process metrics are on that port, and the app's /metrics gives the same series."""
+    port, metrics = free_port(), free_port()
+    with service_process(tmp_path / "models", port, MERCURY_METRICS_PORT=str(metrics)):
+        assert get(f"http://127.0.0.1:{port}/api/v1/predict?symbol=NOPE")[0] == 400
+        assert get(f"http://127.0.0.1:{port}/api/v1/predict?symbol=BTCUSDT")[0] == 503  # no model trained
+        status, exported = get(f"http://127.0.0.1:{metrics}/metrics")
+        _, served = get(f"http://127.0.0.1:{port}/metrics")
+    assert status == 200
+    for text in (exported, served):
+        assert 'research_predictions_total{outcome="400"} 1.0' in text, text
+        assert 'research_predictions_total{outcome="503"} 1.0' in text, text
+        assert "process_cpu_seconds_total" in text, text

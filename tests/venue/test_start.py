@@ -146,7 +146,7 @@ def _metrics_moved(metrics: dict[str, dict[str, float]]) -> None:
     simulator's flow they have moved: commands journaled, events and trades published, events persisted, HTTP
     requests answered, market data sent, FIX messages exchanged."""
     assert set(metrics) == {"sequencer", "engine", "pg-persister", "mongo-persister", "http-a", "http-b",
-                            "feed-a", "feed-b", "fix"}, sorted(metrics)  # fmt: skip
+                            "feed-a", "feed-b", "fix", "research"}, sorted(metrics)  # fmt: skip
     for process, samples in metrics.items():
         assert _total(samples, "process_cpu_seconds_total") > 0, process
     seq, engine = metrics["sequencer"], metrics["engine"]
