@@ -213,6 +213,7 @@ class AsyncSequencerClient(CommandBuilder):
         _dealer(self.socket, self.settings.sequencer_endpoint)
         self._pending: dict[int, asyncio.Future[Ack]] = {}
         self._reader: asyncio.Task[None] | None = None
+        self.released = False  # the gateway is stopping: no command waits for its acknowledgement any more
         self.tracer: Tracer | None = None  # a gateway's: the root span of each sampled command (wire/tracing)
 
     async def _read(self) -> None:
@@ -227,6 +228,8 @@ class AsyncSequencerClient(CommandBuilder):
                 future.set_result(ack)
 
     async def submit(self, cmd: Command) -> Ack:
+        if self.released:
+            raise SequencerUnavailable("the gateway is stopping")
         if self._reader is None:
             self._reader = asyncio.get_running_loop().create_task(self._read())
         future: asyncio.Future[Ack] = asyncio.get_running_loop().create_future()
@@ -259,6 +262,15 @@ class AsyncSequencerClient(CommandBuilder):
         finally:
             self._pending.pop(cmd.req, None)
         return _check(ack)
+
+    def release(self) -> None:
+        """The gateway is stopping: every command still waiting for its acknowledgement, and every later one, fails
+        now with ``SequencerUnavailable`` (its outcome unknown) instead of waiting out the timeout."""
+        self.released = True
+        for future in self._pending.values():
+            if not future.done():
+                future.set_exception(SequencerUnavailable("the gateway is stopping: outcome unknown"))
+                future.exception()  # marked as seen: a submit still in its send loop raises its own error instead
 
     async def close(self) -> None:
         if self._reader is not None:

@@ -58,7 +58,8 @@ class LiveState:
         self.fee_rates: dict[int, tuple[int, int]] = {}
         self.in_seq = 0  # the last command whose events were applied
         self.results: OrderedDict[int, list[Event]] = OrderedDict()
-        self.waiters: dict[int, list[asyncio.Future[list[Event]]]] = {}
+        self.waiters: dict[int, list[asyncio.Future[list[Event] | None]]] = {}
+        self.released = False  # the process is stopping: nobody waits for a command's events any more
         self.ready = asyncio.Event()
         # orders changed by recent commands, as they stood after the stream entries that changed them: responses
         # to orders and cancels are built from here (a closed order leaves the open set at once)
@@ -191,9 +192,9 @@ class LiveState:
     async def result(self, in_seq: int, timeout: float) -> list[Event] | None:
         """The events of command ``in_seq``, waiting up to ``timeout`` s; None if they did not come in time."""
         done = self.results.get(in_seq)
-        if done is not None:
+        if done is not None or self.released:
             return done
-        future: asyncio.Future[list[Event]] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[list[Event] | None] = asyncio.get_running_loop().create_future()
         self.waiters.setdefault(in_seq, []).append(future)
         try:
             return await asyncio.wait_for(future, timeout)
@@ -205,6 +206,16 @@ class LiveState:
                 waiting.remove(future)
                 if not waiting:
                     del self.waiters[in_seq]
+
+    def release_waiters(self) -> None:
+        """The process is stopping: every request still waiting for its command's events gets None now (an unknown
+        outcome for its client, which is the truth: the engine may apply the command after its own restart), and so
+        does every later one, so that no request is still running when the server's grace ends and cancels it."""
+        self.released = True
+        for futures in self.waiters.values():
+            for future in futures:
+                if not future.done():
+                    future.set_result(None)
 
     # --- queries ---------------------------------------------------------------------------------------------
 

@@ -24,6 +24,11 @@ from sim.orders import Action, Order, Outcome, Place, Replace, Report
 BPS = Decimal(10_000)
 UNIT_MIN_NOTIONALS = 20  # a size unit is this many minimum notionals (100 USDT on BTCUSDT)
 OPEN = frozenset({"NEW", "PARTIALLY_FILLED"})
+# A taker trades only into a best price within this of the last trade: the simulated market moves by steps of tens
+# of bps (jumps of up to 200), so a touch much further away is an order the market makers did not put there (a
+# user's bid far under the market, left alone when the makers' quotes are gone, as after a restart), which no trader
+# who looks at the book would sell into
+MAX_TOUCH_BPS = Decimal(500)
 
 
 def unit_notional(rules: SymbolRules, price: Decimal) -> Decimal:
@@ -57,6 +62,11 @@ class Bot:
 
     def client_id(self) -> str:
         return f"{self.prefix}{next(self._ids)}"
+
+    @staticmethod
+    def near(touch: Decimal, ref: Decimal) -> bool:
+        """Whether a best price is close enough to the last trade for a taker to trade into it."""
+        return abs(touch - ref) * BPS <= MAX_TOUCH_BPS * ref
 
     def next_slot(self) -> int:
         return next(self._round_robin)
@@ -229,8 +239,8 @@ class NoiseTaker(Bot):
         elif position < -limit:
             buy = True
         touch = ask if buy else bid
-        if touch is None:
-            return None  # nobody to trade with on that side (yet): a taker looks at the book first
+        if touch is None or not self.near(touch, ref):
+            return None  # nobody to trade with on that side (yet), or far off the market: a taker looks first
         notional = unit_notional(rules, ref) * size
         side = "BUY" if buy else "SELL"
         if 0.4 <= style < 0.6:
@@ -280,8 +290,9 @@ class Momentum(Bot):
         limit, position = self.limit(symbol, last), self.positions[slot][symbol]
         if (buy and position >= limit) or (not buy and position <= -limit):
             return None
-        if (view.ask if buy else view.bid).get(symbol) is None:
-            return None  # nobody to trade with on that side
+        touch = (view.ask if buy else view.bid).get(symbol)
+        if touch is None or not self.near(touch, last):
+            return None  # nobody to trade with on that side, or only far off the market
         self.seen[symbol].clear()
         self.seen[symbol].append(last)
         rules = self.rules[symbol]

@@ -35,8 +35,13 @@ async def serve(settings: Settings, venue: Venue, cipher: SecretCipher) -> None:
     gateway = Gateway(settings, venue, cipher)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+
+    def stopping() -> None:
+        stop.set()
+        gateway.stopping()  # orders waiting for the engine answered (unknown outcome) before the stop's deadline
+
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(sig, stopping)
     async with gateway.lifespan():
         bridge = Bridge(gateway, config, loop)
         application = FixApplication(bridge)

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Callable
+from types import FrameType
 
 import uvicorn
 
-from gateways.http.app import create_app
+from gateways.http.app import STOP_RESULT_WAIT, create_app
 from gateways.startup import start_gateway
 from wire.process import run_until_stopped
 
@@ -20,6 +22,20 @@ from wire.process import run_until_stopped
 # waiting on an engine that is stopping too would wait its whole RESULT_TIMEOUT. The gateway's whole stop (this
 # grace, then its lifespan's bounded steps) must end before Redis and PostgreSQL go (persistence.stop_last.DELAY)
 GRACE = 1
+assert STOP_RESULT_WAIT < GRACE  # requests waiting for the engine are answered before the grace cancels them
+
+
+class Server(uvicorn.Server):
+    """uvicorn's server, telling the gateway the moment a stop signal arrives: uvicorn itself only stops accepting,
+    waits GRACE for requests in flight, then cancels them mid-request (a traceback in the log and no answer)."""
+
+    def __init__(self, config: uvicorn.Config, on_stop: Callable[[], None]) -> None:
+        super().__init__(config)
+        self.on_stop = on_stop
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        self.on_stop()
+        super().handle_exit(sig, frame)
 
 
 def main() -> int:
@@ -31,11 +47,12 @@ def main() -> int:
     logging.getLogger("mercury.gateway.http").info("HTTP gateway on 127.0.0.1:%d", settings.http_port)
     # no proxy-headers middleware (nothing here sits behind a proxy yet) and no Server/Date headers: each is work
     # on every request of the hot path (docs/benchmarks.md)
-    run_until_stopped(lambda: uvicorn.run(app, host=settings.http_host, port=settings.http_port, loop="uvloop",
-                                          http="httptools", log_level="warning", access_log=False,
-                                          proxy_headers=False, server_header=False, date_header=False,
-                                          timeout_graceful_shutdown=GRACE))  # fmt: skip
-    return 0
+    config = uvicorn.Config(app, host=settings.http_host, port=settings.http_port, loop="uvloop", http="httptools",
+                            log_level="warning", access_log=False, proxy_headers=False, server_header=False,
+                            date_header=False, timeout_graceful_shutdown=GRACE)  # fmt: skip
+    server = Server(config, app.gateway.stopping)
+    run_until_stopped(server.run)
+    return 0 if server.started else 3  # as uvicorn.run: 3 when it could not start (the port taken, say)
 
 
 if __name__ == "__main__":

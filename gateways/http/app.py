@@ -64,6 +64,9 @@ MAX_TIME_MS = (2**63 - 1) // 1_000_000  # times are stored in ns in a bigint (sc
 RESULT_TIMEOUT = 5.0  # s a RESULT / FULL answer waits for the engine
 HISTORY_TIMEOUT = 2.0  # s a history query waits for the persister to reach what this gateway has seen
 MAX_BODY = 64 * 1024
+# s requests still waiting for the engine get, once a stop signal arrives, before they are answered -1007 (the
+# outcome unknown): the engine may be stopping too, and the server's grace (__main__.GRACE) must not run out first
+STOP_RESULT_WAIT = 0.4
 STOP_STEP = 0.5  # s each step of a stop may wait for Redis or PostgreSQL (four steps: see __main__.GRACE)
 
 
@@ -94,12 +97,14 @@ class Gateway:
         self.history: History | None = None
         self._follower: asyncio.Task[None] | None = None
         self._limits_sync: asyncio.Task[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self.limiter = RateLimiter(Limits(settings.weight_per_minute, settings.orders_per_10s, settings.orders_per_day))
 
     @contextlib.asynccontextmanager
     async def lifespan(self, app: Starlette | None = None) -> AsyncIterator[None]:
         """Everything the operations need, for the life of the process (the HTTP app's lifespan; the FIX gateway
         runs the same operations inside it)."""
+        self._loop = asyncio.get_running_loop()
         self.pool = await self._connect()
         self.redis = aioredis.Redis.from_url(self.settings.redis_url, socket_connect_timeout=2)
         self.sequencer = AsyncSequencerClient(self.settings, name="gw-http")
@@ -133,6 +138,19 @@ class Gateway:
                 await asyncio.wait_for(self.pool.close(), STOP_STEP)
             except (TimeoutError, OSError, asyncpg.PostgresError):
                 self.pool.terminate()
+
+    def stopping(self) -> None:
+        """A stop signal arrived (this may run inside the signal handler, between any two bytecodes of the loop):
+        requests waiting for the sequencer's acknowledgement or their command's events get STOP_RESULT_WAIT more,
+        then an unknown outcome (-1007)."""
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._loop.call_later, STOP_RESULT_WAIT, self._release)
+
+    def _release(self) -> None:
+        if self.sequencer is not None:
+            self.sequencer.release()
+        if self.live is not None:
+            self.live.release_waiters()
 
     async def _connect(self) -> asyncpg.Pool:
         """A pool on PostgreSQL, with the schema applied; waits for a server that is starting (the Procfile starts

@@ -188,3 +188,19 @@ def test_a_taker_only_takes_from_a_side_that_has_orders() -> None:
     actions = [bot.decide(asks_only) for _ in range(200)]
     sides = {a.order.side for a in actions if isinstance(a, Place)}
     assert sides == {"BUY"}, "only buys: there is no bid to sell to"
+
+
+def test_takers_do_not_trade_into_a_side_far_off_the_last_trade() -> None:
+    """After a restart the makers' quotes are gone: a user's bid 15% under the market may be the only bid left, and
+    no taker sells into it (the venue's test of a restart rests such an order and finds it still open)."""
+    last = {s: p for s, p in STARTS.items()}
+    lone_bid = {s: RULES[s].bid_price(p * Decimal("0.85")) for s, p in STARTS.items()}
+    near_ask = {s: RULES[s].ask_price(p * Decimal("1.001")) for s, p in STARTS.items()}
+    view = MarketView(last=last, bid=lone_bid, ask=near_ask)
+    taker = NoiseTaker("taker-1", seeded(1, "bot", "taker-1"), RULES, 1, "t-")
+    sides = {a.order.side for a in (taker.decide(view) for _ in range(300)) if isinstance(a, Place)}
+    assert sides == {"BUY"}, "the takers buy from the ask next to the market and never sell into the far bid"
+    momentum = Momentum("momentum-1", seeded(1, "bot", "momentum-1"), RULES, 1, "m-")
+    falling = [MarketView(last={s: p * (1 - Decimal(i) / 1000) for s, p in last.items()}, bid=lone_bid, ask=near_ask)
+               for i in range(40)]  # fmt: skip
+    assert not [a for a in (momentum.decide(v) for v in falling) if isinstance(a, Place)], "no sell into the far bid"
