@@ -22,7 +22,7 @@ import tests.gateways.conftest as gateways
 from tests.gateways.conftest import running_exchange
 from tests.harness import PostgresServer, Service, Venue, free_port, wait_for
 from tests.persistence.test_postgres_persister import persister
-from tests.ui.test_ui import FLOW_ACCOUNTS, SCREENSHOTS, UI, Flow, build_ui, chromium
+from tests.ui.conftest import FLOW_ACCOUNTS, SCREENSHOTS, UI, Flow, build_ui, chromium
 
 REPO = Path(__file__).resolve().parents[2]
 PROMETHEUS = Path("/usr/bin/prometheus")

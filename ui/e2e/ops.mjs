@@ -5,47 +5,18 @@
 // OPS_SETTLE_MS (optional: how long the charts fill before the screenshot).
 // Prints one line per step; exits 1 on the first failure, or if the page logged any unexpected console error.
 
-import { chromium } from "playwright-core";
-import { mkdirSync } from "node:fs";
+import { env, inBrowser, log, screenshots } from "./harness.mjs";
 
-const env = (name, fallback) => {
-  const v = process.env[name] ?? fallback;
-  if (v === undefined) throw new Error(`${name} is not set`);
-  return v;
-};
 const base = env("UI_URL");
 const prometheus = env("PROMETHEUS_URL");
 const unreachable = env("UNREACHABLE_URL");
-const shots = process.env.SCREENSHOTS;
-if (shots) mkdirSync(shots, { recursive: true });
+const shots = screenshots();
 
-const consoleErrors = [];
-let allowed = []; // console errors a step expects (a request to a port nothing listens on is logged)
-const t0 = Date.now();
-const log = (msg) => console.log(`[${((Date.now() - t0) / 1000).toFixed(1)}s] ${msg}`);
 // the Ops page alone: ?research= (empty) switches the Model panel's service off, the feed is never needed
 const opsUrl = (prom) => `${base}/ui/?prometheus=${encodeURIComponent(prom)}&research=#/ops`;
 const chart = (id) => `[data-testid=ops-chart-${id}]`;
 
-const browser = await chromium.launch({
-  executablePath: env("CHROMIUM", "/usr/bin/chromium"),
-  headless: true,
-  args: ["--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu"],
-});
-let failed = false;
-let page;
-try {
-  const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
-  page = await context.newPage();
-  page.on("console", (m) => {
-    if (m.type() !== "error") return;
-    const text = m.text();
-    if (allowed.some((re) => re.test(text))) log(`(expected console error: ${text})`);
-    else consoleErrors.push(text);
-  });
-  page.on("pageerror", (err) => consoleErrors.push(`page error: ${err.message}`));
-  page.setDefaultTimeout(20_000);
-
+await inBrowser(async ({ page, allow }) => {
   // 1. the Ops page charts from Prometheus; the enqueued and processed lines both leave zero under the flow
   await page.goto(opsUrl(prometheus));
   await page.waitForSelector("[data-testid=ops][data-state=live]");
@@ -78,27 +49,14 @@ try {
   if (shots) await page.screenshot({ path: `${shots}/ops.png` });
 
   // 2. Prometheus unreachable: one plain message, no page error
-  allowed = [/ERR_CONNECTION_REFUSED/];
+  allow([/ERR_CONNECTION_REFUSED/]);
   await page.goto(opsUrl(unreachable));
   await page.getByTestId("ops-unreachable").waitFor();
   log(`unreachable: ${await page.getByTestId("ops-unreachable").textContent()}`);
-  allowed = [];
+  allow([]);
 
   // 3. not configured (?prometheus= empty): said so, nothing requested
   await page.goto(opsUrl(""));
   await page.getByTestId("ops-unconfigured").waitFor();
   log(`not configured: ${await page.getByTestId("ops-unconfigured").textContent()}`);
-
-  if (consoleErrors.length > 0) throw new Error(`console errors:\n${consoleErrors.join("\n")}`);
-  log("PASS: no console errors");
-} catch (err) {
-  failed = true;
-  console.error(`FAIL: ${err instanceof Error ? err.stack ?? err.message : String(err)}`);
-  if (consoleErrors.length > 0) console.error(`console errors:\n${consoleErrors.join("\n")}`);
-  const where = process.env.FAILURE_SCREENSHOT;
-  if (page && where) await page.screenshot({ path: where }).catch(() => {});
-  if (page) console.error(`page text at the failure:\n${(await page.locator("body").innerText().catch(() => "")).slice(0, 3000)}`);
-} finally {
-  await browser.close();
-}
-process.exit(failed ? 1 : 0);
+});

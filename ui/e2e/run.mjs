@@ -4,53 +4,16 @@
 //   SCREENSHOTS (a directory; optional), RESEARCH_URL (the inference service for the Model panel; optional).
 // Prints one line per step; exits 1 on the first failure, or if the page logged any unexpected console error.
 
-import { chromium } from "playwright-core";
-import { mkdirSync } from "node:fs";
-import { createInterface } from "node:readline";
+import { askRunner, env, inBrowser, log, screenshots } from "./harness.mjs";
 
-// RESTART_FEED=1 / RESTART_GATEWAY=1: the runner restarts the feed (the gateway) when this prints "@@restart-feed"
-// ("@@restart-gateway"), then answers "ok" on stdin
-const stdinLines = createInterface({ input: process.stdin })[Symbol.asyncIterator]();
-async function askRunner(request) {
-  console.log(`@@${request}`);
-  const answer = await stdinLines.next();
-  if (answer.done || answer.value.trim() !== "ok") throw new Error(`the runner did not ${request}: ${answer.value}`);
-}
-
-const env = (name, fallback) => {
-  const v = process.env[name] ?? fallback;
-  if (v === undefined) throw new Error(`${name} is not set`);
-  return v;
-};
 const base = env("UI_URL");
 const key = env("API_KEY");
 const secret = env("API_SECRET");
-const shots = process.env.SCREENSHOTS;
-if (shots) mkdirSync(shots, { recursive: true });
+const shots = screenshots();
+// RESTART_FEED=1 / RESTART_GATEWAY=1: the runner restarts the feed (the gateway) when asked "restart-feed"
+// ("restart-gateway")
 
-const consoleErrors = [];
-let allowed = []; // console errors a step expects (the browser logs a 4xx response it was told to expect)
-const t0 = Date.now();
-const log = (msg) => console.log(`[${((Date.now() - t0) / 1000).toFixed(1)}s] ${msg}`);
-
-const browser = await chromium.launch({
-  executablePath: env("CHROMIUM", "/usr/bin/chromium"),
-  headless: true,
-  args: ["--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu"],
-});
-let failed = false;
-let page;
-try {
-  const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
-  page = await context.newPage();
-  page.on("console", (m) => {
-    if (m.type() !== "error") return;
-    const text = m.text();
-    if (allowed.some((re) => re.test(text))) log(`(expected console error: ${text})`);
-    else consoleErrors.push(text);
-  });
-  page.on("pageerror", (err) => consoleErrors.push(`page error: ${err.message}`));
-  page.setDefaultTimeout(20_000);
+await inBrowser(async ({ page, allow }) => {
   const byTest = (id) => page.getByTestId(id);
   const number = (text) => Number(text.replace(/,/g, ""));
 
@@ -98,14 +61,14 @@ try {
   await byTest("book-group").selectOption({ index: 0 });
 
   // 2. a wrong key is refused with the server's code and message
-  allowed = [/status of 40[01]/];
+  allow([/status of 40[01]/]);
   await byTest("api-key").fill("not-a-key");
   await byTest("api-secret").fill("not-a-secret");
   await byTest("sign-in-button").click();
   const refusal = await byTest("sign-in-error").textContent();
   if (!/-20\d\d /.test(refusal ?? "")) throw new Error(`no clear refusal: ${refusal}`);
   log(`wrong key refused: ${refusal}`);
-  allowed = [];
+  allow([]);
 
   // 3. sign in
   await byTest("api-key").fill(key);
@@ -171,14 +134,14 @@ try {
   // 7. a post-only buy above the best ask would take: the server refuses it and its code and message are shown
   // (half a USDT above the best ask, so that it would still take if the book moves meanwhile)
   const ask = (Number(await byTest("ask-row").last().getAttribute("data-price")) + 0.5).toFixed(2);
-  allowed = [/status of 400/];
+  allow([/status of 400/]);
   await byTest("order-type").selectOption("LIMIT_MAKER");
   await byTest("price").fill(ask);
   await byTest("quantity").fill("0.001");
   await byTest("submit-order").click();
   await page.waitForFunction(() => document.querySelector("[data-testid=notice]")?.textContent?.startsWith("Refused: -2010"));
   log(`post-only buy at ${ask}: ${await byTest("notice").textContent()}`);
-  allowed = [];
+  allow([]);
 
   // 8. a marketable order: the fill and the new balances
   await byTest("order-type").selectOption("MARKET");
@@ -202,7 +165,7 @@ try {
 
   // 9. the feed restarts: the market status goes to reconnecting and back to live, the book is rebuilt
   if (process.env.RESTART_FEED === "1") {
-    allowed = [/WebSocket connection to .* failed/, /ERR_CONNECTION_REFUSED/, /status of 503/];
+    allow([/WebSocket connection to .* failed/, /ERR_CONNECTION_REFUSED/, /status of 503/]);
     const idBefore = Number(await byTest("orderbook").getAttribute("data-update-id"));
     const sawReconnecting = page.waitForFunction(
       () => document.querySelector("[data-testid=status-market]")?.textContent?.includes("reconnecting"),
@@ -222,12 +185,12 @@ try {
     );
     await byTest("bid-row").first().waitFor();
     log(`feed restarted: reconnected and resynced (book ${idBefore} -> ${await byTest("orderbook").getAttribute("data-update-id")})`);
-    allowed = [];
+    allow([]);
   }
 
   // 10. the gateway restarts: the account stream reconnects, subscribes again, and a new fill still arrives live
   if (process.env.RESTART_GATEWAY === "1") {
-    allowed = [/WebSocket connection to .* failed/, /ERR_CONNECTION_REFUSED/, /status of 50[23]/];
+    allow([/WebSocket connection to .* failed/, /ERR_CONNECTION_REFUSED/, /status of 50[23]/]);
     const sawReconnecting = page.waitForFunction(
       () => document.querySelector("[data-testid=status-account]")?.textContent?.includes("reconnecting"),
       undefined,
@@ -236,7 +199,7 @@ try {
     await askRunner("restart-gateway");
     await sawReconnecting;
     await page.waitForFunction(() => document.querySelector("[data-testid=status-account]")?.textContent?.includes("live"), undefined, { timeout: 60_000 });
-    allowed = [];
+    allow([]);
     await byTest("tab-balances").click();
     const btc = number((await byTest("balance-BTC").getByTestId("free").textContent()) ?? "");
     await byTest("side-sell").click();
@@ -268,18 +231,4 @@ try {
   if (overflow > 0) throw new Error(`narrow layout scrolls sideways by ${overflow}px`);
   if (shots) await page.screenshot({ path: `${shots}/narrow.png`, fullPage: true });
   log("narrow layout fits (390 px)");
-
-  if (consoleErrors.length > 0) throw new Error(`console errors:\n${consoleErrors.join("\n")}`);
-  log("PASS: no console errors");
-} catch (err) {
-  failed = true;
-  console.error(`FAIL: ${err instanceof Error ? err.stack ?? err.message : String(err)}`);
-  if (consoleErrors.length > 0) console.error(`console errors:\n${consoleErrors.join("\n")}`);
-  const where = process.env.FAILURE_SCREENSHOT;
-  if (page && where) await page.screenshot({ path: where }).catch(() => {});
-  if (page) console.error(`page text at the failure:\n${(await page.locator("body").innerText().catch(() => "")).slice(0, 3000)}`);
-} finally {
-  await browser.close();
-}
-await stdinLines.return?.();
-process.exit(failed ? 1 : 0);
+});

@@ -54,6 +54,9 @@ describe("research answers", () => {
     expect(parsePrediction({ prediction: { signal: -1 }, version: "w" })).toMatchObject({ direction: "down", version: "w" });
     expect(parsePrediction(null)).toEqual({ direction: null, probabilityUp: null, version: null, asOf: null, horizon: null });
     expect(parseTime(1_700_000_000)).toBe(1_700_000_000_000);
+    expect(parseTime(1_700_000_000_123)).toBe(1_700_000_000_123);
+    expect(parseTime(1_700_000_000_123_456)).toBe(1_700_000_000_123); // µs
+    expect(parseTime(1_700_000_000_123_456_789)).toBe(1_700_000_000_123); // ns, as research/serve.py answers
     expect(parseTime("2026-12-06T03:00:00Z")).toBe(Date.parse("2026-12-06T03:00:00Z"));
     expect(parseTime("later")).toBeNull();
   });

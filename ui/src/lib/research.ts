@@ -64,10 +64,15 @@ function first(o: Json, ...keys: string[]): unknown {
   return undefined;
 }
 
-/** A time as unix ms: epoch seconds or ms, or an ISO string. */
+/** A time as unix ms: epoch seconds, ms, µs or ns (research/serve.py answers kline open times in ns, Mercury's
+ * unit), or an ISO string; the unit is told by the magnitude, each a thousand times the last. */
 export function parseTime(v: unknown): number | null {
   const n = num(v);
-  if (n !== null) return n < 1e11 ? n * 1000 : n; // seconds until the year 5138
+  if (n !== null) {
+    if (n >= 1e17) return Math.floor(n / 1e6); // ns: from 1973 on
+    if (n >= 1e14) return Math.floor(n / 1e3); // µs
+    return n < 1e11 ? n * 1000 : n; // seconds until the year 5138, else ms
+  }
   if (typeof v === "string") {
     const t = Date.parse(v);
     return Number.isNaN(t) ? null : t;
