@@ -24,10 +24,14 @@ OVERLAYS = ("dev", "prod")
 WORKLOADS = ("Deployment", "StatefulSet")
 
 
-def build(root: Path, overlay: str) -> list[dict[str, Any]]:
-    result = run(tool("kustomize"), "build", str(root / "overlays" / overlay))
+def kustomize(kustomization: Path) -> list[dict[str, Any]]:
+    result = run(tool("kustomize"), "build", str(kustomization))
     assert result.returncode == 0, result.stderr
     return load_yaml_all(result.stdout)
+
+
+def build(root: Path, overlay: str) -> list[dict[str, Any]]:
+    return kustomize(root / "overlays" / overlay)
 
 
 @cache

@@ -34,6 +34,10 @@ def load_yaml(path: Path) -> Any:
     return _yaml.safe_load(path.read_text())
 
 
+def load_yaml_text(text: str) -> Any:
+    return _yaml.safe_load(text)
+
+
 def load_yaml_all(text: str) -> list[Any]:
     return [doc for doc in _yaml.safe_load_all(text) if doc is not None]
 
