@@ -7,6 +7,7 @@ balancer): they share nothing but the sequencer, Redis and PostgreSQL.
 from __future__ import annotations
 
 import logging
+import socket
 import sys
 from collections.abc import Callable
 from types import FrameType
@@ -23,6 +24,7 @@ from wire.process import run_until_stopped
 # grace, then its lifespan's bounded steps) must end before Redis and PostgreSQL go (persistence.stop_last.DELAY)
 GRACE = 1
 assert STOP_RESULT_WAIT < GRACE  # requests waiting for the engine are answered before the grace cancels them
+log = logging.getLogger("mercury.gateway.http")
 
 
 class Server(uvicorn.Server):
@@ -32,6 +34,13 @@ class Server(uvicorn.Server):
     def __init__(self, config: uvicorn.Config, on_stop: Callable[[], None]) -> None:
         super().__init__(config)
         self.on_stop = on_stop
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if self.started:
+            # only now, with the socket listening: a client that waits for this line and connects at once (the
+            # tests, the benches) would otherwise race the bind that follows the lifespan's startup
+            log.info("gateway ready")
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         self.on_stop()
@@ -44,7 +53,7 @@ def main() -> int:
         return 2
     settings, venue, cipher = started
     app = create_app(settings, venue, cipher)
-    logging.getLogger("mercury.gateway.http").info("HTTP gateway on 127.0.0.1:%d", settings.http_port)
+    log.info("HTTP gateway starting on %s:%d", settings.http_host, settings.http_port)
     # no proxy-headers middleware (nothing here sits behind a proxy yet) and no Server/Date headers: each is work
     # on every request of the hot path (docs/benchmarks.md)
     config = uvicorn.Config(app, host=settings.http_host, port=settings.http_port, loop="uvloop", http="httptools",

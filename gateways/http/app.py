@@ -117,7 +117,8 @@ class Gateway:
         # the rate limits' counts, shared with every other gateway process through Redis
         self._limits_sync = asyncio.create_task(self.limiter.run(self.redis, now_ms))
         await self.live.ready.wait()
-        log.info("gateway ready")
+        # not yet "gateway ready": uvicorn binds its socket only after the lifespan's startup (gateways.http.Server)
+        log.info("gateway state loaded")
         try:
             yield
         finally:

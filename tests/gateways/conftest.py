@@ -43,7 +43,8 @@ def _keys(pg_url: str, cipher: SecretCipher, accounts: list[int]) -> dict[int, t
     return asyncio.run(make())
 
 
-def _up(url: str) -> bool:
+def answers_ping(url: str) -> bool:
+    """Whether the gateway at ``url`` answers (False while it refuses connections)."""
     try:
         with urllib.request.urlopen(url + "/api/v3/ping", timeout=1) as response:
             return bool(response.status == 200)
@@ -74,7 +75,7 @@ def running_exchange(directory: Path, postgres_server: PostgresServer, venue_set
         gateway = Service("gateways.http", env, venue.dir / "gateway.log", "gateway ready")
         gateway.start()
         url = f"http://127.0.0.1:{port}"
-        wait_for(lambda: _up(url), 15, "the gateway to answer")
+        wait_for(lambda: answers_ping(url), 15, "the gateway to answer")
         yield Exchange(venue, pg_url, url, keys, gateway)
     finally:
         if gateway is not None:

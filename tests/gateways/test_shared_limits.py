@@ -14,7 +14,7 @@ import redis.asyncio as aioredis
 
 from gateways.binance.errors import ApiError
 from gateways.binance.limits import Limits, RateLimiter
-from tests.gateways.conftest import Exchange, running_exchange
+from tests.gateways.conftest import Exchange, answers_ping, running_exchange
 from tests.gateways.test_rest import LIMIT, send, signed
 from tests.harness import PostgresServer, RedisServer, Service, free_port, wait_for
 
@@ -86,7 +86,7 @@ def pair(tmp_path_factory: pytest.TempPathFactory, postgres_server: PostgresServ
         second.start()
         try:
             url = f"http://127.0.0.1:{port}"
-            wait_for(lambda: send(_at(ex, url), "GET", "/api/v3/ping")[0] == 200, 15, "the second gateway")
+            wait_for(lambda: answers_ping(url), 15, "the second gateway")
             yield ex, url
         finally:
             second.stop()

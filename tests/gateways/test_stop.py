@@ -16,7 +16,7 @@ import asyncpg
 from gateways.binance.errors import UNKNOWN_OUTCOME
 from tests.gateways.conftest import running_exchange
 from tests.gateways.test_rest import LIMIT, signed
-from tests.harness import PostgresServer, wait_for
+from tests.harness import PostgresServer, Service, wait_for
 
 
 def _status(pg_url: str, client_oid: str) -> str | None:
@@ -57,3 +57,23 @@ def test_a_stopping_gateway_answers_an_order_waiting_for_the_engine_and_exits_cl
         assert "Traceback" not in log and "timeout graceful shutdown exceeded" not in log, log
         # the outcome was unknown, not a refusal: the journaled order is applied once the engine runs again
         wait_for(lambda: _status(ex.pg_url, "waits-on-a-stop") == "NEW", 15, "the journaled order to be applied")
+
+
+def test_a_gateway_says_ready_only_once_it_listens(tmp_path: Path, postgres_server: PostgresServer) -> None:
+    """'gateway ready' is what the tests, the benches and an operator wait for before connecting: it must follow the
+    bind, which uvicorn does after the lifespan's startup. A gateway whose port is taken loads its state, never says
+    ready and exits 3 (uvicorn's start failure)."""
+    with running_exchange(tmp_path, postgres_server) as ex:
+        port = int(ex.url.rsplit(":", 1)[1])  # taken by the exchange's own gateway
+        second = Service("gateways.http", dict(ex.gateway.env, MERCURY_HTTP_PORT=str(port)),
+                         tmp_path / "gateway-2.log", "gateway ready")  # fmt: skip
+        second.start(wait=False)
+        assert second.proc is not None
+        code = second.proc.wait(20)
+        log = second.log()
+        assert code == 3, log
+        assert (
+            "gateway state loaded" in log and "gateway ready" not in log and "address already in use" in log.lower()
+        ), log
+        first = ex.gateway.log()
+        assert first.index("gateway state loaded") < first.index("gateway ready"), first

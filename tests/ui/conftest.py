@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.feeds.conftest import READY
-from tests.gateways.conftest import _up, running_exchange
+from tests.gateways.conftest import answers_ping, running_exchange
 from tests.harness import PostgresServer, Service, Venue, free_port, wait_for
 from wire.commands import Command
 from wire.enums import OrderType, Side, TimeInForce
@@ -127,7 +127,7 @@ def ui_exchange(tmp_path: Path, postgres_server: PostgresServer, mongo_url: str)
         def restart_gateway() -> None:
             ex.gateway.stop()
             ex.gateway.start()
-            wait_for(lambda: _up(ex.url), 15, "the gateway to answer again")
+            wait_for(lambda: answers_ping(ex.url), 15, "the gateway to answer again")
 
         try:
             key, secret = ex.keys[1]
