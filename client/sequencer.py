@@ -249,6 +249,8 @@ class AsyncSequencerClient(CommandBuilder):
                         raise SequencerUnavailable(
                             f"not connected to the sequencer at {self.settings.sequencer_endpoint}"
                         ) from None
+                    if self.released:  # stopping, and the sequencer is gone (it stops first): never sent
+                        raise SequencerUnavailable("the gateway is stopping") from None
                     await asyncio.sleep(0.005)
             try:
                 ack = await asyncio.wait_for(future, self.timeout)

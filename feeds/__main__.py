@@ -24,11 +24,13 @@ from feeds.source import Source
 from feeds.ws import StreamServer
 from persistence.stream import Registry
 from wire.config import Settings, load_settings
+from wire.process import cancel_until_done
 from wire.venue import DEFAULT_VENUE, Venue, load_venue
 
 log = logging.getLogger("mercury.feed")
 
 FAST = 0.1  # s: the 100 ms depth streams, and closing candles by the clock
+STOP_WAIT = 1.0  # s the feed's other tasks get to end once one of them has
 GRACE = 250_000_000  # ns a candle stays open past its end for trades still in the pipeline (feeds.candles)
 
 
@@ -69,8 +71,8 @@ async def run(settings: Settings, venue: Venue) -> None:
         await source.ready.wait()
         log.info("feed ready")
         done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-        for task in tasks:
-            task.cancel()
+        # its source awaits Redis, whose client can lose a cancellation (wire.process.cancel_until_done)
+        await cancel_until_done(tasks, STOP_WAIT)
         for task in done:
             task.result()  # a task that ended is a failure: raise it
     await history.close()

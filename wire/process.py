@@ -3,10 +3,12 @@ Prometheus exporter. Nothing connects here: Redis is first contacted by the proc
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import signal
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 import redis
 import zmq
@@ -46,3 +48,28 @@ def run_until_stopped(serve: Callable[[], None]) -> None:
         serve()
     except KeyboardInterrupt:
         pass
+
+
+# s between two cancellations of a task that is still running (cancel_until_done)
+RECANCEL = 0.02
+
+
+async def cancel_until_done(tasks: Iterable[asyncio.Task[Any]], timeout: float) -> set[asyncio.Task[Any]]:
+    """Cancel ``tasks`` and wait at most ``timeout`` s for them to end, cancelling again every RECANCEL s; the ones
+    still running then are returned.
+
+    One cancel is not enough: redis-py (8.2, its asyncio client) loses a cancellation that arrives while a command
+    is in flight (over a real Redis, most of them: tests/wire/test_process.py), and the task runs on. A stop that
+    cancelled once and waited then left the task to asyncio.run's own final cancel, which waits for it without
+    bound: the process never exited (until the supervisor's SIGKILL)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    pending = {task for task in tasks if not task.done()}
+    while pending:
+        for task in pending:
+            task.cancel()
+        left = deadline - loop.time()
+        if left <= 0:
+            break
+        _, pending = await asyncio.wait(pending, timeout=min(RECANCEL, left))
+    return pending

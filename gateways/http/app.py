@@ -55,6 +55,7 @@ from wire.events import (
     OrderReplaced,
     TradeExecuted,
 )
+from wire.process import cancel_until_done
 from wire.tracing import Tracer
 from wire.venue import SymbolSpec, Venue
 
@@ -122,11 +123,10 @@ class Gateway:
         try:
             yield
         finally:
-            self._follower.cancel()
-            self._limits_sync.cancel()
-            # bounded too: a background task that swallowed its cancellation (a library catching CancelledError)
-            # must not hold the stop past the supervisor's grace; asyncio.wait, unlike gather, gives up in time
-            await asyncio.wait((self._follower, self._limits_sync), timeout=STOP_STEP)
+            # both await Redis, whose client can lose a cancellation: cancelled again until they end (bounded: a
+            # task that ignores them all must not hold the stop past the supervisor's grace)
+            if await cancel_until_done((self._follower, self._limits_sync), STOP_STEP):
+                log.warning("a background task did not stop within %s s", STOP_STEP)
             # each step bounded: when the whole venue stops, Redis and PostgreSQL may already be gone, and a stop
             # that waits on them outlasts the supervisor's grace and ends in a SIGKILL
             with contextlib.suppress(Exception):  # a clean stop lets the stream be trimmed past this gateway now

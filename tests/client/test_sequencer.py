@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 import msgspec
 import pytest
@@ -45,6 +46,30 @@ def test_async_submit_when_sequencer_down_raises_unavailable(venue: Venue) -> No
         client = AsyncSequencerClient(venue.settings, timeout=0.3)
         try:
             with pytest.raises(SequencerUnavailable):
+                await client.submit(client.place(1, "BTCUSDT", Side.BUY, 1000, price=100_000))
+        finally:
+            await client.close()
+
+    asyncio.run(run())
+
+
+def test_async_submit_waiting_for_a_gone_sequencer_fails_at_once_when_released(venue: Venue) -> None:
+    # a stopping gateway (release) whose sequencer stopped first: a command still waiting for the connection fails
+    # now, not after its whole timeout (past the server's grace, which cancelled it mid-request: no answer)
+    venue.sequencer.kill9()
+
+    async def run() -> None:
+        client = AsyncSequencerClient(venue.settings, timeout=5)
+        try:
+            waiting = asyncio.create_task(client.submit(client.place(1, "BTCUSDT", Side.BUY, 1000, price=100_000)))
+            await asyncio.sleep(0.1)
+            assert not waiting.done()  # still trying to send
+            started = time.monotonic()
+            client.release()
+            with pytest.raises(SequencerUnavailable, match="stopping"):
+                await waiting
+            assert time.monotonic() - started < 0.5
+            with pytest.raises(SequencerUnavailable, match="stopping"):  # and every later one
                 await client.submit(client.place(1, "BTCUSDT", Side.BUY, 1000, price=100_000))
         finally:
             await client.close()
