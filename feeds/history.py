@@ -14,14 +14,16 @@ import logging
 import time
 from typing import Any
 
-from pymongo import ASCENDING, DESCENDING, AsyncMongoClient
+from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import PyMongoError
 
 from feeds.candles import DAY_MINUTES, MINUTE
 from feeds.market import KEEP_TRADES, Market
-from persistence.klines import WIDTH, Kline
+from persistence import buckets
+from persistence.klines import SECOND, WIDTH, Kline
 from persistence.mongo import CONSUMER, stored_open_klines
+from persistence.mongo_layout import is_current
 from persistence.stream import Registry
 from wire.enums import Side
 from wire.events import TradeExecuted
@@ -39,6 +41,12 @@ class MarketHistory:
                                                               socketTimeoutMS=10_000)  # fmt: skip
         self.db: AsyncDatabase[Doc] = self.client.get_default_database("mercury")
         self.registry = registry
+        self.bucketed = False  # the store's documents carry buckets (persistence.mongo_layout): known once true
+
+    async def _bucketed(self) -> bool:
+        if not self.bucketed:
+            self.bucketed = await is_current(self.db)
+        return self.bucketed
 
     async def close(self) -> None:
         await self.client.close()
@@ -54,8 +62,9 @@ class MarketHistory:
                 break
             await asyncio.sleep(0.1)
         try:
+            bucketed = await self._bucketed()
             for symbol, m in market.symbols.items():
-                opens = await stored_open_klines(self.db, symbol, out_seq)
+                opens = await stored_open_klines(self.db, symbol, m.trade_id)
                 by_interval = {k.interval: k for k in opens}
                 for interval, base in DERIVED.items():
                     if base in by_interval:
@@ -66,9 +75,8 @@ class MarketHistory:
                     start = minute.open_time - (DAY_MINUTES - 1) * MINUTE
                     closed_1m = await self.stored(symbol, "1m", start, minute.open_time - 1)
                 m.candles.seed(by_interval.values(), closed_1m)
-                recent = {"symbol": symbol, "out_seq": {"$lte": out_seq}}
-                ticks = await self.db.ticks.find(recent, sort=[("out_seq", DESCENDING)], limit=KEEP_TRADES).to_list()
-                m.trades.extend(trade_of(t) for t in reversed(ticks))
+                recent = buckets.ticks(symbol, max(1, m.trade_id - KEEP_TRADES + 1), m.trade_id, bucketed=bucketed)
+                m.trades.extend(trade_of(t) for t in await buckets.run(self.db.ticks, recent))
         except PyMongoError as exc:
             log.warning("no history from MongoDB (%s): candles and trades start empty", exc)
 
@@ -81,11 +89,12 @@ class MarketHistory:
         k.merge(base_open)
         return k
 
-    async def _find(self, collection: str, query: Doc, sort: list[tuple[str, int]], limit: int = 0) -> list[Doc]:
-        """A query's documents; none (and a warning) while the store is unreachable: the REST endpoints then answer
+    async def _scan(self, collection: str, scan: buckets.Scan) -> list[Doc]:
+        """A scan's documents; none (and a warning) while the store is unreachable: the REST endpoints then answer
         from memory alone rather than fail."""
         try:
-            return await self.db[collection].find(query, sort=sort, limit=limit).to_list()
+            scan.bucketed = scan.bucketed and await self._bucketed()
+            return await buckets.run(self.db[collection], scan)
         except PyMongoError as exc:
             log.warning("MongoDB unreachable (%s): answering from memory", type(exc).__name__)
             return []
@@ -94,8 +103,7 @@ class MarketHistory:
         """Closed candles of ``interval`` opened in [start, end] (ns), oldest first; a derived interval is merged
         from its base interval's candles."""
         base = DERIVED.get(interval, interval)
-        query = {"symbol": symbol, "interval": base, "open_time": {"$gte": start, "$lte": end}}
-        docs = await self._find("klines", query, [("open_time", ASCENDING)])
+        docs = await self._scan("klines", buckets.klines(symbol, base, start, end))
         if base == interval:
             return [Kline.from_doc(d) for d in docs]
         width = WIDTH[interval]
@@ -111,20 +119,24 @@ class MarketHistory:
 
     async def close_before(self, symbol: str, interval: str, t: int) -> int:
         """The close of the last stored candle of ``interval``'s base opened before ``t`` (0: none)."""
-        query = {"symbol": symbol, "interval": DERIVED.get(interval, interval), "open_time": {"$lt": t}}
-        docs = await self._find("klines", query, [("open_time", DESCENDING)], 1)
+        before = buckets.klines(symbol, DERIVED.get(interval, interval), 0, t - 1, descending=True, limit=1)
+        docs = await self._scan("klines", before)
         return int(docs[0]["close"]) if docs else 0
 
-    async def trades(self, symbol: str, from_id: int | None, start: int | None, end: int | None,
-                     limit: int) -> list[TradeExecuted]:  # fmt: skip
-        """Stored trades from id ``from_id``, or stamped in [start, end] (ns), oldest first."""
-        query: Doc = {"symbol": symbol}
-        if from_id is not None:
-            query["trade_id"] = {"$gte": from_id}
-        if start is not None or end is not None:
-            query["ts"] = {k: v for k, v in (("$gte", start), ("$lte", end)) if v is not None}
-        docs = await self._find("ticks", query, [("trade_id", ASCENDING)], limit)
-        return [trade_of(d) for d in docs]
+    async def trades(self, symbol: str, from_id: int | None, start: int | None, end: int | None, limit: int,
+                     last_id: int) -> list[TradeExecuted]:  # fmt: skip
+        """Stored trades from id ``from_id``, or stamped in [start, end] (ns), oldest first, at most ``limit``, none
+        after ``last_id`` (the symbol's last trade). A time finds its first trade id in the stored 1s candles."""
+        early = 0 if start is None else start
+        late = 1 << 62 if end is None else end
+        bucketed = True
+        if from_id is None:
+            first = await self._scan("klines", buckets.klines(symbol, "1s", early - early % SECOND, late, limit=1))
+            # none: the window's candles are not stored yet (its second is still open), or none had trades
+            from_id, bucketed = (int(first[0]["first_trade_id"]), True) if first else (1, False)
+        scan = buckets.ticks(symbol, max(1, from_id), last_id, limit=limit, keep=lambda t: t["ts"] >= early,
+                             stop=lambda t: t["ts"] > late, bucketed=bucketed)  # fmt: skip
+        return [trade_of(d) for d in await self._scan("ticks", scan)]
 
 
 def trade_of(tick: Doc) -> TradeExecuted:

@@ -145,7 +145,7 @@ class MarketRest:
             out = [ev for ev in held if (from_id is None or ev.trade_id >= from_id)
                    and (start is None or ev.ts >= start) and (end is None or ev.ts <= end)]  # fmt: skip
             return out[:limit]
-        return await self.history.trades(m.spec.symbol, from_id, start, end, limit)
+        return await self.history.trades(m.spec.symbol, from_id, start, end, limit, m.trade_id)
 
     async def agg_trades(self, request: Request, params: Params) -> Response:
         m = self._symbol(params)

@@ -43,6 +43,24 @@ BINANCE_INTERVALS: tuple[tuple[str, int], ...] = (
     ("1d", 86_400 * SECOND),
 )
 WIDTH = dict(BINANCE_INTERVALS)
+# the stored documents' ``bucket`` (persistence.buckets reads by it): consecutive trade ids per tick bucket, and
+# intervals per kline bucket
+TICKS_PER_BUCKET = 1_000
+KLINES_PER_BUCKET = 1_000
+
+
+def tick_bucket(trade_id: int) -> int:
+    return trade_id // TICKS_PER_BUCKET
+
+
+def kline_step(interval: str) -> int:
+    """Nanoseconds of open time per bucket of ``interval``'s klines."""
+    return WIDTH[interval] * KLINES_PER_BUCKET
+
+
+def kline_bucket(interval: str, open_time: int) -> int:
+    return open_time // kline_step(interval)
+
 
 Doc = dict[str, Any]
 
@@ -132,6 +150,7 @@ class Kline:
             "taker_buy_quote_volume": self.taker_buy_quote_volume,
             "first_trade_id": self.first_trade_id,
             "last_trade_id": self.last_trade_id,
+            "bucket": kline_bucket(self.interval, self.open_time),
         }
 
     @classmethod
@@ -146,8 +165,10 @@ class Kline:
 class KlineModel:
     """Folds events into tick documents and closed klines; keeps the open klines of every symbol and interval."""
 
-    def __init__(self, specs: Mapping[str, SymbolSpec], open_klines: Iterable[Kline] = (), now: int = 0) -> None:
+    def __init__(self, specs: Mapping[str, SymbolSpec], open_klines: Iterable[Kline] = (), now: int = 0,
+                 trade_ids: Mapping[str, int] | None = None) -> None:  # fmt: skip
         self.qptl = {s.symbol: s.quote_per_tick_lot for s in specs.values()}
+        self.trade_ids = dict(trade_ids or {})  # symbol -> the last trade applied
         self.open: dict[tuple[str, str], Kline] = {(k.symbol, k.interval): k for k in open_klines}
         self.now = now  # ts of the last event applied
         self.next_close = min((k.end for k in self.open.values()), default=1 << 62)
@@ -177,6 +198,7 @@ class KlineModel:
 
     def _trade(self, ev: TradeExecuted) -> None:
         quote = ev.price * ev.qty * self.qptl[ev.symbol]
+        self.trade_ids[ev.symbol] = ev.trade_id
         taker_buys = ev.taker_side is Side.BUY
         self.ticks.append(
             {
@@ -189,6 +211,7 @@ class KlineModel:
                 "taker_side": ev.taker_side.name,
                 "ts": ev.ts,
                 "out_seq": ev.out_seq,
+                "bucket": tick_bucket(ev.trade_id),
             }
         )
         for interval, width in INTERVALS:

@@ -37,7 +37,10 @@ from prometheus_client import (
     start_http_server,
 )
 
-from persistence.klines import INTERVALS
+from persistence import buckets
+from persistence.klines import INTERVALS, Doc
+from persistence.mongo import CONSUMER
+from persistence.mongo_layout import is_current_sync
 from research.autotrain import TrainLoop
 from research.features import WARMUP, build_features
 from research.model import load_model
@@ -80,6 +83,18 @@ class ModelStore:
                 model, meta = load_model(self.root / version)
                 self.loaded = Loaded(version, model, meta)
             return self.loaded
+
+
+def newest_klines(db: pymongo.database.Database[Doc], symbol: str, interval: str, n: int) -> list[Doc]:
+    """The last ``n`` stored klines of a series, oldest first: read bucket by bucket down from the persister's
+    clock (persistence.buckets), so a prediction costs the same whatever the stored history."""
+    bucketed = is_current_sync(db)
+    top = 1 << 62
+    if bucketed:
+        offset = db.consumer_offsets.find_one({"_id": CONSUMER})
+        top = int(offset["ts"]) if offset else time.time_ns()
+    scan = buckets.klines(symbol, interval, 0, top, descending=True, limit=n, bucketed=bucketed)
+    return buckets.run_sync(db.klines, scan)[::-1]
 
 
 def create_app(
@@ -144,9 +159,8 @@ def create_app(
         if interval not in widths:
             raise ApiError(400, -1120, f"Invalid interval {interval!r}: one of {list(widths)}")
         loaded = require_model()
-        query = {"symbol": symbol, "interval": interval}
         try:
-            docs = list(db.klines.find(query, sort=[("open_time", -1)], limit=HISTORY))[::-1]
+            docs = newest_klines(db, symbol, interval, HISTORY)
         except pymongo.errors.PyMongoError as exc:  # MongoDB away: a JSON 503 the UI can show, not a bare 500
             raise ApiError(503, -1001, f"market data store unavailable: {type(exc).__name__}") from None
         bars = pd.DataFrame(docs, columns=list(KLINE_FIELDS)).set_index("open_time")

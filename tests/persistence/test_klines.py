@@ -110,6 +110,7 @@ def brute_force(
             "taker_buy_quote_volume": sum(q for t, q in zip(trades, quotes, strict=True) if t.taker_side is Side.BUY),
             "first_trade_id": trades[0].trade_id,
             "last_trade_id": trades[-1].trade_id,
+            "bucket": open_time // (WIDTH[interval] * 1_000),  # the store's reads go by it (persistence.buckets)
         }
         out[doc["_id"]] = doc
     return out
