@@ -64,7 +64,7 @@ class MarketHistory:
         try:
             bucketed = await self._bucketed()
             for symbol, m in market.symbols.items():
-                opens = await stored_open_klines(self.db, symbol, m.trade_id)
+                opens = await stored_open_klines(self.db, symbol, m.trade_id, bucketed)
                 by_interval = {k.interval: k for k in opens}
                 for interval, base in DERIVED.items():
                     if base in by_interval:

@@ -169,7 +169,9 @@ class KlineModel:
                  trade_ids: Mapping[str, int] | None = None) -> None:  # fmt: skip
         self.qptl = {s.symbol: s.quote_per_tick_lot for s in specs.values()}
         self.trade_ids = dict(trade_ids or {})  # symbol -> the last trade applied
-        self.open: dict[tuple[str, str], Kline] = {(k.symbol, k.interval): k for k in open_klines}
+        # a rebuilt kline whose window ended by ``now`` was closed (and stored) by the event stamped ``now``: keeping
+        # it open would close and write it a second time
+        self.open: dict[tuple[str, str], Kline] = {(k.symbol, k.interval): k for k in open_klines if k.end > now}
         self.now = now  # ts of the last event applied
         self.next_close = min((k.end for k in self.open.values()), default=1 << 62)
         self.ticks: list[Doc] = []

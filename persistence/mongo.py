@@ -32,7 +32,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from persistence import buckets
 from persistence.consumer import run_persister
 from persistence.klines import INTERVALS, SECOND, Doc, Kline, KlineModel, rebuild
-from persistence.mongo_layout import is_current, upgrade
+from persistence.mongo_layout import upgrade
 from persistence.mongo_server import SAFE_BULK_WRITE
 from persistence.stream import Chunk, Quarantined
 from wire.codec import encode
@@ -94,7 +94,8 @@ class MongoStore:
             trade_ids = {s.symbol: await last_trade_id(db, s.symbol, out_seq) for s in self.venue.symbols}
         open_klines: list[Kline] = []
         for spec in self.venue.symbols:
-            open_klines += await stored_open_klines(db, spec.symbol, trade_ids.get(spec.symbol, 0))
+            # upgraded above: the store's documents carry their buckets
+            open_klines += await stored_open_klines(db, spec.symbol, trade_ids.get(spec.symbol, 0), bucketed=True)
         self.model = KlineModel({s.symbol: s for s in self.venue.symbols}, open_klines, now, trade_ids)
         return stream_id, out_seq
 
@@ -163,12 +164,11 @@ async def last_trade_id(db: AsyncDatabase[Doc], symbol: str, out_seq: int) -> in
     return 0 if last is None else int(last["trade_id"])
 
 
-async def stored_open_klines(db: AsyncDatabase[Doc], symbol: str, trade_id: int) -> list[Kline]:
+async def stored_open_klines(db: AsyncDatabase[Doc], symbol: str, trade_id: int, bucketed: bool) -> list[Kline]:
     """The symbol's open klines (the stored intervals) as of its trade ``trade_id``, from what this persister stored
     up to at least that trade (see persistence.klines.rebuild); the market-data feeds start from it too. It reads
     the trades of the last one's second and the closed klines inside the longer intervals' windows: a few buckets,
-    whatever the history."""
-    bucketed = await is_current(db)
+    whatever the history (``bucketed``: the store's layout is current, persistence.mongo_layout)."""
     last = await buckets.run(db.ticks, buckets.ticks(symbol, 1, trade_id, descending=True, limit=1, bucketed=bucketed))
     if not last:
         return []

@@ -167,6 +167,26 @@ def test_a_crash_after_documents_before_the_offset_rewrites_the_same_documents()
     assert ahead == brute_force(trades, trades[-1].ts)
 
 
+def test_a_clean_restart_writes_no_kline_twice() -> None:
+    """The last trade's 1s kline was closed by a later event (a book change) that the offset covers: the restarted
+    model must not hold it open and close it again (each would be a second insert of a stored kline)."""
+    trade = TradeExecuted(1, 1, T0 + SECOND // 4, "BTC", 1, 100, 1, Side.BUY, 1, 1, 0, 2, 2, 0)
+    later = BookDelta(2, 2, T0 + 3 * SECOND // 2, "BTC", 1, Side.BUY, 100, 0)
+    stored = Stored()
+    model = KlineModel(SPECS)
+    model.apply([trade, later])
+    ticks, closed = model.take()
+    assert [d["interval"] for d in closed] == ["1s"]
+    stored.ticks = {d["_id"]: d for d in ticks}
+    stored.klines = {d["_id"]: d for d in closed}
+    stored.out_seq, stored.now = 2, later.ts
+    again = stored.reload()
+    again.apply([BookDelta(3, 3, T0 + 90_000 * SECOND, "BTC", 2, Side.BUY, 100, 0)])  # past every window
+    _, closed_again = again.take()
+    assert [d["interval"] for d in closed_again] == ["1m", "5m", "15m", "1h", "1d"]  # not the 1s one again
+    assert not set(stored.klines) & {d["_id"] for d in closed_again}
+
+
 def test_a_trade_of_an_unknown_symbol_is_returned_for_quarantine() -> None:
     stray = TradeExecuted(1, 1, T0, "DOGE", 1, 100, 1, Side.BUY, 1, 1, 0, 2, 2, 0)
     model = KlineModel(SPECS)
