@@ -123,6 +123,11 @@ class MarketHistory:
         docs = await self._scan("klines", before)
         return int(docs[0]["close"]) if docs else 0
 
+    async def first_open(self, symbol: str, interval: str, start: int, end: int) -> int | None:
+        """The open time of the first stored candle of ``interval``'s base opened in [start, end] (None: none)."""
+        docs = await self._scan("klines", buckets.klines(symbol, DERIVED.get(interval, interval), start, end, limit=1))
+        return int(docs[0]["open_time"]) if docs else None
+
     async def trades(self, symbol: str, from_id: int | None, start: int | None, end: int | None, limit: int,
                      last_id: int) -> list[TradeExecuted]:  # fmt: skip
         """Stored trades from id ``from_id``, or stamped in [start, end] (ns), oldest first, at most ``limit``, none

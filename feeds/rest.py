@@ -184,15 +184,19 @@ class MarketRest:
                        end_ms: int | None) -> list[Kline]:  # fmt: skip
         """Contiguous candles as Binance gives them: those opened in [startTime, endTime], the first ``limit`` of
         them with a startTime, else the last; silent intervals are flat at the last close, none before the first
-        trade."""
+        trade: a startTime before it starts at the first candle (a client paging from an early time gets them)."""
         held = {k.open_time: k for k in m.candles.history(interval)}
         current = max(held) if held else _now_ns() - _now_ns() % width
         last = current if end_ms is None else min(current, end_ms * NS_PER_MS - (end_ms * NS_PER_MS) % width)
+        first = last - (limit - 1) * width if start_ms is None else -(-start_ms * NS_PER_MS // width) * width
+        opening = held.get(first)
+        close = 0  # the last close before ``first``, wanted only when its own candle has no trades
+        if opening is None or not opening.trades:
+            close = await self._close_before(m, interval, first, held)
+            if not close and start_ms is not None:
+                first = await self._first_open(m, interval, width, first, last, held)
         if start_ms is not None:
-            first = -(-start_ms * NS_PER_MS // width) * width
             last = min(last, first + (limit - 1) * width)
-        else:
-            first = last - (limit - 1) * width
         if first > last:
             return []
         wanted = range(first, last + 1, width)
@@ -201,9 +205,6 @@ class MarketRest:
             for stored in await self.history.stored(m.spec.symbol, interval, missing[0], missing[-1]):
                 held.setdefault(stored.open_time, stored)
         out: list[Kline] = []
-        close = 0
-        if first not in held and self.history is not None:
-            close = await self.history.close_before(m.spec.symbol, interval, first)
         for t in wanted:
             k = held.get(t)
             if k is not None and k.trades:
@@ -214,6 +215,27 @@ class MarketRest:
                 continue  # before the first trade
             out.append(k)
         return out
+
+    async def _close_before(self, m: SymbolMarket, interval: str, t: int, held: dict[int, Kline]) -> int:
+        """The close of the last candle with trades opened before ``t`` (0: no trade before it): memory first, which
+        may hold candles the persister has not stored yet, then the store."""
+        before = [k for k in held.values() if k.open_time < t and k.trades]
+        if before:
+            return max(before, key=lambda k: k.open_time).close
+        if self.history is None:
+            return 0
+        return await self.history.close_before(m.spec.symbol, interval, t)
+
+    async def _first_open(self, m: SymbolMarket, interval: str, width: int, t: int, last: int,
+                          held: dict[int, Kline]) -> int:  # fmt: skip
+        """The open time of the first candle with trades opened in [t, last], memory or store (past ``last``:
+        none)."""
+        found = [k.open_time for k in held.values() if t <= k.open_time <= last and k.trades]
+        if self.history is not None:
+            stored = await self.history.first_open(m.spec.symbol, interval, t, min(found, default=last) + width - 1)
+            if stored is not None:
+                found.append(stored - stored % width)
+        return min(found, default=last + width)
 
     async def ticker_24hr(self, request: Request, params: Params) -> Response:
         kind = params.get("type") or "FULL"

@@ -184,13 +184,9 @@ def test_ccxt_pro_watches_trades_candles_and_the_ticker(feed: Feed) -> None:
     assert ticker["symbol"] == "BTC/USDT" and ticker["last"] == float(price(engine[max(engine)].price))
 
 
-@pytest.mark.timeout(120)
-def test_a_restarted_feed_takes_older_candles_and_trades_from_the_mongodb_store(feed: Feed) -> None:
-    flow = Flow(feed.venue, seed=21)
-    for _ in range(15):  # trades spread over a few seconds: several 1s candles
-        flow.step(60)
-        time.sleep(0.2)
-    feed.venue.wait_engine(flow.last_in_seq)
+def restart_from_the_store(feed: Feed) -> None:
+    """Once the MongoDB persister has stored everything, kill the feed and start it again: its memory is empty, so
+    everything before its snapshot comes from the store."""
     target = feed.venue.stored_out_seq()
     mongo: pymongo.MongoClient[dict[str, Any]] = pymongo.MongoClient(feed.mongo_url, serverSelectionTimeoutMS=5_000)
     db = mongo.get_default_database()
@@ -198,7 +194,17 @@ def test_a_restarted_feed_takes_older_candles_and_trades_from_the_mongodb_store(
              "the MongoDB persister to catch up")  # fmt: skip
     mongo.close()
     feed.service.kill9()
-    feed.service.start()  # its memory is empty: everything before its snapshot comes from the store
+    feed.service.start()
+
+
+@pytest.mark.timeout(120)
+def test_a_restarted_feed_takes_older_candles_and_trades_from_the_mongodb_store(feed: Feed) -> None:
+    flow = Flow(feed.venue, seed=21)
+    for _ in range(15):  # trades spread over a few seconds: several 1s candles
+        flow.step(60)
+        time.sleep(0.2)
+    feed.venue.wait_engine(flow.last_in_seq)
+    restart_from_the_store(feed)
     trades = trades_of(engine_events(feed.venue), "BTCUSDT")
     want = recomputed(trades, "1s")
     rows = get(f"{feed.rest}/api/v3/klines?symbol=BTCUSDT&interval=1s&limit=1000")
@@ -220,3 +226,56 @@ def test_a_restarted_feed_takes_older_candles_and_trades_from_the_mongodb_store(
     assert (ticker["count"], ticker["firstId"], ticker["lastId"]) == (len(trades), trades[0].trade_id,
                                                                       trades[-1].trade_id)  # fmt: skip
     assert ticker["volume"] == qty(sum(ev.qty for ev in trades))
+
+
+def paged_ohlcv(feed: Feed, since: int, limit: int) -> list[list[float]]:
+    """Every 1s candle from ``since`` (ms), paged the way a ccxt user fetches history: from the last candle's
+    open + 1 until a page comes back empty."""
+
+    async def pages() -> list[list[float]]:
+        pro = pro_client(feed)
+        out: list[list[float]] = []
+        try:
+            at = since
+            while page := await pro.fetch_ohlcv("BTC/USDT", "1s", since=at, limit=limit):
+                out += page
+                at = int(page[-1][0]) + 1
+        finally:
+            await pro.close()
+        return out
+
+    return asyncio.run(pages())
+
+
+@pytest.mark.timeout(120)
+def test_klines_from_a_start_before_the_first_trade_begin_at_the_first_candle_from_memory_and_the_store(
+    feed: Feed,
+) -> None:
+    """Binance answers a startTime before a symbol's first trade with its first candles, so a client that pages
+    from an early time gets the whole history; an endTime before the first trade gets none."""
+    flow = Flow(feed.venue, seed=29)
+    for _ in range(12):
+        flow.step(40)
+        time.sleep(0.25)
+    feed.venue.wait_engine(flow.last_in_seq)
+    trades = trades_of(engine_events(feed.venue), "BTCUSDT")
+    first = min(recomputed(trades, "1s"))
+    early = first - 3_600_000
+
+    def check() -> None:
+        rows = get(f"{feed.rest}/api/v3/klines?symbol=BTCUSDT&interval=1s&startTime={early}&limit=3")
+        assert [r[0] for r in rows] == [first, first + 1000, first + 2000]
+        assert rows[0][8] > 0  # the first candle has trades: nothing flat before it
+        at_zero = get(f"{feed.rest}/api/v3/klines?symbol=BTCUSDT&interval=1s&startTime=0&limit=1")
+        assert [r[0] for r in at_zero] == [first]
+        assert get(f"{feed.rest}/api/v3/klines?symbol=BTCUSDT&interval=1s&startTime={early}&endTime={first - 1}") == []
+        whole = get(f"{feed.rest}/api/v3/klines?symbol=BTCUSDT&interval=1s&startTime={first}&limit=1000")
+        paged = paged_ohlcv(feed, early, 7)
+        assert [int(c[0]) for c in paged] == [r[0] for r in whole][: len(paged)]
+        assert len(paged) >= len(whole)  # the open candle may have moved on while paging
+        minute = get(f"{feed.rest}/api/v3/klines?symbol=BTCUSDT&interval=3m&startTime={early}&limit=1")
+        assert [r[0] for r in minute] == [first - first % 180_000]
+
+    check()  # from the feed's memory
+    restart_from_the_store(feed)
+    check()
