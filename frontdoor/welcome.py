@@ -17,11 +17,9 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-import asyncpg
-
 from client.admin import AdminError, run
 from gateways.fix.config import load_fix_config
-from persistence.apikeys import ApiKeyRefused, EncryptionKeyMissing, SecretCipher, create_hmac
+from persistence.apikeys import EncryptionKeyMissing, SecretCipher, hmac_once_stored
 from wire.config import Settings, load_settings
 from wire.venue import DEFAULT_VENUE, load_venue
 
@@ -42,22 +40,6 @@ def _admin(argv: list[str], settings: Settings) -> str:
             time.sleep(1)
 
 
-async def _key(settings: Settings, cipher: SecretCipher) -> tuple[str, str]:
-    """An API key for the demo account, once the PostgreSQL persister has stored the account."""
-    deadline = time.monotonic() + WAIT
-    while True:
-        try:
-            conn = await asyncpg.connect(settings.postgres_url, timeout=5)
-            try:
-                return await create_hmac(conn, cipher, DEMO_ACCOUNT, "demo")
-            finally:
-                await conn.close()
-        except (OSError, asyncpg.PostgresError, ApiKeyRefused):  # refused: the account is not stored yet
-            if time.monotonic() > deadline:
-                raise
-            await asyncio.sleep(1)
-
-
 def demo_account(settings: Settings, cipher: SecretCipher, state: Path) -> dict[str, str]:
     saved = state / "demo-key.json"
     if saved.exists():
@@ -71,7 +53,9 @@ def demo_account(settings: Settings, cipher: SecretCipher, state: Path) -> dict[
     else:
         for asset, amount in FUNDS:
             _admin(["deposit", str(DEMO_ACCOUNT), asset, amount], settings)
-    key, secret = asyncio.run(_key(settings, cipher))
+    key, secret = asyncio.run(
+        hmac_once_stored(settings.postgres_url, cipher, DEMO_ACCOUNT, "demo", time.monotonic() + WAIT)
+    )
     state.mkdir(parents=True, exist_ok=True)
     fd = os.open(saved, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as f:

@@ -24,12 +24,14 @@ encryption key missing or invalid.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import base64
 import binascii
 import os
 import secrets
 import string
 import sys
+import time
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -120,6 +122,34 @@ async def create_hmac(conn: asyncpg.Connection, cipher: SecretCipher, account: i
         label,
     )
     return key_id, secret
+
+
+async def await_account(conn: asyncpg.Connection, account: int, deadline: float, poll: float = 0.2) -> None:
+    """Wait until the PostgreSQL persister has stored ``account`` (a key for it would break the foreign key, which
+    PostgreSQL logs as an ERROR in the venue's output); ApiKeyRefused past ``deadline`` (time.monotonic)."""
+    while await conn.fetchval("SELECT 1 FROM accounts WHERE account = $1", account) is None:
+        if time.monotonic() > deadline:
+            raise ApiKeyRefused(f"account {account} is not stored: has the engine created it?")
+        await asyncio.sleep(poll)
+
+
+async def hmac_once_stored(
+    url: str, cipher: SecretCipher, account: int, label: str, deadline: float
+) -> tuple[str, str]:
+    """A new HMAC key for an account just created through the engine: retried while PostgreSQL is not reachable,
+    made once the persister has stored the account; past ``deadline`` the last error is raised."""
+    while True:
+        try:
+            conn = await asyncpg.connect(url, timeout=5)
+            try:
+                await await_account(conn, account, deadline)
+                return await create_hmac(conn, cipher, account, label)
+            finally:
+                await conn.close()
+        except (OSError, asyncpg.PostgresError):
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(1)
 
 
 async def _insert(conn: asyncpg.Connection, query: str, key_id: str, account: int, *rest: object) -> None:

@@ -21,7 +21,7 @@ from pathlib import Path
 import asyncpg
 
 from client.admin import AdminError, run
-from persistence.apikeys import ApiKeyRefused, EncryptionKeyMissing, SecretCipher, create_hmac
+from persistence.apikeys import ApiKeyRefused, EncryptionKeyMissing, SecretCipher, hmac_once_stored
 from sim.bots import unit_notional
 from sim.grid import SymbolRules
 from wire.config import Settings
@@ -92,17 +92,10 @@ async def _admin(argv: list[str], settings: Settings, deadline: float) -> bool:
 
 async def _key(settings: Settings, cipher: SecretCipher, account: int, deadline: float) -> tuple[str, str]:
     """An HMAC key for the account, once the PostgreSQL persister has stored the account."""
-    while True:
-        try:
-            conn = await asyncpg.connect(settings.postgres_url, timeout=5)
-            try:
-                return await create_hmac(conn, cipher, account, "sim")
-            finally:
-                await conn.close()
-        except (OSError, asyncpg.PostgresError, ApiKeyRefused) as exc:  # refused: the account is not stored yet
-            if time.monotonic() > deadline:
-                raise SetupError(f"no API key for account {account}: {exc}") from None
-            await asyncio.sleep(1)
+    try:
+        return await hmac_once_stored(settings.postgres_url, cipher, account, "sim", deadline)
+    except (OSError, asyncpg.PostgresError, ApiKeyRefused) as exc:
+        raise SetupError(f"no API key for account {account}: {exc}") from None
 
 
 async def ensure(accounts: list[int], funds: dict[str, str], settings: Settings, state_dir: Path, wait: float,

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import asyncpg
 
 from client.sequencer import SequencerClient
-from persistence.apikeys import ApiKeyRefused, SecretCipher, create_hmac
+from persistence.apikeys import SecretCipher, await_account, create_hmac
 from wire.commands import Command
 from wire.config import Settings
 from wire.enums import AckStatus
@@ -69,14 +69,8 @@ async def make_keys(pg_url: str, cipher: SecretCipher, accounts: range, timeout:
     conn = await asyncpg.connect(pg_url)
     try:
         for account in accounts:
-            while True:
-                try:
-                    key, secret = await create_hmac(conn, cipher, account, "bench")
-                    break
-                except ApiKeyRefused:  # not stored yet: the persister is behind the funding commands
-                    if time.monotonic() > deadline:
-                        raise
-                    await asyncio.sleep(0.2)
+            await await_account(conn, account, deadline)  # the persister may be behind the funding commands
+            key, secret = await create_hmac(conn, cipher, account, "bench")
             traders.append(Trader(account, key, secret))
     finally:
         await conn.close()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TypeVar
@@ -22,6 +23,7 @@ from persistence.apikeys import (
     SecretCipher,
     add_ed25519,
     create_hmac,
+    hmac_once_stored,
     lookup,
     main,
     revoke,
@@ -160,6 +162,51 @@ def test_a_key_for_an_account_that_does_not_exist_is_refused(
         raw = Ed25519PrivateKey.generate().public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
         run(db, lambda c: add_ed25519(c, 99, raw))
     assert run(db, lambda c: c.fetchval("SELECT count(*) FROM api_keys")) == 0
+
+
+EARLY_INSERTS = """
+CREATE SEQUENCE early_inserts;
+CREATE FUNCTION count_early_insert() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    -- before the foreign key is checked; a sequence is not rolled back with the failing insert
+    IF NOT EXISTS (SELECT 1 FROM accounts WHERE account = NEW.account) THEN PERFORM nextval('early_inserts'); END IF;
+    RETURN NEW;
+END $$;
+CREATE TRIGGER count_early_insert BEFORE INSERT ON api_keys FOR EACH ROW EXECUTE FUNCTION count_early_insert();
+"""
+
+
+def test_a_key_for_an_account_being_created_waits_for_it_without_a_failed_insert(db: str) -> None:
+    """What the start command and the simulator do right after CreateAccount: the persister stores the account a
+    moment later. The key waits for it instead of breaking the foreign key (an ERROR line in the venue's output);
+    an account that never comes is refused at the deadline."""
+    run(db, lambda c: c.execute(EARLY_INSERTS))
+    cipher = SecretCipher(b"k" * 32)
+
+    async def created_later() -> tuple[str, str]:
+        made = asyncio.create_task(hmac_once_stored(db, cipher, 50, "demo", time.monotonic() + 10))
+        await asyncio.sleep(0.6)
+        assert not made.done()
+        conn = await asyncpg.connect(db)
+        try:
+            await conn.execute("INSERT INTO accounts (account, created_ts, out_seq) VALUES (50, 1, 3)")
+        finally:
+            await conn.close()
+        return await made
+
+    key_id, _ = asyncio.run(created_later())
+    assert run(db, lambda c: c.fetchval("SELECT account FROM api_keys WHERE key_id = $1", key_id)) == 50
+    with pytest.raises(ApiKeyRefused, match="account 51 is not stored"):
+        asyncio.run(hmac_once_stored(db, cipher, 51, "demo", time.monotonic() + 0.5))
+    assert early_inserts(db) == 0
+    with pytest.raises(ApiKeyRefused):  # what the counter sees of an insert made too early
+        run(db, lambda c: create_hmac(c, cipher, 52))
+    assert early_inserts(db) == 1
+
+
+def early_inserts(url: str) -> int:
+    count = "SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM early_inserts"
+    return int(run(url, lambda c: c.fetchval(count)))
 
 
 @pytest.mark.parametrize(
