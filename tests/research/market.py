@@ -9,6 +9,8 @@ from typing import Any
 import pymongo
 
 from persistence.klines import Doc, KlineModel
+from persistence.mongo import CONSUMER
+from persistence.mongo_layout import LAYOUT, META
 from wire.enums import Side
 from wire.events import TradeExecuted
 from wire.venue import DEFAULT_VENUE, load_venue
@@ -54,6 +56,13 @@ def insert(db: Db, ticks: list[Doc], klines: list[Doc]) -> None:
         db.ticks.insert_many(ticks)
     for k in klines:
         db.klines.replace_one({"_id": k["_id"]}, k, upsert=True)
+
+
+def mark_current(db: Db, ts: int) -> None:
+    """What the MongoDB persister leaves beside its documents: the layout they are in (readers then walk them by
+    bucket) and its offset's clock (``ts`` ns: the last event it stored)."""
+    db.meta.replace_one(META, {"version": LAYOUT}, upsert=True)
+    db.consumer_offsets.replace_one({"_id": CONSUMER}, {"ts": ts}, upsert=True)
 
 
 def client(url: str) -> pymongo.MongoClient[dict[str, Any]]:

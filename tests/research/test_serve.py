@@ -27,7 +27,7 @@ from research.backtest import Fees
 from research.features import build_features
 from research.model import Params, load_model, train
 from research.serve import HISTORY, create_app
-from tests.research.market import SPECS, client, fold, insert, walk
+from tests.research.market import SPECS, client, fold, insert, mark_current, walk
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -72,12 +72,18 @@ def get(url: str) -> tuple[int, Any]:
         return e.code, json.loads(e.read())
 
 
-def test_predict_from_stored_klines(served: tuple[str, Path], mongo_url: str) -> None:
+@pytest.mark.parametrize("bucketed", [True, False], ids=["by-bucket", "store-before-buckets"])
+def test_predict_from_stored_klines(served: tuple[str, Path], mongo_url: str, bucketed: bool) -> None:
+    """The newest klines are read bucket by bucket down from the persister's clock, or by one range query from a
+    store whose documents predate buckets: the same prediction either way."""
     base, models = served
-    _, klines = fold(KlineModel(SPECS), walk("BTCUSDT", 2_000, seed=6, step_ns=300_000_000))
+    trades = walk("BTCUSDT", 4_000, seed=6, step_ns=300_000_000)  # about 20 minutes: across a 1s-kline bucket
+    _, klines = fold(KlineModel(SPECS), trades)
     _, few = fold(KlineModel(SPECS), walk("ETHUSDT", 20, seed=7))
     c = client(mongo_url)
     insert(c.get_default_database(), [], klines + few)
+    if bucketed:
+        mark_current(c.get_default_database(), trades[-1].ts)
     c.close()
 
     assert get(f"{base}/health") == (200, {"status": "ok", "model": None})
