@@ -75,13 +75,13 @@ def main(argv: Sequence[str] | None = None) -> None:
             for i in range(0, len(ticks), 1_000):
                 db.ticks.insert_many(ticks[i : i + 1_000])
             db.klines.insert_many(klines)
-            mark_current(db, trades[-1].ts)  # the layout and offset the persister leaves: reads go by bucket
+            mark_current(db, trades[-1])  # the layout and offset the persister leaves: reads go by bucket
             first = run_etl(db, out / "datasets", url, [SYMBOL])
             more = walk(
                 SYMBOL, args.trades // 10, args.seed + 1, args.trades + 1, trades[-1].ts, trades[-1].price, 200_000_000
             )
             insert(db, *fold(model, more))
-            mark_current(db, more[-1].ts)
+            mark_current(db, more[-1])
             second = run_etl(db, out / "datasets", url, [SYMBOL])
             mismatched = sum(
                 d["rebuild_check"]["mismatched"]

@@ -1,9 +1,12 @@
 """``python -m research.etl``: ticks and klines from the MongoDB persister's store into versioned Parquet datasets.
 
-Each run reads only what is new since the last run (a watermark per symbol: the last tick ``out_seq`` and the last
-kline ``open_time`` of each interval, kept in ``state.json``), cleans it (research.data_clean, every drop
-counted), rebuilds klines from the clean ticks with the persister's own ``Kline`` arithmetic and checks them against
-the stored ones, and writes one Parquet part per symbol (and interval) plus a JSON data card for the run.
+Each run reads only what is new since the last run (a watermark per symbol: the last tick's ``out_seq`` and trade id
+and the last kline ``open_time`` of each interval, kept in ``state.json``), by bucket up to the persister's offset
+(persistence.buckets: on FerretDB a range query costs the whole stored series, a bucket only itself), so a run costs
+what is new, not what is stored; a store from before buckets is read by range. It cleans what it read
+(research.data_clean, every drop counted), rebuilds klines from the clean ticks with the persister's own ``Kline``
+arithmetic and checks them against the stored ones, and writes one Parquet part per symbol (and interval) plus a
+JSON data card for the run.
 
 Layout under ``--out``::
 
@@ -27,7 +30,10 @@ from typing import Any
 import pandas as pd
 import pymongo
 
+from persistence import buckets
 from persistence.klines import INTERVALS
+from persistence.mongo import CONSUMER
+from persistence.mongo_layout import is_current_sync
 from research.data_clean import KLINE_COLUMNS, TICK_COLUMNS, clean_klines, clean_ticks, content_hash
 from research.data_rebuild import check_klines, rebuild_klines
 from wire.config import load_settings
@@ -40,11 +46,12 @@ STATE = "state.json"
 @dataclass(slots=True)
 class Watermark:
     out_seq: int = 0  # last tick read
+    trade_id: int = 0  # its trade id (0 with an out_seq: a state written before it was kept)
     ts: int = -1  # its time: klines rebuilt from later ticks alone are whole only if they open after it
     open_time: dict[str, int] = field(default_factory=dict)  # per interval, last kline read
 
     def as_json(self) -> dict[str, Any]:
-        return {"out_seq": self.out_seq, "ts": self.ts, "open_time": dict(self.open_time)}
+        return {"out_seq": self.out_seq, "trade_id": self.trade_id, "ts": self.ts, "open_time": dict(self.open_time)}
 
 
 def load_state(out: Path) -> tuple[int, dict[str, Watermark]]:
@@ -53,22 +60,44 @@ def load_state(out: Path) -> tuple[int, dict[str, Watermark]]:
         return 0, {}
     raw = json.loads(path.read_text())
     marks = {
-        s: Watermark(int(m["out_seq"]), int(m["ts"]), {k: int(v) for k, v in m["open_time"].items()})
+        s: Watermark(
+            int(m["out_seq"]), int(m.get("trade_id", 0)), int(m["ts"]), {k: int(v) for k, v in m["open_time"].items()}
+        )
         for s, m in raw["symbols"].items()
     }
     return int(raw["run"]), marks
 
 
-def read_ticks(db: Db, symbol: str, after_out_seq: int) -> pd.DataFrame:
-    docs = list(db.ticks.find({"symbol": symbol, "out_seq": {"$gt": after_out_seq}}, sort=[("out_seq", 1)]))
-    frame = pd.DataFrame(docs, columns=["_id", *TICK_COLUMNS])
-    return frame
+@dataclass(frozen=True, slots=True)
+class Cut:
+    """How far a run reads: the persister's offset (its clock and each symbol's last trade id) when the store is in
+    the bucket layout; None: by range, to whatever is stored."""
+
+    ts: int
+    trade_ids: dict[str, int]
 
 
-def read_klines(db: Db, symbol: str, interval: str, after_open_time: int) -> pd.DataFrame:
-    query = {"symbol": symbol, "interval": interval, "open_time": {"$gt": after_open_time}}
-    docs = list(db.klines.find(query, sort=[("open_time", 1)]))
-    return pd.DataFrame(docs, columns=["_id", *KLINE_COLUMNS])
+def store_cut(db: Db) -> Cut | None:
+    offset = db.consumer_offsets.find_one({"_id": CONSUMER})
+    if offset is None or "trade_ids" not in offset or not is_current_sync(db):
+        return None
+    return Cut(int(offset["ts"]), {s: int(t) for s, t in offset["trade_ids"].items()})
+
+
+def read_ticks(db: Db, symbol: str, mark: Watermark, cut: Cut | None) -> pd.DataFrame:
+    """The ticks after the watermark, in out_seq order (cleaning's order)."""
+    if cut is not None and (mark.trade_id or not mark.out_seq):
+        scan = buckets.ticks(symbol, mark.trade_id + 1, cut.trade_ids.get(symbol, 0))
+        docs = sorted(buckets.run_sync(db.ticks, scan), key=lambda d: d["out_seq"])
+    else:
+        docs = list(db.ticks.find({"symbol": symbol, "out_seq": {"$gt": mark.out_seq}}, sort=[("out_seq", 1)]))
+    return pd.DataFrame(docs, columns=["_id", *TICK_COLUMNS])
+
+
+def read_klines(db: Db, symbol: str, interval: str, after_open_time: int, cut: Cut | None) -> pd.DataFrame:
+    top = 1 << 62 if cut is None else cut.ts
+    scan = buckets.klines(symbol, interval, after_open_time + 1, top, bucketed=cut is not None)
+    return pd.DataFrame(buckets.run_sync(db.klines, scan), columns=["_id", *KLINE_COLUMNS])
 
 
 def _write(frame: pd.DataFrame, path: Path) -> dict[str, Any]:
@@ -95,15 +124,17 @@ def run_etl(db: Db, out: Path, source: str, symbols: Sequence[str], outlier_pct:
     run = last_run + 1
     card: dict[str, Any] = {"run": run, "source": redacted(source), "created_unix": int(time.time()), "datasets": []}
     rows_read = 0
+    cut = store_cut(db)
     for symbol in symbols:
         mark = marks.setdefault(symbol, Watermark())
-        raw = read_ticks(db, symbol, mark.out_seq)
+        raw = read_ticks(db, symbol, mark, cut)
         rows_read += len(raw)
         ticks, tick_counts = clean_ticks(raw, outlier_pct)
         entry: dict[str, Any] = {
             "symbol": symbol,
             "kind": "ticks",
             "read_after_out_seq": mark.out_seq,
+            "read_after_trade_id": mark.trade_id,
             "rows_read": len(raw),
             "cleaning": tick_counts,
             "span_ts": _span(ticks, "ts"),
@@ -114,12 +145,13 @@ def run_etl(db: Db, out: Path, source: str, symbols: Sequence[str], outlier_pct:
         rebuilt = rebuild_klines(ticks, symbol, mark.ts)
         if not raw.empty:
             mark.out_seq = int(raw["out_seq"].max())
+            mark.trade_id = int(raw["trade_id"].max())
         if not ticks.empty:
             mark.ts = int(ticks["ts"].iloc[-1])
         card["datasets"].append(entry)
         for interval, _ in INTERVALS:
             after = mark.open_time.get(interval, -1)
-            raw_k = read_klines(db, symbol, interval, after)
+            raw_k = read_klines(db, symbol, interval, after, cut)
             rows_read += len(raw_k)
             klines, kline_counts = clean_klines(raw_k, interval)
             k_entry: dict[str, Any] = {

@@ -58,11 +58,14 @@ def insert(db: Db, ticks: list[Doc], klines: list[Doc]) -> None:
         db.klines.replace_one({"_id": k["_id"]}, k, upsert=True)
 
 
-def mark_current(db: Db, ts: int) -> None:
-    """What the MongoDB persister leaves beside its documents: the layout they are in (readers then walk them by
-    bucket) and its offset's clock (``ts`` ns: the last event it stored)."""
+def mark_current(db: Db, last: TradeExecuted) -> None:
+    """What the MongoDB persister leaves beside its documents once it has stored up to the trade ``last``: the layout
+    they are in (readers then walk them by bucket) and its offset (its clock, each symbol's last trade id)."""
     db.meta.replace_one(META, {"version": LAYOUT}, upsert=True)
-    db.consumer_offsets.replace_one({"_id": CONSUMER}, {"ts": ts}, upsert=True)
+    offset = db.consumer_offsets.find_one({"_id": CONSUMER}) or {"trade_ids": {}}
+    offset |= {"ts": last.ts, "out_seq": last.out_seq}
+    offset["trade_ids"][last.symbol] = last.trade_id
+    db.consumer_offsets.replace_one({"_id": CONSUMER}, offset, upsert=True)
 
 
 def client(url: str) -> pymongo.MongoClient[dict[str, Any]]:

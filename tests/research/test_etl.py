@@ -11,9 +11,9 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from persistence.klines import KlineModel
-from research.etl import main, run_etl
-from tests.research.market import SPECS, Db, client, fold, insert, trade, walk
+from persistence.klines import KlineModel, tick_bucket
+from research.etl import Cut, main, run_etl, store_cut
+from tests.research.market import SPECS, Db, client, fold, insert, mark_current, trade, walk
 
 SYMBOL = "BTCUSDT"
 
@@ -31,7 +31,10 @@ def entry(card: dict[str, Any], kind: str, interval: str | None = None) -> dict[
     return next(d for d in datasets if d["symbol"] == SYMBOL and d["kind"] == kind and d.get("interval") == interval)
 
 
-def test_round_trip_cleaning_rebuild_and_incremental(db: Db, mongo_url: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize("bucketed", [True, False], ids=["by-bucket", "store-before-buckets"])
+def test_round_trip_cleaning_rebuild_and_incremental(db: Db, mongo_url: str, tmp_path: Path, bucketed: bool) -> None:
+    """Read by bucket up to the persister's offset, or by range from a store whose documents predate buckets: the
+    same datasets and card either way."""
     trades = walk(SYMBOL, 300, seed=1)
     # reserved trade ids: the store gets a faulty tick in their place, the persister's klines never saw them
     faulty = {50, 80, 90}
@@ -56,6 +59,7 @@ def test_round_trip_cleaning_rebuild_and_incremental(db: Db, mongo_url: str, tmp
                 "taker_side": "BUY",
                 "ts": t.ts,
                 "out_seq": t.out_seq,
+                "bucket": tick_bucket(tid),
             }
         )
     dup = dict(next(d for d in ticks if d["trade_id"] == 30))
@@ -63,6 +67,9 @@ def test_round_trip_cleaning_rebuild_and_incremental(db: Db, mongo_url: str, tmp
     tampered = next(k for k in klines if k["interval"] == "1m")
     tampered["volume"] += 1  # a stored kline that disagrees with its trades
     insert(db, ticks + bad + [dup], klines)
+    if bucketed:
+        mark_current(db, trades[-1])
+    assert store_cut(db) == (Cut(trades[-1].ts, {SYMBOL: 300}) if bucketed else None)  # how far and how it reads
     out = tmp_path / "datasets"
 
     card = run_etl(db, out, "test", [SYMBOL])
@@ -94,11 +101,18 @@ def test_round_trip_cleaning_rebuild_and_incremental(db: Db, mongo_url: str, tmp
     more = walk(SYMBOL, 100, seed=2, start_id=301, start_ts=trades[-1].ts, price=trades[-1].price)
     new_ticks, new_klines = fold(model, more)
     insert(db, new_ticks, new_klines)
+    if bucketed:
+        mark_current(db, more[-1])
+        # a state written before the watermark kept trade ids: its next run reads the new ticks by out_seq once
+        state = json.loads((out / "state.json").read_text())
+        del state["symbols"][SYMBOL]["trade_id"]
+        (out / "state.json").write_text(json.dumps(state))
     assert main(["--mongodb-url", mongo_url, "--out", str(out), "--symbol", SYMBOL]) == 0
     card2 = json.loads((out / "cards" / "card.json").read_text())
     assert card2["run"] == 2
     t2 = entry(card2, "ticks")
     assert t2["rows_read"] == 100 and t2["read_after_out_seq"] == 3 * 300
+    assert t2["read_after_trade_id"] == (0 if bucketed else 300)
     assert t2["cleaning"]["kept"] == 100 and t2["cleaning"]["missing_trades"] == 0
     part = pd.read_parquet(out / "ticks" / SYMBOL / "part-000002.parquet")
     assert list(part["trade_id"]) == list(range(301, 401))
@@ -109,4 +123,4 @@ def test_round_trip_cleaning_rebuild_and_incremental(db: Db, mongo_url: str, tmp
 
     # a third run with nothing new reads nothing
     card3 = run_etl(db, out, "test", [SYMBOL])
-    assert card3["rows_read"] == 0
+    assert card3["rows_read"] == 0 and entry(card3, "ticks")["read_after_trade_id"] == 400

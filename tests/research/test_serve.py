@@ -83,7 +83,7 @@ def test_predict_from_stored_klines(served: tuple[str, Path], mongo_url: str, bu
     c = client(mongo_url)
     insert(c.get_default_database(), [], klines + few)
     if bucketed:
-        mark_current(c.get_default_database(), trades[-1].ts)
+        mark_current(c.get_default_database(), trades[-1])
     c.close()
 
     assert get(f"{base}/health") == (200, {"status": "ok", "model": None})
