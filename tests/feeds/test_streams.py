@@ -13,6 +13,7 @@ from typing import Any
 
 import pymongo
 import pytest
+from binance.client import Client
 from websockets.asyncio.client import connect
 
 from persistence.klines import WIDTH, Kline
@@ -247,12 +248,28 @@ def paged_ohlcv(feed: Feed, since: int, limit: int) -> list[list[float]]:
     return asyncio.run(pages())
 
 
+def python_binance_history(feed: Feed, start_ms: int) -> list[list[Any]]:
+    """python-binance's ``get_historical_klines``: it first asks for the earliest candle (startTime=0, limit=1) and
+    starts no earlier, then pages by 1000."""
+    client = Client(ping=False)  # ping=False: the constructor would otherwise ping binance.com
+    client.API_URL = feed.rest + "/api"
+    try:
+        rows: list[list[Any]] = client.get_historical_klines("BTCUSDT", "1s", start_str=start_ms)
+        return rows
+    finally:
+        client.close_connection()
+        if not client.loop.is_running():  # the event loop its constructor made for this thread
+            client.loop.close()
+            asyncio.set_event_loop(None)
+
+
 @pytest.mark.timeout(120)
 def test_klines_from_a_start_before_the_first_trade_begin_at_the_first_candle_from_memory_and_the_store(
     feed: Feed,
 ) -> None:
     """Binance answers a startTime before a symbol's first trade with its first candles, so a client that pages
-    from an early time gets the whole history; an endTime before the first trade gets none."""
+    from an early time (ccxt's fetch_ohlcv, python-binance's get_historical_klines) gets the whole history; an
+    endTime before the first trade gets none."""
     flow = Flow(feed.venue, seed=29)
     for _ in range(12):
         flow.step(40)
@@ -274,6 +291,8 @@ def test_klines_from_a_start_before_the_first_trade_begin_at_the_first_candle_fr
         opens = [int(c[0]) for c in paged]
         # every candle once, in order; the clock may have opened flat ones after ``whole`` was read
         assert opens[: len(whole)] == [r[0] for r in whole] and opens == list(range(first, opens[-1] + 1, 1000))
+        history = python_binance_history(feed, early)
+        assert [r[0] for r in history[: len(whole)]] == [r[0] for r in whole]
         minute = get(f"{feed.rest}/api/v3/klines?symbol=BTCUSDT&interval=3m&startTime={early}&limit=1")
         assert [r[0] for r in minute] == [first - first % 180_000]
 
