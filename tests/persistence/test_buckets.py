@@ -1,13 +1,15 @@
 """Bucket reads (persistence.buckets) and the store's layout upgrade (persistence.mongo_layout) on the real
 MongoDB-protocol server: every scan gives what one range query gives, in the same order, whatever the gaps; the
-number of queries stays bounded; a store written before buckets is upgraded without losing a document, and a
-copy cut short is made again."""
+number of queries stays bounded; a store written before buckets is upgraded without losing a document, a copy cut
+short is made again, and of two persisters on one store only one rewrites it."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
-from collections.abc import Iterator
+import time
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pymongo
@@ -16,7 +18,7 @@ from pymongo import AsyncMongoClient
 
 from persistence import buckets
 from persistence.klines import SECOND, kline_bucket, tick_bucket
-from persistence.mongo_layout import LAYOUT, is_current, is_current_sync, upgrade
+from persistence.mongo_layout import LAYOUT, LOCK, META, Lease, LeaseLost, is_current, is_current_sync, upgrade
 
 Doc = dict[str, Any]
 SYMBOL = "BTCUSDT"
@@ -37,6 +39,16 @@ def tick(trade_id: int, bucketed: bool = True) -> Doc:
 def kline(open_time: int, bucketed: bool = True) -> Doc:
     doc = {"_id": f"{SYMBOL}:1s:{open_time}", "symbol": SYMBOL, "interval": "1s", "open_time": open_time}
     return doc | ({"bucket": kline_bucket("1s", open_time)} if bucketed else {})
+
+
+@contextlib.asynccontextmanager
+async def async_db(mongo_url: str) -> AsyncIterator[Any]:
+    """The test database over a connection of its own (a persister's)."""
+    client: AsyncMongoClient[Doc] = AsyncMongoClient(mongo_url, serverSelectionTimeoutMS=5_000)
+    try:
+        yield client.get_default_database()
+    finally:
+        await client.close()
 
 
 class Counting:
@@ -120,5 +132,79 @@ def test_upgrade_rewrites_every_document_with_its_bucket_and_survives_a_cut_shor
             assert await db.ticks.count_documents({}) == len(ticks)
         finally:
             await client.close()
+
+    asyncio.run(go())
+
+
+async def old_store(db: Any) -> tuple[list[Doc], list[Doc]]:
+    """Ticks and klines stored before buckets; returns them as stored."""
+    ticks = [tick(i, bucketed=False) for i in range(1, 4_500)]
+    klines = [kline(s * SECOND, bucketed=False) for s in range(1_500)]
+    await db.ticks.insert_many([dict(t) for t in ticks])
+    await db.klines.insert_many([dict(k) for k in klines])
+    return ticks, klines
+
+
+async def assert_upgraded(db: Any, ticks: list[Doc], klines: list[Doc]) -> None:
+    assert await is_current(db)
+    stored_ticks = await db.ticks.find({}, sort=[("trade_id", 1)]).to_list()
+    assert stored_ticks == [t | {"bucket": tick_bucket(t["trade_id"])} for t in ticks]
+    stored_klines = await db.klines.find({}, sort=[("open_time", 1)]).to_list()
+    assert stored_klines == [k | {"bucket": kline_bucket("1s", k["open_time"])} for k in klines]
+    assert await db.meta.find_one(LOCK) is None  # released
+    assert not {"ticks_layout1", "klines_layout1"} & set(await db.list_collection_names())
+
+
+def test_two_persisters_upgrading_one_store_at_once_lose_nothing(mongo_url: str) -> None:
+    """Each with its own connection, started together: one rewrites under the lease, the other waits for the
+    layout; without the lease one could drop the collection the other copies from."""
+
+    async def go() -> None:
+        async with async_db(mongo_url) as one, async_db(mongo_url) as two:
+            ticks, klines = await old_store(one)
+            await asyncio.gather(upgrade(one), upgrade(two))
+            await assert_upgraded(one, ticks, klines)
+
+    asyncio.run(go())
+
+
+def test_the_upgrade_waits_for_a_live_lease_and_takes_over_an_expired_one(mongo_url: str) -> None:
+    async def go() -> None:
+        async with async_db(mongo_url) as db:
+            ticks, klines = await old_store(db)
+            await db.meta.insert_one(LOCK | {"owner": "other", "until": time.time() + 60})
+            waiting = asyncio.create_task(upgrade(db))
+            await asyncio.sleep(1.5)
+            assert not waiting.done() and not await is_current(db)
+            assert await db.ticks.count_documents({"bucket": {"$exists": True}}) == 0  # nothing touched
+            # the holder stops renewing (killed): its lease expires and the waiting persister takes over
+            await db.meta.update_one(LOCK, {"$set": {"until": time.time() - 1}})
+            await asyncio.wait_for(waiting, 60)
+            await assert_upgraded(db, ticks, klines)
+
+            # a holder that finished: the waiter sees the layout current and rewrites nothing
+            await db.meta.delete_one(META)
+            await db.meta.insert_one(LOCK | {"owner": "other", "until": time.time() + 60})
+            waiting = asyncio.create_task(upgrade(db))
+            await asyncio.sleep(0.8)
+            assert not waiting.done()
+            await db.meta.insert_one(META | {"version": LAYOUT})
+            await asyncio.wait_for(waiting, 10)
+            assert await db.meta.find_one(LOCK) is not None  # the other's lease is the other's to release
+
+    asyncio.run(go())
+
+
+def test_a_holder_whose_lease_was_taken_over_stops(mongo_url: str) -> None:
+    async def go() -> None:
+        async with async_db(mongo_url) as db:
+            stalled, other = Lease(db, seconds=0.6), Lease(db, seconds=60)
+            assert await stalled.take() and not await other.take()
+            await asyncio.sleep(0.7)  # stalled past its lease: the other removes it, then holds it
+            assert not await other.take() and await other.take()
+            with pytest.raises(LeaseLost):
+                await stalled.keep()
+            await stalled.release()  # releases only its own
+            assert (await db.meta.find_one(LOCK) or {}).get("owner") == other.owner
 
     asyncio.run(go())
