@@ -32,10 +32,9 @@ import pymongo
 
 from persistence import buckets
 from persistence.klines import INTERVALS
-from persistence.mongo import CONSUMER
-from persistence.mongo_layout import is_current_sync
 from research.data_clean import KLINE_COLUMNS, TICK_COLUMNS, clean_klines, clean_ticks, content_hash
 from research.data_rebuild import check_klines, rebuild_klines
+from research.store import Cut, store_cut
 from wire.config import load_settings
 from wire.venue import DEFAULT_VENUE, load_venue
 
@@ -66,22 +65,6 @@ def load_state(out: Path) -> tuple[int, dict[str, Watermark]]:
         for s, m in raw["symbols"].items()
     }
     return int(raw["run"]), marks
-
-
-@dataclass(frozen=True, slots=True)
-class Cut:
-    """How far a run reads: the persister's offset (its clock and each symbol's last trade id) when the store is in
-    the bucket layout; None: by range, to whatever is stored."""
-
-    ts: int
-    trade_ids: dict[str, int]
-
-
-def store_cut(db: Db) -> Cut | None:
-    offset = db.consumer_offsets.find_one({"_id": CONSUMER})
-    if offset is None or "trade_ids" not in offset or not is_current_sync(db):
-        return None
-    return Cut(int(offset["ts"]), {s: int(t) for s, t in offset["trade_ids"].items()})
 
 
 def read_ticks(db: Db, symbol: str, mark: Watermark, cut: Cut | None) -> pd.DataFrame:

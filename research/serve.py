@@ -39,11 +39,10 @@ from prometheus_client import (
 
 from persistence import buckets
 from persistence.klines import INTERVALS, Doc
-from persistence.mongo import CONSUMER
-from persistence.mongo_layout import is_current_sync
 from research.autotrain import TrainLoop
 from research.features import WARMUP, build_features
 from research.model import load_model
+from research.store import store_cut
 from wire.config import load_settings
 from wire.process import run_until_stopped
 from wire.venue import DEFAULT_VENUE, load_venue
@@ -88,12 +87,9 @@ class ModelStore:
 def newest_klines(db: pymongo.database.Database[Doc], symbol: str, interval: str, n: int) -> list[Doc]:
     """The last ``n`` stored klines of a series, oldest first: read bucket by bucket down from the persister's
     clock (persistence.buckets), so a prediction costs the same whatever the stored history."""
-    bucketed = is_current_sync(db)
-    top = 1 << 62
-    if bucketed:
-        offset = db.consumer_offsets.find_one({"_id": CONSUMER})
-        top = int(offset["ts"]) if offset else time.time_ns()
-    scan = buckets.klines(symbol, interval, 0, top, descending=True, limit=n, bucketed=bucketed)
+    cut = store_cut(db)
+    top = 1 << 62 if cut is None else cut.ts
+    scan = buckets.klines(symbol, interval, 0, top, descending=True, limit=n, bucketed=cut is not None)
     return buckets.run_sync(db.klines, scan)[::-1]
 
 

@@ -12,7 +12,8 @@ import pandas as pd
 import pytest
 
 from persistence.klines import KlineModel, tick_bucket
-from research.etl import Cut, main, run_etl, store_cut
+from research.etl import main, run_etl
+from research.store import Cut, store_cut
 from tests.research.market import SPECS, Db, client, fold, insert, mark_current, trade, walk
 
 SYMBOL = "BTCUSDT"
