@@ -185,15 +185,12 @@ class Formats:
             for asset in self.decimals
         ]  # fmt: skip
 
-        def as_rate(bps: int) -> str:
-            return str(Decimal(bps) / 10_000)
-
         return {
             "makerCommission": maker,
             "takerCommission": taker,
             "buyerCommission": 0,
             "sellerCommission": 0,
-            "commissionRates": {"maker": as_rate(maker), "taker": as_rate(taker), "buyer": "0", "seller": "0"},
+            "commissionRates": _rates(maker, taker),
             "canTrade": account != FEE_ACCOUNT,
             "canWithdraw": False,
             "canDeposit": False,
@@ -207,6 +204,33 @@ class Formats:
             "uid": account,
         }
 
+    def trade_fees(self, specs: list[SymbolSpec], override: tuple[int, int] | None) -> list[dict[str, str]]:
+        """GET /sapi/v1/asset/tradeFee: each symbol's maker and taker rates for this account."""
+        out = []
+        for spec in specs:
+            maker, taker = override if override is not None else (spec.maker_fee_bps, spec.taker_fee_bps)
+            out.append({"symbol": spec.symbol, "makerCommission": _rate(maker), "takerCommission": _rate(taker)})
+        return out
+
+    def commission(self, spec: SymbolSpec, override: tuple[int, int] | None) -> dict[str, Any]:
+        """GET /api/v3/account/commission: the rates the engine charges this account on ``spec`` (an account's own
+        rates replace the symbol's); Mercury has no special or tax commission and no fee-asset discount."""
+        maker, taker = override if override is not None else (spec.maker_fee_bps, spec.taker_fee_bps)
+        none = _rates(0, 0)
+        return {"symbol": spec.symbol, "standardCommission": _rates(maker, taker), "specialCommission": none,
+                "taxCommission": none,
+                "discount": {"enabledForAccount": False, "enabledForSymbol": False, "discountAsset": "",
+                             "discount": _rate(0)}}  # fmt: skip
+
     def _symbol_rates(self) -> tuple[int, int]:
         first = next(iter(self.specs.values()))
         return first.maker_fee_bps, first.taker_fee_bps
+
+
+def _rate(bps: int) -> str:
+    """A fee rate as Binance writes it: a fraction with 8 decimals (10 bps: "0.00100000")."""
+    return f"{Decimal(bps) / 10_000:.8f}"
+
+
+def _rates(maker: int, taker: int) -> dict[str, str]:
+    return {"maker": _rate(maker), "taker": _rate(taker), "buyer": _rate(0), "seller": _rate(0)}

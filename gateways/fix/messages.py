@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from gateways.binance import errors
 from gateways.binance.errors import ApiError
 
 Fields = list[tuple[int, str]]
@@ -43,6 +44,9 @@ TIME_IN_FORCE, TRANSACT_TIME, ORD_REJ_REASON, CXL_REJ_REASON, EXEC_TYPE, LEAVES_
 CASH_ORDER_QTY, REF_MSG_TYPE, BUSINESS_REJECT_REF_ID, BUSINESS_REJECT_REASON = 152, 372, 379, 380
 CXL_REJ_RESPONSE_TO, COMM_CURRENCY, MASS_CANCEL_REQUEST_TYPE, MASS_CANCEL_RESPONSE = 434, 479, 530, 531
 TOTAL_AFFECTED_ORDERS, MASS_CANCEL_REJECT_REASON, TRADE_ID = 533, 532, 1003
+STOP_PX, MAX_FLOOR = 99, 111
+# fields that would change what an order does, passed on as their REST parameters so that both refuse them alike
+UNSUPPORTED = ((MAX_FLOOR, "icebergQty"), (STOP_PX, "stopPrice"))
 
 SIDES = {"1": "BUY", "2": "SELL"}
 FIX_SIDE = {v: k for k, v in SIDES.items()}
@@ -111,6 +115,9 @@ def order_params(f: dict[int, str]) -> dict[str, Any]:
         raise Refused("11", f"OrdType {ord_type!r} is not supported: 1 (market) or 2 (limit)")
     if ORDER_QTY in f:
         params["quantity"] = decimal_text(ORDER_QTY, f[ORDER_QTY])
+    for tag, name in UNSUPPORTED:
+        if tag in f:
+            params[name] = f[tag]
     tif = f.get(TIME_IN_FORCE, "1")
     if params["type"] == "LIMIT":
         if tif not in TIME_IN_FORCE_OF:
@@ -135,6 +142,8 @@ def order_ref(f: dict[int, str]) -> dict[str, Any]:
 
 
 def rejection_reason(error: ApiError) -> str:
+    if error.code == -1106 or error is errors.ICEBERG_NOT_SUPPORTED:
+        return "11"  # unsupported order characteristic: a field that does not go with the order, or a kind not offered
     if error.code == -1013 and any(name in error.msg for name in QUANTITY_FILTERS):
         return "13"
     return ORD_REJ_REASONS.get(error.code, "99")

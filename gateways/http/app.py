@@ -258,6 +258,16 @@ class Gateway:
         )
         return body
 
+    async def commission(self, caller: Caller, params: Params, headers: dict[str, str]) -> Any:
+        spec = self.symbol(params)
+        assert self.live is not None
+        return self.formats.commission(spec, self.live.fee_rates.get(caller.account))
+
+    async def trade_fee(self, caller: Caller, params: Params, headers: dict[str, str]) -> Any:
+        specs = [self.symbol(params)] if params.get("symbol") is not None else list(self.specs.values())
+        assert self.live is not None
+        return self.formats.trade_fees(specs, self.live.fee_rates.get(caller.account))
+
     # --- orders ----------------------------------------------------------------------------------------------
 
     def place_command(self, caller: Caller, params: Params) -> tuple[PlaceOrder, str]:
@@ -298,6 +308,7 @@ class Gateway:
                 stp = SelfTradeMode[stp_text]
             except KeyError:
                 raise errors.illegal("selfTradePreventionMode", "EXPIRE_TAKER, EXPIRE_MAKER or EXPIRE_BOTH") from None
+        _refuse_unsupported(params)
         resp_type = params.get("newOrderRespType") or "FULL"
         if resp_type not in ("ACK", "RESULT", "FULL"):
             raise errors.INVALID_RESP_TYPE
@@ -494,6 +505,17 @@ class Gateway:
         }
 
 
+def _refuse_unsupported(params: Params) -> None:
+    """Order parameters Binance knows that would change what the order does, refused rather than ignored: an
+    iceberg placed in full, or a stop that rests as a plain limit, is not the order its sender meant (exchangeInfo
+    says icebergAllowed false; no stop or trailing order type is listed)."""
+    if params.get("icebergQty") is not None:
+        raise errors.ICEBERG_NOT_SUPPORTED
+    for name in ("stopPrice", "trailingDelta"):
+        if params.get(name) is not None:
+            raise errors.not_required(name)
+
+
 def _replaced(cancel_body: dict[str, Any], new_body: dict[str, Any]) -> dict[str, Any]:
     return {"cancelResult": "SUCCESS", "newOrderResult": "SUCCESS", "cancelResponse": cancel_body,
             "newOrderResponse": new_body}  # fmt: skip
@@ -621,6 +643,8 @@ ENDPOINTS = (
     ("/api/v3/time", "GET", "time", 1),
     ("/api/v3/exchangeInfo", "GET", "exchange_info", 20),
     ("/api/v3/account", "GET", "account", 20),
+    ("/api/v3/account/commission", "GET", "commission", 20),
+    ("/sapi/v1/asset/tradeFee", "GET", "trade_fee", 1),
     ("/api/v3/order", "POST", "new_order", 1),
     ("/api/v3/order", "DELETE", "cancel_order", 1),
     ("/api/v3/order", "GET", "query_order", 4),

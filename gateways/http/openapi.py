@@ -37,6 +37,8 @@ PARAMS: dict[str, list[tuple[str, Schema, bool]]] = {
     ],
     "query_order": [("symbol", SYMBOL, True), ("orderId", INT, False), ("origClientOrderId", CLIENT_ID, False)],
     "open_orders": [("symbol", SYMBOL, False)],
+    "commission": [("symbol", SYMBOL, True)],
+    "trade_fee": [("symbol", SYMBOL, False)],
     "cancel_all": [("symbol", SYMBOL, True)],
     "all_orders": [
         ("symbol", SYMBOL, True),
@@ -85,6 +87,11 @@ RESULTS: dict[str, Schema] = {
     "cancel_all": {"type": "array", "items": {"$ref": "#/components/schemas/Order"}},
     "query_order": {"$ref": "#/components/schemas/Order"},
     "my_trades": {"type": "array", "items": {"type": "object", "required": ["id", "orderId", "price", "qty"]}},
+    "commission": {"type": "object", "required": ["symbol", "standardCommission", "taxCommission", "discount"]},
+    "trade_fee": {
+        "type": "array",
+        "items": {"type": "object", "required": ["symbol", "makerCommission", "takerCommission"]},
+    },
 }
 ORDER: Schema = {
     "type": "object",

@@ -48,11 +48,12 @@ TRADING = {
     "allOrders": "all_orders",
     "myTrades": "my_trades",
     "account.status": "account",
+    "account.commission": "commission",
 }
 
 
 WEIGHTS = {"userDataStream.subscribe.signature": 2, "order.status": 4, "openOrders.status": 6, "allOrders": 20,
-           "myTrades": 20, "account.status": 20}  # fmt: skip
+           "myTrades": 20, "account.status": 20, "account.commission": 20}  # fmt: skip
 
 
 class Connection:

@@ -10,6 +10,7 @@ import ccxt
 import pytest
 
 from tests.gateways.conftest import Exchange
+from tests.harness import wait_for
 
 SYM = "BTC/USDT"
 
@@ -128,3 +129,29 @@ def test_a_market_sell_by_cost_through_ccxt(exchange: Exchange) -> None:
     assert (same["filled"], same["cost"]) == (0.0075, 6.0)
     assert bidder.fetch_order(bid["id"], SYM)["filled"] == 0.0225
     bidder.cancel_order(bid["id"], SYM)
+
+
+@pytest.mark.timeout(60)
+def test_trading_fees_are_the_rates_the_engine_charges(exchange: Exchange) -> None:
+    """fetch_trading_fee(s) (GET /sapi/v1/asset/tradeFee): the symbol's rates, and an account's own rates once it
+    has them, which the fills then show too. Last in this module: it changes account 1's rates, then restores them."""
+    maker, taker = client(exchange, 1), client(exchange, 2)
+    maker.load_markets()
+    taker.load_markets()
+    fee = maker.fetch_trading_fee(SYM)
+    assert (fee["symbol"], fee["maker"], fee["taker"]) == (SYM, 0.001, 0.001)
+    assert sorted(maker.fetch_trading_fees()) == sorted(maker.symbols)
+
+    seq = exchange.venue.client("fees")
+    try:
+        exchange.venue.wait_engine(seq.submit(seq.set_fee_rates(1, 2, 7)).in_seq)
+        wait_for(lambda: maker.fetch_trading_fee(SYM)["maker"] == 0.0002, 5, "the gateway to see the new rates")
+        assert maker.fetch_trading_fee(SYM)["taker"] == 0.0007
+        assert taker.fetch_trading_fee(SYM)["maker"] == 0.001  # another account keeps the symbol's
+        sell = maker.create_order(SYM, "limit", "sell", 0.01, 800)  # at the last price (the price band)
+        taker.create_order(SYM, "market", "buy", 0.01)
+        (fill,) = maker.fetch_my_trades(SYM, params={"orderId": sell["id"]})
+        assert fill["fee"] == {"cost": 0.0016, "currency": "USDT"}  # 2 bps of the 8 USDT received
+    finally:
+        exchange.venue.wait_engine(seq.submit(seq.set_fee_rates(1, -1, -1)).in_seq)
+    wait_for(lambda: maker.fetch_trading_fee(SYM)["maker"] == 0.001, 5, "the symbol's rates back")

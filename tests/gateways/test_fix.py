@@ -117,6 +117,8 @@ def test_an_order_life_through_fix_with_fills_against_a_second_session(
         ({59: "0"}, "11", "TimeInForce '0' is not supported"),
         ({40: "3"}, "11", "OrdType '3' is not supported"),
         ({11: "has space"}, "99", "client order id"),
+        ({111: "0.001"}, "11", "Iceberg orders are not supported"),  # MaxFloor: refused, not placed in full
+        ({99: "1900.00"}, "11", "'stopPrice' sent when not required"),  # StopPx on a limit: no stops offered
     ],
 )
 def test_each_bad_order_gets_a_rejected_execution_report_with_its_reason(

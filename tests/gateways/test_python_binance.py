@@ -23,6 +23,7 @@ def clients(exchange: Exchange) -> Iterator[dict[int, Client]]:
         # ping=False: the constructor would otherwise ping binance.com before API_URL can be changed
         client = Client(key, secret, ping=False)
         client.API_URL = exchange.url + "/api"  # the client appends /v3/<endpoint>
+        client.MARGIN_API_URL = exchange.url + "/sapi"  # and /v1/<endpoint> (the trade fees)
         made[account] = client
     yield made
     for client in made.values():
@@ -87,3 +88,13 @@ def test_errors_raise_binance_api_exception_with_binances_code(clients: dict[int
         client.create_order(symbol=SYM, side="BUY", type="LIMIT", timeInForce="GTC", quantity="0.01",
                             price="1000.001")  # fmt: skip
     assert (bad_filter.value.code, bad_filter.value.message) == (-1013, "Filter failure: PRICE_FILTER")
+
+
+@pytest.mark.timeout(60)
+def test_the_trade_fees_and_the_commission_rates(clients: dict[int, Client]) -> None:
+    client = clients[3]
+    assert client.get_trade_fee(symbol=SYM) == [{"symbol": SYM, "makerCommission": "0.00100000",
+                                                 "takerCommission": "0.00100000"}]  # fmt: skip
+    symbols = {s["symbol"] for s in client.get_exchange_info()["symbols"]}
+    assert {f["symbol"] for f in client.get_trade_fee()} == symbols
+    assert client.get_account()["commissionRates"]["maker"] == "0.00100000"

@@ -91,6 +91,10 @@ LIMIT = {"symbol": "BTCUSDT", "side": "SELL", "type": "LIMIT", "timeInForce": "G
             -1111,
             "Precision is over the maximum",
         ),
+        # what Mercury does not offer is refused, never placed as a plainer order than the one meant
+        ({"icebergQty": "0.001"}, 400, -2010, "Iceberg orders are not supported for this symbol."),
+        ({"stopPrice": "900"}, 400, -1106, "Parameter 'stopPrice' sent when not required."),
+        ({"trailingDelta": "100"}, 400, -1106, "Parameter 'trailingDelta' sent when not required."),
         ({"type": "LIMIT_MAKER", "timeInForce": ""}, 200, 0, ""),
     ],
 )
@@ -159,6 +163,20 @@ def test_amounts_are_plain_decimal_strings_with_the_assets_places(exchange: Exch
     assert status == 200
     usdt = next(b for b in account["balances"] if b["asset"] == "ETH")
     assert usdt == {"asset": "ETH", "free": "10000.00000000", "locked": "0.00000000"}  # not "0E-8"
+
+
+def test_commission_rates_in_binances_shapes(exchange: Exchange) -> None:
+    """GET /api/v3/account/commission and GET /sapi/v1/asset/tradeFee, the symbol's rates (no override here)."""
+    status, got = signed(exchange, "GET", "/api/v3/account/commission", {"symbol": "BTCUSDT"}, account=3)
+    rates = {"maker": "0.00100000", "taker": "0.00100000", "buyer": "0.00000000", "seller": "0.00000000"}
+    assert (status, got["symbol"], got["standardCommission"]) == (200, "BTCUSDT", rates), got
+    assert got["taxCommission"]["maker"] == "0.00000000" and got["discount"]["enabledForAccount"] is False
+    status, fees = signed(exchange, "GET", "/sapi/v1/asset/tradeFee", {"symbol": "ETHUSDT"}, account=3)
+    assert (status, fees) == (200, [{"symbol": "ETHUSDT", "makerCommission": "0.00100000",
+                                     "takerCommission": "0.00100000"}])  # fmt: skip
+    assert signed(exchange, "GET", "/api/v3/account/commission", {}, account=3)[1]["code"] == -1102
+    assert signed(exchange, "GET", "/sapi/v1/asset/tradeFee", {"symbol": "NOPE"}, account=3)[1]["code"] == -1121
+    assert send(exchange, "GET", "/sapi/v1/asset/tradeFee")[1]["code"] == -2014  # signed: no key, no answer
 
 
 def test_unknown_endpoints_and_methods_get_json_errors(exchange: Exchange) -> None:
