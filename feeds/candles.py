@@ -6,12 +6,14 @@ interval without a trade gets a flat candle at the last close, as Binance's do. 
 candle closed by the clock (the pipeline lagged more than the grace) is added to that candle, which is sent again,
 closed, with the trade in it: the candles always equal those recomputed from the engine's trades.
 
-The 24-hour statistics are Binance's rolling-window kind, at minute granularity: the window is the last 1440 1m
-candles, the open one included.
+The rolling statistics (the 24-hour ticker, and the 1m to 7d windows of ``GET /api/v3/ticker`` and of
+``<symbol>@ticker_<window>``) are Binance's rolling-window kind, at minute granularity: a window of N minutes is the
+last N 1m candles, the open one included.
 """
 
 from __future__ import annotations
 
+import re
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -21,6 +23,18 @@ from persistence.klines import BINANCE_INTERVALS, Kline
 KEEP = 1_000  # closed candles kept per interval (Binance's largest klines page)
 DAY_MINUTES = 1_440
 MINUTE = 60_000_000_000
+
+
+# Binance's rolling window sizes: 1m-59m, 1h-23h, 1d-7d (units not combined)
+_WINDOW_SIZE = re.compile(r"^(?:(?P<m>[1-9]|[1-5][0-9])m|(?P<h>[1-9]|1[0-9]|2[0-3])h|(?P<d>[1-7])d)$")
+
+
+def window_minutes(size: str) -> int | None:
+    """The minutes in a rolling window size (``"4h"``: 240), or None for a size Binance does not take."""
+    m = _WINDOW_SIZE.match(size)
+    if m is None:
+        return None
+    return int(m["m"] or 0) + int(m["h"] or 0) * 60 + int(m["d"] or 0) * DAY_MINUTES
 
 
 @dataclass(slots=True)
@@ -41,9 +55,12 @@ class SymbolCandles:
             i: deque(maxlen=DAY_MINUTES + 1 if i == "1m" else KEEP) for i, _ in BINANCE_INTERVALS
         }
         self.first_open: dict[str, int] = {}  # per interval: the open time of the oldest candle held (memory's start)
+        self.before_memory = last_price  # the last price before the oldest 1m candle held (0: none)
 
-    def seed(self, open_klines: Iterable[Kline], closed_1m: Iterable[Kline]) -> None:
-        """Start from stored history: the open candles as of the feed's start and the day's closed 1m candles."""
+    def seed(self, open_klines: Iterable[Kline], closed_1m: Iterable[Kline], before: int) -> None:
+        """Start from stored history: the open candles as of the feed's start, the day's closed 1m candles and the
+        last price before them (0: none)."""
+        self.before_memory = before
         for k in open_klines:
             self.open[k.interval] = k
             self.first_open.setdefault(k.interval, k.open_time)
@@ -117,18 +134,30 @@ class SymbolCandles:
     def is_closed(self, k: Kline) -> bool:
         return self.open.get(k.interval) is not k
 
-    def window(self) -> Window:
-        """Rolling 24 hours: the last 1440 1m candles (the open one included)."""
-        minutes = list(self.closed["1m"])
+    def window(self, minutes: int = DAY_MINUTES, older: Iterable[Kline] = ()) -> Window:
+        """Rolling statistics over the last ``minutes`` 1m candles, the open one included: Binance's rolling window
+        at minute granularity, opened at the first of them. Memory holds a day of minutes; for a longer window
+        ``older`` gives the stored candles of the part before what memory holds."""
         current = self.open.get("1m")
-        if current is not None:
-            minutes.append(current)
-        inside = minutes[-DAY_MINUTES:]
-        before = minutes[:-DAY_MINUTES] if len(minutes) > DAY_MINUTES else []
-        total = Kline(self.symbol, "1d", inside[0].open_time if inside else 0, 0, 0, 0, 0)
-        for k in inside:
+        held = self.closed["1m"]
+        if current is None:  # no trade yet
+            total = Kline(self.symbol, "1d", 0, self.last_price, self.last_price, self.last_price, self.last_price,
+                          first_trade_id=-1, last_trade_id=-1)  # fmt: skip
+            return Window(total, 0)
+        start = current.open_time - (minutes - 1) * MINUTE
+        total = Kline(self.symbol, "1d", start, 0, 0, 0, 0)
+        for k in older:
+            if k.open_time >= start:
+                total.merge(k)
+        inside = [current]
+        prev = self.before_memory
+        for k in reversed(held):
+            if k.open_time < start:
+                prev = k.close  # a flat candle's close is the last price too
+                break
+            inside.append(k)
+        for k in reversed(inside):
             total.merge(k)
-        prev = next((k.close for k in reversed(before) if k.trades), 0)
         if not total.trades:
             total.open = total.high = total.low = total.close = self.last_price
             total.first_trade_id = total.last_trade_id = -1

@@ -71,10 +71,12 @@ class MarketHistory:
                         by_interval[interval] = await self._derived_open(symbol, interval, by_interval[base])
                 minute = by_interval.get("1m")
                 closed_1m: list[Kline] = []
+                before = m.candles.before_memory
                 if minute is not None:
-                    start = minute.open_time - (DAY_MINUTES - 1) * MINUTE
+                    start = minute.open_time - DAY_MINUTES * MINUTE  # one more than a day: the price before it
                     closed_1m = await self.stored(symbol, "1m", start, minute.open_time - 1)
-                m.candles.seed(by_interval.values(), closed_1m)
+                    before = await self.close_before(symbol, "1m", closed_1m[0].open_time if closed_1m else start)
+                m.candles.seed(by_interval.values(), closed_1m, before)
                 recent = buckets.ticks(symbol, max(1, m.trade_id - KEEP_TRADES + 1), m.trade_id, bucketed=bucketed)
                 m.trades.extend(trade_of(t) for t in await buckets.run(self.db.ticks, recent))
         except PyMongoError as exc:

@@ -24,8 +24,9 @@ from websockets.frames import Frame, Opcode
 from websockets.protocol import State
 
 from feeds import payloads as pl
+from feeds.candles import window_minutes
 from feeds.market import Market, SymbolChanges
-from feeds.streams import Stream
+from feeds.streams import WINDOWS, Stream
 from persistence.klines import Kline
 from wire.enums import Side
 
@@ -266,7 +267,27 @@ class Hub:
             self.send("!miniTicker@arr", minis)
         if fulls and want_all_full:
             self.send("!ticker@arr", fulls)
+        for size in WINDOWS:
+            self._window_tickers(size, sorted(due), now_ms)
         self.flush()
+
+    def _window_tickers(self, size: str, due: list[str], now_ms: int) -> None:
+        """``<symbol>@ticker_<size>`` and ``!ticker_<size>@arr`` for the symbols that changed (computed only when
+        someone subscribed)."""
+        everything = f"!ticker_{size}@arr"
+        want_all = everything in self.by_stream
+        minutes = window_minutes(size)
+        assert minutes is not None
+        out: list[Any] = []
+        for symbol in due:
+            name = f"{symbol.lower()}@ticker_{size}"
+            if want_all or name in self.by_stream:
+                w = self.market.symbols[symbol].candles.window(minutes)
+                payload = pl.window_ticker(self.texts[symbol], w, size, now_ms, now_ms)
+                out.append(payload)
+                self.send(name, payload)
+        if out and want_all:
+            self.send(everything, out)
 
 
 def _frame(payload: bytes) -> bytes:

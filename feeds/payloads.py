@@ -147,6 +147,17 @@ def ticker(t: SymbolTexts, w: Window, book: LevelBook, last_qty: int, close_ms: 
             "n": k.trades}  # fmt: skip
 
 
+def window_ticker(t: SymbolTexts, w: Window, size: str, close_ms: int, event_ms: int) -> Json:
+    """``<symbol>@ticker_<size>``: a rolling window's statistics (Binance's ``1hTicker``, ``4hTicker``, ...)."""
+    k = w.kline
+    change, percent = _change(t, w)
+    return {"e": size + "Ticker", "E": event_ms, "s": t.spec.symbol, "p": change, "P": percent, "o": t.price(k.open),
+            "h": t.price(k.high), "l": t.price(k.low), "c": t.price(k.close),
+            "w": t.average(k.quote_volume, k.volume), "v": t.qty(k.volume), "q": t.money(k.quote_volume),
+            "O": ms(k.open_time), "C": close_ms, "F": k.first_trade_id, "L": k.last_trade_id,
+            "n": k.trades}  # fmt: skip
+
+
 def mini_ticker(t: SymbolTexts, w: Window, event_ms: int) -> Json:
     k = w.kline
     return {"e": "24hrMiniTicker", "E": event_ms, "s": t.spec.symbol, "c": t.price(k.close), "o": t.price(k.open),
@@ -169,21 +180,24 @@ def rest_trade(t: SymbolTexts, ev: TradeExecuted) -> Json:
             "isBuyerMaker": ev.taker_side is Side.SELL, "isBestMatch": True}  # fmt: skip
 
 
-def rest_ticker(t: SymbolTexts, w: Window, book: LevelBook, last_qty: int, close_ms: int, mini: bool) -> Json:
+def rest_ticker(t: SymbolTexts, w: Window, close_ms: int, mini: bool, book: LevelBook | None = None,
+                last_qty: int = 0) -> Json:  # fmt: skip
+    """GET /api/v3/ticker/24hr (with the ``book``: its prevClosePrice, lastQty and best prices) or /api/v3/ticker
+    (a rolling window: without them), FULL or MINI."""
     k = w.kline
-    change, percent = _change(t, w)
     out: Json = {"symbol": t.spec.symbol}
     if not mini:
-        bid, ask = book.best()
-        out.update(priceChange=change, priceChangePercent=percent, weightedAvgPrice=t.average(k.quote_volume, k.volume),
-                   prevClosePrice=t.price(w.prev_close), lastPrice=t.price(k.close), lastQty=t.qty(last_qty),
-                   bidPrice=t.price(bid[0] if bid else 0), bidQty=t.qty(bid[1] if bid else 0),
-                   askPrice=t.price(ask[0] if ask else 0), askQty=t.qty(ask[1] if ask else 0))  # fmt: skip
-    else:
-        out["lastPrice"] = t.price(k.close)
-    out.update(openPrice=t.price(k.open), highPrice=t.price(k.high), lowPrice=t.price(k.low), volume=t.qty(k.volume),
-               quoteVolume=t.money(k.quote_volume), openTime=ms(k.open_time), closeTime=close_ms,
-               firstId=k.first_trade_id, lastId=k.last_trade_id, count=k.trades)  # fmt: skip
+        change, percent = _change(t, w)
+        out.update(priceChange=change, priceChangePercent=percent, weightedAvgPrice=t.average(k.quote_volume, k.volume))
+        if book is not None:
+            bid, ask = book.best()
+            out.update(prevClosePrice=t.price(w.prev_close), lastPrice=t.price(k.close), lastQty=t.qty(last_qty),
+                       bidPrice=t.price(bid[0] if bid else 0), bidQty=t.qty(bid[1] if bid else 0),
+                       askPrice=t.price(ask[0] if ask else 0), askQty=t.qty(ask[1] if ask else 0))  # fmt: skip
+    out.update(openPrice=t.price(k.open), highPrice=t.price(k.high), lowPrice=t.price(k.low),
+               lastPrice=t.price(k.close), volume=t.qty(k.volume), quoteVolume=t.money(k.quote_volume),
+               openTime=ms(k.open_time), closeTime=close_ms, firstId=k.first_trade_id, lastId=k.last_trade_id,
+               count=k.trades)  # fmt: skip
     return out
 
 

@@ -18,6 +18,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from feeds import payloads as pl
+from feeds.candles import MINUTE, window_minutes
 from feeds.history import MarketHistory
 from feeds.market import Market, SymbolMarket
 from gateways.binance import errors
@@ -238,24 +239,49 @@ class MarketRest:
         return min(found, default=last + width)
 
     async def ticker_24hr(self, request: Request, params: Params) -> Response:
-        kind = params.get("type") or "FULL"
-        if kind not in ("FULL", "MINI"):
-            raise errors.illegal("type", "expected FULL or MINI")
+        mini = self._ticker_type(params)
         now = _now_ns() // NS_PER_MS
         items = []
         for m in self._symbols(params):
             last_qty = m.trades[-1].qty if m.trades else 0
-            items.append(pl.rest_ticker(self.texts[m.spec.symbol], m.candles.window(), m.book, last_qty, now,
-                                        kind == "MINI"))  # fmt: skip
+            items.append(pl.rest_ticker(self.texts[m.spec.symbol], m.candles.window(), now, mini, m.book, last_qty))
         return JsonResponse(self._one_or_many(params, items))
 
     async def ticker_rolling(self, request: Request, params: Params) -> Response:
-        size = params.get("windowSize") or "1d"
-        if size != "1d":
-            raise errors.illegal("windowSize", "Mercury computes the rolling window of 1d only")
+        """GET /api/v3/ticker: a rolling window of ``windowSize`` (1m-59m, 1h-23h, 1d-7d; 1d by default) at minute
+        granularity; past the day memory holds, the older minutes come from the store."""
+        minutes = window_minutes(params.get("windowSize") or "1d")
+        if minutes is None:
+            raise errors.illegal("windowSize", "1m to 59m, 1h to 23h or 1d to 7d")
+        mini = self._ticker_type(params)
         if params.get("symbol") is None and params.get("symbols") is None:
             raise errors.mandatory("symbol")
-        return await self.ticker_24hr(request, params)
+        now = _now_ns() // NS_PER_MS
+        items = []
+        for m in self._symbols(params):
+            w = m.candles.window(minutes, await self._older_minutes(m, minutes))
+            items.append(pl.rest_ticker(self.texts[m.spec.symbol], w, now, mini))
+        return JsonResponse(self._one_or_many(params, items))
+
+    @staticmethod
+    def _ticker_type(params: Params) -> bool:
+        """Whether ``type`` asks for the MINI ticker (FULL by default)."""
+        kind = params.get("type") or "FULL"
+        if kind not in ("FULL", "MINI"):
+            raise errors.illegal("type", "expected FULL or MINI")
+        return kind == "MINI"
+
+    async def _older_minutes(self, m: SymbolMarket, minutes: int) -> list[Kline]:
+        """The stored 1m candles of a window of ``minutes`` that begin before the oldest one memory holds."""
+        current = m.candles.open.get("1m")
+        if self.history is None or current is None:
+            return []
+        held = m.candles.closed["1m"]
+        first_held = held[0].open_time if held else current.open_time
+        start = current.open_time - (minutes - 1) * MINUTE
+        if start >= first_held:
+            return []
+        return await self.history.stored(m.spec.symbol, "1m", start, first_held - 1)
 
     async def ticker_price(self, request: Request, params: Params) -> Response:
         items = [{"symbol": m.spec.symbol, "price": self.texts[m.spec.symbol].price(m.last_price)}

@@ -20,16 +20,21 @@ _SYMBOL_STREAM = re.compile(
     r"(?P<depth>depth)(?P<levels>5|10|20)?(?:@(?P<rate>0|100|1000)ms)?"
     r"|(?P<kind>trade|aggTrade|ticker|miniTicker|bookTicker)"
     r"|kline_(?P<interval>[0-9]+[smhd])"
+    r"|ticker_(?P<window>1h|4h|1d)"
     r")$"
 )
 ALL_MARKET = {"!miniTicker@arr": "miniTicker", "!ticker@arr": "ticker"}
+WINDOWS = ("1h", "4h", "1d")  # the rolling windows of <symbol>@ticker_<window> and !ticker_<window>@arr, as Binance's
+ALL_WINDOWS = {f"!ticker_{w}@arr": w for w in WINDOWS}
 
 
 class Stream(NamedTuple):
     name: str  # as subscribed (the key of LIST_SUBSCRIPTIONS and of combined-stream wrappers)
-    kind: str  # depth, partial, trade, aggTrade, kline, ticker, miniTicker, bookTicker, allMiniTicker, allTicker
+    # depth, partial, trade, aggTrade, kline, ticker, miniTicker, bookTicker, windowTicker, allMiniTicker, allTicker,
+    # allWindowTicker
+    kind: str
     symbol: str  # upper case, as the venue names it ("" for the all-market arrays)
-    arg: str = ""  # kline: the interval
+    arg: str = ""  # kline: the interval; windowTicker, allWindowTicker: the window
     rate: int = 0  # depth and partial: ms between messages
     levels: int = 0  # partial: levels per side
 
@@ -44,6 +49,8 @@ def parse(name: str, symbols: frozenset[str]) -> Stream:
         raise BadStream(f"stream names are strings, not {type(name).__name__}")
     if name in ALL_MARKET:
         return Stream(name, "all" + ALL_MARKET[name][0].upper() + ALL_MARKET[name][1:], "")
+    if name in ALL_WINDOWS:
+        return Stream(name, "allWindowTicker", "", arg=ALL_WINDOWS[name])
     m = _SYMBOL_STREAM.match(name)
     if m is None:
         raise BadStream(f"invalid stream name {name!r}")
@@ -61,4 +68,6 @@ def parse(name: str, symbols: frozenset[str]) -> Stream:
         if m["interval"] not in WIDTH:
             raise BadStream(f"unknown kline interval in {name!r} (Mercury has {', '.join(WIDTH)})")
         return Stream(name, "kline", symbol, arg=m["interval"])
+    if m["window"]:
+        return Stream(name, "windowTicker", symbol, arg=m["window"])
     return Stream(name, m["kind"], symbol)

@@ -76,3 +76,59 @@ def test_the_rolling_window_covers_the_last_1440_minutes() -> None:
     assert (w.kline.open, w.kline.high, w.kline.low, w.kline.close) == (70, 70, 60, 60)
     k = w.kline
     assert (k.volume, k.trades, k.first_trade_id, k.last_trade_id, w.prev_close) == (5, 2, 2, 3, 50)
+
+
+MINUTE = 60 * SECOND
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.lists(st.tuples(st.integers(0, 3 * 1440), st.integers(90, 110), st.integers(1, 5)), min_size=1, max_size=40),
+    st.sampled_from([1, 5, 59, 60, 240, 1439, 1440]),
+)
+def test_every_rolling_window_is_the_trades_of_its_last_minutes(trades: list[tuple[int, int, int]],
+                                                                 minutes: int) -> None:  # fmt: skip
+    """Any window size up to the day memory holds: exactly the trades of the last ``minutes`` 1m candles (the open
+    one included), and the last price before them (trades spread over three days, minutes apart)."""
+    start = 1_700_000_000 * SECOND // MINUTE * MINUTE
+    candles = SymbolCandles("X", QPTL, last_price=100)
+    stamped = sorted((start + at * MINUTE + n, price, qty) for n, (at, price, qty) in enumerate(trades))
+    for trade_id, (ts, price, qty) in enumerate(stamped, 1):
+        candles.trade(ts, price, qty, True, trade_id, [])
+    now = stamped[-1][0]
+    opened = now - now % MINUTE - (minutes - 1) * MINUTE
+    inside = [(i, p, q) for i, (ts, p, q) in enumerate(stamped, 1) if ts >= opened]
+    before = [p for ts, p, _ in stamped if ts < opened]
+    w = candles.window(minutes)
+    k = w.kline
+    assert (k.open_time, k.trades, k.volume) == (opened, len(inside), sum(q for *_, q in inside))
+    assert (k.open, k.close, k.high, k.low) == (inside[0][1], inside[-1][1], max(p for _, p, _ in inside),
+                                                min(p for _, p, _ in inside))  # fmt: skip
+    assert (k.first_trade_id, k.last_trade_id) == (inside[0][0], inside[-1][0])
+    assert w.prev_close == (before[-1] if before else 100)  # 100: the price the candles started from
+
+
+def test_a_window_longer_than_memory_takes_the_older_minutes_given() -> None:
+    """Past the day memory holds, the stored candles of the older minutes are merged first; those opened before the
+    window are left out."""
+    start = 1_700_000_000 * SECOND // MINUTE * MINUTE
+    candles = SymbolCandles("X", QPTL, last_price=100)
+    candles.trade(start + 3 * 1440 * MINUTE, 80, 2, True, 10, [])
+    now_minute = start + 3 * 1440 * MINUTE
+    older = [Kline("X", "1m", now_minute - 2 * 1440 * MINUTE, 70, 75, 65, 72, volume=4, trades=3, first_trade_id=5,
+                   last_trade_id=7),
+             Kline("X", "1m", now_minute - 8 * 1440 * MINUTE, 1, 1, 1, 1, volume=9, trades=1, first_trade_id=1,
+                   last_trade_id=1)]  # fmt: skip
+    older.sort(key=lambda k: k.open_time)
+    k = candles.window(7 * 1440, older).kline
+    assert (k.open, k.high, k.low, k.close, k.volume, k.trades, k.first_trade_id, k.last_trade_id) == (
+        70, 80, 65, 80, 6, 4, 5, 10)  # fmt: skip
+    assert candles.window(1440, older).kline.trades == 1  # a day: memory's own minutes only
+
+
+def test_the_24_hour_ticker_knows_the_price_before_memory_from_the_seed() -> None:
+    start = 1_700_000_000 * SECOND // MINUTE * MINUTE
+    candles = SymbolCandles("X", QPTL, last_price=90)
+    opened = Kline("X", "1m", start, 95, 95, 95, 95, volume=1, trades=1, first_trade_id=8, last_trade_id=8)
+    candles.seed([opened], [], before=93)
+    assert candles.window().prev_close == 93

@@ -104,7 +104,10 @@ def test_each_bad_rest_request_gets_its_documented_error(feed: Feed) -> None:
         "/ticker/24hr?symbols=BTCUSDT": (400, -1100),  # not a JSON array
         "/ticker/24hr?symbols=%5B%22DOGEUSDT%22%5D": (400, -1121),
         "/ticker/24hr?symbol=BTCUSDT&type=HUGE": (400, -1100),
-        "/ticker?symbol=BTCUSDT&windowSize=2h": (400, -1100),
+        "/ticker?symbol=BTCUSDT&windowSize=24h": (400, -1100),  # Binance's sizes: 1m-59m, 1h-23h, 1d-7d
+        "/ticker?symbol=BTCUSDT&windowSize=8d": (400, -1100),
+        "/ticker?symbol=BTCUSDT&windowSize=1d2h": (400, -1100),  # units not combined
+        "/ticker?windowSize=1h": (400, -1102),  # a symbol (or symbols) is needed
         "/nothing": (404, -1000),
     }
     for path, (status, code) in cases.items():

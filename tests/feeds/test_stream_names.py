@@ -26,6 +26,9 @@ SYMBOLS = frozenset({"BTCUSDT", "ETHUSDT"})
         ("btcusdt@bookTicker", Stream("btcusdt@bookTicker", "bookTicker", "BTCUSDT")),
         ("!miniTicker@arr", Stream("!miniTicker@arr", "allMiniTicker", "")),
         ("!ticker@arr", Stream("!ticker@arr", "allTicker", "")),
+        ("btcusdt@ticker_1h", Stream("btcusdt@ticker_1h", "windowTicker", "BTCUSDT", arg="1h")),
+        ("ethusdt@ticker_4h", Stream("ethusdt@ticker_4h", "windowTicker", "ETHUSDT", arg="4h")),
+        ("!ticker_1d@arr", Stream("!ticker_1d@arr", "allWindowTicker", "", arg="1d")),
     ],
 )
 def test_binances_stream_names_parse(name: str, stream: Stream) -> None:
@@ -42,6 +45,8 @@ def test_binances_stream_names_parse(name: str, stream: Stream) -> None:
         ("btcusdt@depth7", "invalid stream name"),
         ("btcusdt@depth5@0ms", "every 100 or 1000 ms"),
         ("btcusdt@depth@10ms", "invalid stream name"),
+        ("btcusdt@ticker_2h", "invalid stream name"),  # Binance's window streams: 1h, 4h and 1d
+        ("!ticker_2h@arr", "invalid stream name"),
         ("", "invalid stream name"),
     ],
 )

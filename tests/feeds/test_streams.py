@@ -299,3 +299,84 @@ def test_klines_from_a_start_before_the_first_trade_begin_at_the_first_candle_fr
     check()  # from the feed's memory
     restart_from_the_store(feed)
     check()
+
+
+def window_of(trades: list[TradeExecuted], open_ms: int) -> tuple[int, int, int, str]:
+    """(count, first id, last id, volume) of the trades stamped at or after ``open_ms``."""
+    inside = [ev for ev in trades if ev.ts >= open_ms * NS_PER_MS]
+    return len(inside), inside[0].trade_id, inside[-1].trade_id, qty(sum(ev.qty for ev in inside))
+
+
+@pytest.mark.timeout(120)
+def test_rolling_windows_from_rest_and_the_streams_equal_the_engines_trades(feed: Feed) -> None:
+    """GET /api/v3/ticker?windowSize= and <symbol>@ticker_<window> (and !ticker_<window>@arr): each window's
+    statistics are those of the engine's trades since its open time; past the day memory holds, the older minutes
+    come from the store. Last in this module: it stores a made-up candle three days old, then removes it."""
+
+    def more_trades() -> int:
+        flow.step(20)
+        feed.venue.wait_engine(flow.last_in_seq)
+        return len(trades_of(engine_events(feed.venue), "BTCUSDT"))
+
+    async def streamed() -> dict[str, dict[str, Any]]:
+        """The window tickers of the trades made once subscribed (they go out for the symbols that changed)."""
+        last: dict[str, dict[str, Any]] = {}
+        url = f"{feed.ws}/stream?streams=btcusdt@ticker_1h/!ticker_4h@arr"
+        async with connect(url) as ws:
+            want = await asyncio.to_thread(more_trades)
+            while not ("btcusdt@ticker_1h" in last and "!ticker_4h@arr" in last):
+                message = json.loads(await asyncio.wait_for(ws.recv(), 10))
+                data = message["data"]
+                for one in data if isinstance(data, list) else [data]:
+                    if one["s"] == "BTCUSDT" and one["n"] == want:
+                        last[message["stream"]] = one
+        return last
+
+    flow = Flow(feed.venue, seed=31)
+    flow.step(100)
+    feed.venue.wait_engine(flow.last_in_seq)
+    trades = trades_of(engine_events(feed.venue), "BTCUSDT")
+    base = f"{feed.rest}/api/v3/ticker?symbol=BTCUSDT"
+    wait_for(lambda: get(base + "&windowSize=1h")["lastId"] == trades[-1].trade_id, 10, "the feed to see the flow")
+    for size in ("1m", "15m", "1h", "23h", "1d", "7d"):
+        t = get(f"{base}&windowSize={size}")
+        assert (t["count"], t["firstId"], t["lastId"], t["volume"]) == window_of(trades, t["openTime"]), size
+        assert t["lastPrice"] == price(trades[-1].price) and "prevClosePrice" not in t and "bidPrice" not in t
+    hour = get(base + "&windowSize=1h")
+    assert hour["closeTime"] - hour["openTime"] < 3_600_000 + 60_000  # Binance's precision: within a minute
+    mini = get(base + "&windowSize=1h&type=MINI")
+    assert "priceChange" not in mini and (mini["count"], mini["openTime"]) == (hour["count"], hour["openTime"])
+    both = get(f"{feed.rest}/api/v3/ticker?symbols=%5B%22BTCUSDT%22%2C%22ETHUSDT%22%5D&windowSize=2h")
+    assert [t["symbol"] for t in both] == ["BTCUSDT", "ETHUSDT"]
+
+    async def through_ccxt() -> dict[str, Any]:
+        pro = pro_client(feed)
+        try:
+            return dict(await pro.fetch_ticker("BTC/USDT", {"rolling": True, "windowSize": "1h"}))
+        finally:
+            await pro.close()
+
+    ticker = asyncio.run(through_ccxt())  # ccxt reads Binance's rolling shape
+    assert (ticker["last"], ticker["baseVolume"]) == (float(hour["lastPrice"]), float(hour["volume"]))
+
+    got = asyncio.run(streamed())
+    trades = trades_of(engine_events(feed.venue), "BTCUSDT")
+    for name, size in (("btcusdt@ticker_1h", "1h"), ("!ticker_4h@arr", "4h")):
+        t = got[name]
+        assert (t["e"], t["n"], t["F"], t["L"], t["v"]) == (f"{size}Ticker", *window_of(trades, t["O"])), name
+        assert t["c"] == price(trades[-1].price)
+
+    mongo: pymongo.MongoClient[dict[str, Any]] = pymongo.MongoClient(feed.mongo_url, serverSelectionTimeoutMS=5_000)
+    klines = mongo.get_default_database().klines
+    minute = 60_000 * NS_PER_MS
+    old = Kline("BTCUSDT", "1m", trades[0].ts - trades[0].ts % minute - 3 * 1440 * minute, trades[0].price,
+                trades[0].price, trades[0].price, trades[0].price, volume=7, trades=5, first_trade_id=0,
+                last_trade_id=0)  # fmt: skip
+    klines.insert_one(old.doc())
+    try:
+        week, day = get(base + "&windowSize=7d"), get(base + "&windowSize=1d")
+        assert (week["count"], week["volume"]) == (day["count"] + 5, qty(sum(ev.qty for ev in trades) + 7))
+        assert get(base + "&windowSize=2d")["count"] == day["count"]  # three days old: outside two
+    finally:
+        klines.delete_one({"_id": old.doc()["_id"]})
+        mongo.close()
