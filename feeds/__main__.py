@@ -22,6 +22,7 @@ from feeds.market import Market
 from feeds.rest import create_app
 from feeds.source import Source
 from feeds.ws import StreamServer
+from gateways.binance.limits import Limits
 from persistence.stream import Registry
 from wire.config import Settings, load_settings
 from wire.process import cancel_until_done
@@ -57,7 +58,8 @@ async def run(settings: Settings, venue: Venue) -> None:
     source = Source(settings, market, hub, r, name, seed=history.seed)
     ready = source.ready.is_set
     streams = StreamServer(hub, ready, settings.feed_max_clients)
-    rest = uvicorn.Server(uvicorn.Config(create_app(market, history, ready), host=settings.feed_host,
+    app = create_app(market, history, ready, Limits.of(settings))
+    rest = uvicorn.Server(uvicorn.Config(app, host=settings.feed_host,
                                          port=settings.feed_rest_port, http="httptools", log_level="warning",
                                          access_log=False, server_header=False, date_header=False))  # fmt: skip
     async with serve(streams.handle, settings.feed_host, settings.feed_ws_port, process_request=streams.process_request,

@@ -23,6 +23,7 @@ from feeds.history import MarketHistory
 from feeds.market import Market, SymbolMarket
 from gateways.binance import errors
 from gateways.binance.errors import ApiError
+from gateways.binance.limits import Limits
 from gateways.binance.params import Params
 from gateways.binance.views import Formats
 from persistence.klines import WIDTH, Kline
@@ -47,12 +48,13 @@ Endpoint = Callable[[Request, Params], Awaitable[Response]]
 
 
 class MarketRest:
-    def __init__(self, market: Market, history: MarketHistory | None, ready: Callable[[], bool]) -> None:
+    def __init__(self, market: Market, history: MarketHistory | None, ready: Callable[[], bool],
+                 limits: Limits) -> None:  # fmt: skip
         self.market = market
         self.history = history
         self.ready = ready
         self.texts = pl.texts_for(market.venue)
-        self.formats = Formats(market.venue)
+        self.formats = Formats(market.venue, limits)  # exchangeInfo lists the gateways' rate limits
 
     def routes(self) -> list[Route]:
         table: list[tuple[str, Endpoint]] = [
@@ -76,19 +78,9 @@ class MarketRest:
 
     def _symbols(self, params: Params) -> list[SymbolMarket]:
         """``symbol``, ``symbols`` (a JSON array) or neither (all), as Binance's ticker endpoints take them."""
-        if params.get("symbol") is not None:
-            if params.get("symbols") is not None:
-                raise errors.bad(-1101, "Parameter 'symbol' and 'symbols' may not be sent together.")
-            return [self._symbol(params)]
-        text = params.get("symbols")
-        if text is None:
+        names = params.symbols()
+        if names is None:
             return list(self.market.symbols.values())
-        try:
-            names = orjson.loads(text)
-        except orjson.JSONDecodeError:
-            raise errors.illegal("symbols", 'expected a JSON array such as ["BTCUSDT","ETHUSDT"]') from None
-        if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
-            raise errors.illegal("symbols", 'expected a JSON array such as ["BTCUSDT","ETHUSDT"]')
         out = []
         for name in names:
             m = self.market.symbols.get(name)
@@ -110,7 +102,7 @@ class MarketRest:
         return JsonResponse({"serverTime": time.time_ns() // NS_PER_MS})
 
     async def exchange_info(self, request: Request, params: Params) -> Response:
-        return JsonResponse(self.formats.exchange_info(time.time_ns() // NS_PER_MS))
+        return JsonResponse(self.formats.exchange_info(time.time_ns() // NS_PER_MS, params.symbols()))
 
     async def depth(self, request: Request, params: Params) -> Response:
         m = self._symbol(params)
@@ -320,8 +312,9 @@ def _guarded(handler: Endpoint, ready: Callable[[], bool]) -> Handler:
     return endpoint
 
 
-def create_app(market: Market, history: MarketHistory | None, ready: Callable[[], bool]) -> Starlette:
-    rest = MarketRest(market, history, ready)
+def create_app(market: Market, history: MarketHistory | None, ready: Callable[[], bool],
+               limits: Limits) -> Starlette:  # fmt: skip
+    rest = MarketRest(market, history, ready, limits)
 
     async def not_found(request: Request, exc: Exception) -> Response:
         return JsonResponse(errors.NOT_FOUND.body(), status_code=404)

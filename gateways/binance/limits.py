@@ -29,6 +29,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from gateways.binance.errors import ApiError
+from wire.config import Settings
 
 log = logging.getLogger("mercury.gateway.limits")
 
@@ -44,6 +45,24 @@ class Limits:
     weight_per_minute: int = 6_000
     orders_per_10s: int = 100
     orders_per_day: int = 200_000
+
+    @classmethod
+    def of(cls, settings: Settings) -> Limits:
+        return cls(settings.weight_per_minute, settings.orders_per_10s, settings.orders_per_day)
+
+    def advertised(self) -> list[dict[str, object]]:
+        """exchangeInfo's ``rateLimits``: what the gateways enforce, listed as Binance lists its own (bots read it
+        to pace themselves)."""
+        weight = {"rateLimitType": "REQUEST_WEIGHT", "interval": "MINUTE", "intervalNum": 1,
+                  "limit": self.weight_per_minute}  # fmt: skip
+        return [weight, *self.order_limits()]
+
+    def order_limits(self) -> list[dict[str, object]]:
+        """The new-order limits per account: per 10 s, then per day."""
+        return [
+            {"rateLimitType": "ORDERS", "interval": "SECOND", "intervalNum": 10, "limit": self.orders_per_10s},
+            {"rateLimitType": "ORDERS", "interval": "DAY", "intervalNum": 1, "limit": self.orders_per_day},
+        ]
 
 
 class _Window:
@@ -73,6 +92,11 @@ class _Window:
         self.pending[key] = pending
         used = self.glob.get(key, 0) + self.in_flight.get(key, 0) + pending
         return used, pending >= self.limit * SYNC_FRACTION
+
+    def used(self, key: str, now_ms: int) -> int:
+        """The global estimate for ``key`` now, counting nothing new."""
+        self.roll(now_ms)
+        return self.glob.get(key, 0) + self.in_flight.get(key, 0) + self.pending.get(key, 0)
 
     def redis_key(self, key: str) -> str:
         return f"mercury:rate:{self.name}:{self.start}:{key}"
@@ -116,6 +140,11 @@ class RateLimiter:
         if in_day > self.limits.orders_per_day:
             raise ApiError(429, -1015, f"Too many new orders; current limit is {self.limits.orders_per_day} orders"
                            " per DAY.", self.orders_day.retry_after(now_ms))  # fmt: skip
+
+    def order_counts(self, account: int, now_ms: int) -> list[dict[str, object]]:
+        """GET /api/v3/rateLimit/order: each new-order limit of ``account`` with its count in the current window."""
+        counts = (self.orders_10s.used(str(account), now_ms), self.orders_day.used(str(account), now_ms))
+        return [{**limit, "count": count} for limit, count in zip(self.limits.order_limits(), counts, strict=True)]
 
     async def sync(self, redis: aioredis.Redis, now_ms: int) -> None:
         """Push every pending count to Redis and take back the global totals, in one pipelined round trip."""

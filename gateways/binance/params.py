@@ -7,6 +7,7 @@ re-encoding of the parsed values.
 
 from __future__ import annotations
 
+import json
 import re
 from decimal import Decimal, InvalidOperation
 from enum import IntEnum
@@ -53,14 +54,33 @@ class Params:
         return params
 
     def signed_payload(self) -> str:
+        """What the signature covers: the query string and the body as sent, without the signature itself."""
         if self.payload is not None:
             return self.payload
-        """What the signature covers: the query string and the body as sent, without the signature itself."""
         return _without_signature(self.query) + _without_signature(self.body)
 
     def get(self, name: str) -> str | None:
         value = self.values.get(name)
         return value if value else None
+
+    def symbols(self) -> list[str] | None:
+        """``symbol``, or ``symbols`` as a JSON array (``["BTCUSDT","ETHUSDT"]``), as Binance's ticker and
+        exchangeInfo endpoints take them; None when neither is sent (every symbol). The names are not checked."""
+        one = self.get("symbol")
+        text = self.get("symbols")
+        if one is not None:
+            if text is not None:
+                raise errors.bad(-1101, "Parameter 'symbol' and 'symbols' may not be sent together.")
+            return [one]
+        if text is None:
+            return None
+        try:
+            names = json.loads(text)
+        except ValueError:
+            names = None
+        if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
+            raise errors.illegal("symbols", 'expected a JSON array such as ["BTCUSDT","ETHUSDT"]')
+        return names
 
     def required(self, name: str) -> str:
         value = self.values.get(name)

@@ -6,6 +6,8 @@ from decimal import Decimal
 from typing import Any
 
 from engine.accounts import FEE_ACCOUNT
+from gateways.binance import errors
+from gateways.binance.limits import Limits
 from persistence.history import Fill
 from persistence.pg_model import OrderRow
 from wire.enums import SelfTradeMode, Side
@@ -19,9 +21,10 @@ class Formats:
     """Decimal strings for one venue: prices with the tick's places, quantities with the lot's, money with the
     asset's decimals."""
 
-    def __init__(self, venue: Venue) -> None:
+    def __init__(self, venue: Venue, limits: Limits | None = None) -> None:
         self.specs = {s.symbol: s for s in venue.symbols}
         self.decimals = {a.name: a.decimals for a in venue.assets}
+        self.rate_limits = limits.advertised() if limits is not None else []
 
     def price(self, spec: SymbolSpec, ticks: int) -> str:
         return str(spec.ticks_to_price(ticks))
@@ -99,9 +102,12 @@ class Formats:
             "isBestMatch": True,
         }
 
-    def exchange_info(self, server_ms: int) -> dict[str, Any]:
+    def exchange_info(self, server_ms: int, only: list[str] | None = None) -> dict[str, Any]:
+        """GET /api/v3/exchangeInfo, of every symbol or of those ``only`` names (an unknown one: -1121)."""
+        if only is not None and any(name not in self.specs for name in only):
+            raise errors.INVALID_SYMBOL
         symbols = []
-        for spec in self.specs.values():
+        for spec in self.specs.values() if only is None else [self.specs[name] for name in only]:
             symbols.append(
                 {
                     "symbol": spec.symbol,
@@ -132,7 +138,7 @@ class Formats:
         return {
             "timezone": "UTC",
             "serverTime": server_ms,
-            "rateLimits": [],
+            "rateLimits": self.rate_limits,
             "exchangeFilters": [],
             "symbols": symbols,
         }

@@ -87,7 +87,7 @@ class Gateway:
         self.settings = settings
         self.venue = venue
         self.cipher = cipher
-        self.formats = Formats(venue)
+        self.formats = Formats(venue, Limits.of(settings))
         self.specs = {s.symbol: s for s in venue.symbols}
         self.decimals = {a.name: a.decimals for a in venue.assets}
         self.pool: asyncpg.Pool | None = None
@@ -99,7 +99,7 @@ class Gateway:
         self._follower: asyncio.Task[None] | None = None
         self._limits_sync: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self.limiter = RateLimiter(Limits(settings.weight_per_minute, settings.orders_per_10s, settings.orders_per_day))
+        self.limiter = RateLimiter(Limits.of(settings))
 
     @contextlib.asynccontextmanager
     async def lifespan(self, app: Starlette | None = None) -> AsyncIterator[None]:
@@ -240,13 +240,7 @@ class Gateway:
 
     async def exchange_info(self, request: Request) -> Response:
         params = await self.params(request)
-        info = self.formats.exchange_info(now_ms())
-        wanted = params.get("symbol")
-        if wanted is not None:
-            if wanted not in self.specs:
-                raise errors.INVALID_SYMBOL
-            info["symbols"] = [s for s in info["symbols"] if s["symbol"] == wanted]
-        return JSONResponse(info)
+        return JSONResponse(self.formats.exchange_info(now_ms(), params.symbols()))
 
     # --- account ---------------------------------------------------------------------------------------------
 
@@ -267,6 +261,9 @@ class Gateway:
         specs = [self.symbol(params)] if params.get("symbol") is not None else list(self.specs.values())
         assert self.live is not None
         return self.formats.trade_fees(specs, self.live.fee_rates.get(caller.account))
+
+    async def order_rate_limits(self, caller: Caller, params: Params, headers: dict[str, str]) -> Any:
+        return self.limiter.order_counts(caller.account, now_ms())
 
     # --- orders ----------------------------------------------------------------------------------------------
 
@@ -645,6 +642,7 @@ ENDPOINTS = (
     ("/api/v3/account", "GET", "account", 20),
     ("/api/v3/account/commission", "GET", "commission", 20),
     ("/sapi/v1/asset/tradeFee", "GET", "trade_fee", 1),
+    ("/api/v3/rateLimit/order", "GET", "order_rate_limits", 40),
     ("/api/v3/order", "POST", "new_order", 1),
     ("/api/v3/order", "DELETE", "cancel_order", 1),
     ("/api/v3/order", "GET", "query_order", 4),

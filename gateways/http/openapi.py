@@ -16,7 +16,7 @@ CLIENT_ID: Schema = {"type": "string", "pattern": r"^[.A-Z:/a-z0-9_-]{1,36}$"}
 
 # operation -> [(name, schema, required)]
 PARAMS: dict[str, list[tuple[str, Schema, bool]]] = {
-    "exchange_info": [("symbol", SYMBOL, False)],
+    "exchange_info": [("symbol", SYMBOL, False), ("symbols", {"type": "string", "example": '["BTCUSDT"]'}, False)],
     "new_order": [
         ("symbol", SYMBOL, True),
         ("side", {"type": "string", "enum": ["BUY", "SELL"]}, True),
@@ -81,13 +81,21 @@ ERROR: Schema = {
 RESULTS: dict[str, Schema] = {
     "ping": {"type": "object", "maxProperties": 0},
     "time": {"type": "object", "required": ["serverTime"], "properties": {"serverTime": INT}},
-    "exchange_info": {"type": "object", "required": ["symbols"], "properties": {"symbols": {"type": "array"}}},
     "open_orders": {"type": "array", "items": {"$ref": "#/components/schemas/Order"}},
     "all_orders": {"type": "array", "items": {"$ref": "#/components/schemas/Order"}},
     "cancel_all": {"type": "array", "items": {"$ref": "#/components/schemas/Order"}},
     "query_order": {"$ref": "#/components/schemas/Order"},
     "my_trades": {"type": "array", "items": {"type": "object", "required": ["id", "orderId", "price", "qty"]}},
     "commission": {"type": "object", "required": ["symbol", "standardCommission", "taxCommission", "discount"]},
+    "order_rate_limits": {
+        "type": "array",
+        "items": {"type": "object", "required": ["rateLimitType", "limit", "count"]},
+    },
+    "exchange_info": {
+        "type": "object",
+        "required": ["symbols", "rateLimits"],
+        "properties": {"symbols": {"type": "array"}, "rateLimits": {"type": "array"}},
+    },
     "trade_fee": {
         "type": "array",
         "items": {"type": "object", "required": ["symbol", "makerCommission", "takerCommission"]},

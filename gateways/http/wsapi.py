@@ -49,11 +49,13 @@ TRADING = {
     "myTrades": "my_trades",
     "account.status": "account",
     "account.commission": "commission",
+    "account.rateLimits.orders": "order_rate_limits",
 }
 
 
 WEIGHTS = {"userDataStream.subscribe.signature": 2, "order.status": 4, "openOrders.status": 6, "allOrders": 20,
-           "myTrades": 20, "account.status": 20, "account.commission": 20}  # fmt: skip
+           "myTrades": 20, "account.status": 20, "account.commission": 20,
+           "account.rateLimits.orders": 40}  # fmt: skip
 
 
 class Connection:

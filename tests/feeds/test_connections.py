@@ -17,7 +17,9 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
+from gateways.binance.limits import Limits
 from tests.feeds.conftest import Feed, Flow, engine_events, feed_service, trades_of
+from wire.config import Settings
 
 
 def stalled_client(ws_url: str, streams: list[str]) -> socket.socket:
@@ -108,6 +110,7 @@ def test_each_bad_rest_request_gets_its_documented_error(feed: Feed) -> None:
         "/ticker?symbol=BTCUSDT&windowSize=8d": (400, -1100),
         "/ticker?symbol=BTCUSDT&windowSize=1d2h": (400, -1100),  # units not combined
         "/ticker?windowSize=1h": (400, -1102),  # a symbol (or symbols) is needed
+        "/exchangeInfo?symbols=%5B%22DOGEUSDT%22%5D": (400, -1121),
         "/nothing": (404, -1000),
     }
     for path, (status, code) in cases.items():
@@ -116,6 +119,9 @@ def test_each_bad_rest_request_gets_its_documented_error(feed: Feed) -> None:
         assert got[1]["msg"], path
     status, body = request(f"{base}/ticker/24hr?symbols=%5B%22BTCUSDT%22%2C%22ETHUSDT%22%5D")
     assert status == 200 and [t["symbol"] for t in body] == ["BTCUSDT", "ETHUSDT"]
+    status, info = request(f"{base}/exchangeInfo?symbol=ETHUSDT")  # the gateways' limits, the symbol asked for
+    assert (status, [s["symbol"] for s in info["symbols"]]) == (200, ["ETHUSDT"])
+    assert info["rateLimits"] == Limits.of(Settings()).advertised()
     # public market data is readable from pages of any origin (the trading UI is served by the gateway)
     cors = urllib.request.Request(f"{base}/depth?symbol=BTCUSDT", headers={"Origin": "http://127.0.0.1:8080"})
     with urllib.request.urlopen(cors, timeout=10) as response:

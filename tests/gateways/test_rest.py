@@ -20,8 +20,10 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from gateways.binance import errors
+from gateways.binance.limits import Limits
 from persistence.apikeys import add_ed25519
 from tests.gateways.conftest import Exchange
+from wire.config import Settings
 
 
 def now_ms() -> int:
@@ -179,6 +181,18 @@ def test_commission_rates_in_binances_shapes(exchange: Exchange) -> None:
     assert send(exchange, "GET", "/sapi/v1/asset/tradeFee")[1]["code"] == -2014  # signed: no key, no answer
 
 
+def test_exchange_info_lists_the_rate_limits_and_the_symbols_asked_for(exchange: Exchange) -> None:
+    status, info = send(exchange, "GET", "/api/v3/exchangeInfo")
+    assert status == 200 and info["rateLimits"] == Limits.of(Settings()).advertised()  # what the gateway enforces
+    assert [r["rateLimitType"] for r in info["rateLimits"]] == ["REQUEST_WEIGHT", "ORDERS", "ORDERS"]
+    status, some = send(exchange, "GET", "/api/v3/exchangeInfo", query="symbols=%5B%22ETHUSDT%22%2C%22BTCUSDT%22%5D")
+    assert (status, [s["symbol"] for s in some["symbols"]]) == (200, ["ETHUSDT", "BTCUSDT"])
+    assert send(exchange, "GET", "/api/v3/exchangeInfo", query="symbols=%5B%22NOPE%22%5D")[1]["code"] == -1121
+    assert send(exchange, "GET", "/api/v3/exchangeInfo", query="symbols=BTCUSDT")[1]["code"] == -1100  # not JSON
+    both = "symbol=BTCUSDT&symbols=%5B%22BTCUSDT%22%5D"
+    assert send(exchange, "GET", "/api/v3/exchangeInfo", query=both)[1]["code"] == -1101
+
+
 def test_unknown_endpoints_and_methods_get_json_errors(exchange: Exchange) -> None:
     assert send(exchange, "GET", "/api/v3/nothing") == (404, {"code": -1000, "msg": "Unknown endpoint."})
     status, body = send(exchange, "PUT", "/api/v3/order")
@@ -312,3 +326,15 @@ def test_the_gateway_tells_the_trading_ui_where_market_data_is(exchange: Exchang
 class NoRedirect(urllib.request.HTTPRedirectHandler):
     def redirect_request(self, *args: Any, **kwargs: Any) -> None:
         return None
+
+
+def test_the_order_rate_limits_count_the_accounts_new_orders(exchange: Exchange) -> None:
+    """GET /api/v3/rateLimit/order: each order limit with the account's count. Last in this module: it places an
+    order (then cancels it), which other tests' lists of orders would show."""
+    status, before = signed(exchange, "GET", "/api/v3/rateLimit/order", {}, account=3)
+    assert status == 200 and [(r["interval"], r["limit"]) for r in before] == [("SECOND", 100), ("DAY", 200_000)]
+    status, _ = signed(exchange, "POST", "/api/v3/order", LIMIT, account=3)
+    assert status == 200
+    _, after = signed(exchange, "GET", "/api/v3/rateLimit/order", {}, account=3)
+    assert after[1]["count"] == before[1]["count"] + 1  # the day's count (a 10 s window may have ended between)
+    assert signed(exchange, "DELETE", "/api/v3/openOrders", {"symbol": "BTCUSDT"}, account=3)[0] == 200
