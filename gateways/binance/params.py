@@ -153,9 +153,12 @@ def _without_signature(raw: str) -> str:
 
 
 def _text(value: object) -> str:
-    """A JSON value as the text Binance signs: booleans true/false, numbers in decimal."""
+    """A JSON value as the text Binance signs: booleans true/false, numbers in decimal, arrays (``symbols``) as
+    JSON."""
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, list | dict):
+        return json.dumps(value, separators=(",", ":"))
     return str(value)
 
 

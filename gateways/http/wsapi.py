@@ -53,8 +53,8 @@ TRADING = {
 }
 
 
-WEIGHTS = {"userDataStream.subscribe.signature": 2, "order.status": 4, "openOrders.status": 6, "allOrders": 20,
-           "myTrades": 20, "account.status": 20, "account.commission": 20,
+WEIGHTS = {"exchangeInfo": 20, "userDataStream.subscribe.signature": 2, "order.status": 4, "openOrders.status": 6,
+           "allOrders": 20, "myTrades": 20, "account.status": 20, "account.commission": 20,
            "account.rateLimits.orders": 40}  # fmt: skip
 
 
@@ -164,6 +164,8 @@ async def dispatch(conn: Connection, method: str, params: dict[str, Any]) -> obj
         return {}
     if method == "time":
         return {"serverTime": now_ms()}
+    if method == "exchangeInfo":
+        return gateway.formats.exchange_info(now_ms(), Params.of_mapping(params, "").symbols())
     if method == "userDataStream.subscribe.signature":
         caller = await _signed(conn, params)
         new_id = conn.next_subscription

@@ -97,6 +97,9 @@ def test_bad_websocket_requests_get_error_replies_and_the_socket_stays_open(exch
             reply = await call(ws, "d", "order.place", signed_params(exchange, 1, symbol="BTCUSDT", side="SELL"))
             assert (reply["status"], reply["error"]["code"]) == (400, -1102)
             assert (await call(ws, "e", "time"))["status"] == 200  # still serving
+            info = await call(ws, "h", "exchangeInfo", {"symbols": ["ETHUSDT"]})
+            assert [s["symbol"] for s in info["result"]["symbols"]] == ["ETHUSDT"] and info["result"]["rateLimits"]
+            assert (await call(ws, "i", "exchangeInfo", {"symbol": "NOPE"}))["error"]["code"] == -1121
             reply = await call(ws, "f", "account.commission", signed_params(exchange, 1, symbol="NOPE"))
             assert (reply["status"], reply["error"]["code"]) == (400, -1121)
             reply = await call(ws, "g", "account.commission", signed_params(exchange, 1, symbol="BTCUSDT"))
