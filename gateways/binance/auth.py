@@ -77,22 +77,44 @@ async def authenticate(keys: Keys, header: str | None, params: Params, now_ms: i
     signature = params.get("signature")
     if signature is None:
         raise errors.mandatory("signature")
+    timestamp, window = _timing(params)
+    payload = params.signed_payload().encode()
+    if not _verified(key, payload, signature):
+        raise errors.BAD_SIGNATURE
+    _check_time(timestamp, window, now_ms)
+    if once is not None and not await once(key.key_id, signature.lower(), timestamp + window - now_ms + 1):
+        raise errors.REPLAYED
+    return Caller(key.key_id, key.account)
+
+
+async def session_caller(keys: Keys, key_id: str, params: Params, now_ms: int, timed: bool = True) -> Caller:
+    """The caller of a request without apiKey and signature on a WebSocket API session logged on with ``key_id``
+    (``session.logon``): the key must still be valid (a revocation ends the session's rights within KEY_TTL) and,
+    ``timed``, ``timestamp`` within ``recvWindow`` as for a signed request."""
+    key = await keys.get(key_id)
+    if key is None or key.revoked_at is not None:
+        raise errors.KEY_REFUSED
+    if timed:
+        timestamp, window = _timing(params)
+        _check_time(timestamp, window, now_ms)
+    return Caller(key.key_id, key.account)
+
+
+def _timing(params: Params) -> tuple[int, int]:
     timestamp = params.integer("timestamp", required=True)
+    assert timestamp is not None
     window = params.integer("recvWindow", low=1, high=2**31)
     window = DEFAULT_RECV_WINDOW if window is None else window
     if window > MAX_RECV_WINDOW:
         raise errors.RECV_WINDOW_TOO_BIG
-    payload = params.signed_payload().encode()
-    if not _verified(key, payload, signature):
-        raise errors.BAD_SIGNATURE
-    assert timestamp is not None
+    return timestamp, window
+
+
+def _check_time(timestamp: int, window: int, now_ms: int) -> None:
     if timestamp >= now_ms + AHEAD_TOLERANCE:
         raise errors.AHEAD_OF_SERVER
     if now_ms - timestamp > window:
         raise errors.OUTSIDE_WINDOW
-    if once is not None and not await once(key.key_id, signature.lower(), timestamp + window - now_ms + 1):
-        raise errors.REPLAYED
-    return Caller(key.key_id, key.account)
 
 
 def _verified(key: ApiKey, payload: bytes, signature: str) -> bool:

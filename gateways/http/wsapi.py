@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from gateways.binance import errors
-from gateways.binance.auth import Caller
+from gateways.binance.auth import Caller, session_caller
 from gateways.binance.errors import ApiError
 from gateways.binance.params import Params, ws_payload
 from gateways.clock import now_ms
@@ -53,8 +53,9 @@ TRADING = {
 }
 
 
-WEIGHTS = {"exchangeInfo": 20, "userDataStream.subscribe.signature": 2, "order.status": 4, "openOrders.status": 6,
-           "allOrders": 20, "myTrades": 20, "account.status": 20, "account.commission": 20,
+WEIGHTS = {"exchangeInfo": 20, "session.logon": 2, "session.status": 2, "session.logout": 2,
+           "userDataStream.subscribe": 2, "userDataStream.subscribe.signature": 2, "order.status": 4,
+           "openOrders.status": 6, "allOrders": 20, "myTrades": 20, "account.status": 20, "account.commission": 20,
            "account.rateLimits.orders": 40}  # fmt: skip
 
 
@@ -68,6 +69,14 @@ class Connection:
         self.subscriptions: dict[int, int] = {}  # subscription id -> account
         self.next_subscription = 0
         self.overflowed = False
+        self.connected_since = now_ms()
+        self.session_key: str | None = None  # the key session.logon authenticated (Ed25519 only, as Binance's)
+        self.authorized_since: int | None = None
+
+    def session_status(self) -> dict[str, object]:
+        return {"apiKey": self.session_key, "authorizedSince": self.authorized_since,
+                "connectedSince": self.connected_since, "returnRateLimits": False, "serverTime": now_ms(),
+                "userDataStream": bool(self.subscriptions)}  # fmt: skip
 
     def push(self, account: int, payload: dict[str, Any]) -> None:
         for subscription, owner in self.subscriptions.items():
@@ -166,8 +175,23 @@ async def dispatch(conn: Connection, method: str, params: dict[str, Any]) -> obj
         return {"serverTime": now_ms()}
     if method == "exchangeInfo":
         return gateway.formats.exchange_info(now_ms(), Params.of_mapping(params, "").symbols())
-    if method == "userDataStream.subscribe.signature":
+    if method == "session.logon":
         caller = await _signed(conn, params)
+        key = await gateway.keys.get(caller.key_id)
+        if key is None or key.kind != "ED25519":
+            raise SESSION_NEEDS_ED25519
+        conn.session_key, conn.authorized_since = caller.key_id, now_ms()
+        return conn.session_status()
+    if method == "session.status":
+        return conn.session_status()
+    if method == "session.logout":
+        conn.session_key = conn.authorized_since = None
+        return conn.session_status()
+    if method in ("userDataStream.subscribe.signature", "userDataStream.subscribe"):
+        if method == "userDataStream.subscribe":  # the session's key; no params, no timestamp (USER_STREAM)
+            caller = await session_caller(gateway.keys, _session_key(conn), Params("", ""), now_ms(), timed=False)
+        else:
+            caller = await _signed(conn, params)
         new_id = conn.next_subscription
         conn.next_subscription += 1
         conn.subscriptions[new_id] = caller.account
@@ -186,9 +210,25 @@ async def dispatch(conn: Connection, method: str, params: dict[str, Any]) -> obj
     operation = TRADING.get(method)
     if operation is None:
         raise errors.bad(-1000, f"Unknown method '{method}'.")
-    caller = await _signed(conn, params, operation)
+    if conn.session_key is not None and "apiKey" not in params and "signature" not in params:
+        # a logged-on session: the connection is the authentication, so there is no signature to replay
+        caller = await session_caller(gateway.keys, conn.session_key, Params.of_mapping(params, ""), now_ms())
+    else:
+        caller = await _signed(conn, params, operation)
     op: Callable[[Caller, Params, dict[str, str]], Awaitable[Any]] = getattr(gateway, operation)
     return await op(caller, Params.of_mapping(params, ws_payload(params)), {})
+
+
+SESSION_NEEDS_ED25519 = errors.bad(-1002, "session.logon takes Ed25519 keys only, as Binance's does; sign each request "
+                                   "with an HMAC key instead.")  # fmt: skip
+NOT_LOGGED_ON = errors.bad(-1002, "You are not authorized to execute this request: log on first (session.logon), or "
+                           "use userDataStream.subscribe.signature.")  # fmt: skip
+
+
+def _session_key(conn: Connection) -> str:
+    if conn.session_key is None:
+        raise NOT_LOGGED_ON
+    return conn.session_key
 
 
 async def _signed(conn: Connection, values: dict[str, Any], operation: str = "") -> Caller:

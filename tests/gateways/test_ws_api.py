@@ -4,16 +4,21 @@ same code as REST, the user data stream's events in engine order, and what bad i
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 import hmac
 import json
 import time
 from typing import Any
 
+import asyncpg
 import pytest
 import websockets
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from gateways.binance.params import ws_payload
+from persistence.apikeys import add_ed25519
 from tests.gateways.conftest import Exchange
 from tests.gateways.test_rest import send, signed
 
@@ -142,3 +147,85 @@ def test_the_legacy_listen_key_stream(exchange: Exchange) -> None:
             return message
 
     assert asyncio.run(closed())["e"] == "listenKeyExpired"
+
+
+@pytest.mark.timeout(60)
+def test_a_session_logged_on_with_an_ed25519_key_trades_without_signing_each_request(exchange: Exchange) -> None:
+    """session.logon (Ed25519 only, as Binance's): later requests omit apiKey and signature (timestamp still
+    checked), userDataStream.subscribe needs no params; an HMAC key cannot log on; after session.logout the same
+    unsigned request is refused."""
+    private = Ed25519PrivateKey.generate()
+    public = private.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+
+    async def register() -> str:
+        conn = await asyncpg.connect(exchange.pg_url)
+        try:
+            return await add_ed25519(conn, 3, public, "ws-session")
+        finally:
+            await conn.close()
+
+    key = asyncio.run(register())
+
+    def ed_signed(**params: Any) -> dict[str, Any]:
+        values: dict[str, Any] = {"apiKey": key, "timestamp": time.time_ns() // 1_000_000, **params}
+        values["signature"] = base64.b64encode(private.sign(ws_payload(values).encode())).decode()
+        return values
+
+    def now() -> int:
+        return time.time_ns() // 1_000_000
+
+    async def scenario() -> None:
+        url = exchange.url.replace("http://", "ws://") + "/ws-api/v3"
+        async with websockets.connect(url) as ws:
+            status = (await call(ws, "s0", "session.status"))["result"]
+            assert (status["apiKey"], status["authorizedSince"], status["userDataStream"]) == (None, None, False)
+            assert (await call(ws, "s1", "userDataStream.subscribe"))["error"]["code"] == -1002  # not logged on
+            hmac_logon = await call(ws, "s2", "session.logon", signed_params(exchange, 1))
+            assert (hmac_logon["status"], hmac_logon["error"]["code"]) == (400, -1002), hmac_logon
+            forged = {**ed_signed(), "signature": base64.b64encode(b"x" * 64).decode()}
+            assert (await call(ws, "s3", "session.logon", forged))["error"]["code"] == -1022
+
+            logon = await call(ws, "s4", "session.logon", ed_signed())
+            assert logon["status"] == 200 and logon["result"]["apiKey"] == key, logon
+            sub = await call(ws, "s5", "userDataStream.subscribe")
+            assert sub["result"] == {"subscriptionId": 0}
+            assert (await call(ws, "s6", "session.status"))["result"]["userDataStream"] is True
+            placed = await call(
+                ws,
+                "s7",
+                "order.place",
+                {
+                    "symbol": "BTCUSDT",
+                    "side": "SELL",
+                    "type": "LIMIT",
+                    "timeInForce": "GTC",
+                    "quantity": "0.01",
+                    "price": "1000",
+                    "newClientOrderId": "session-1",
+                    "timestamp": now(),
+                },
+            )
+            assert placed["status"] == 200 and placed["result"]["status"] == "NEW", placed
+            stale = await call(ws, "s8", "openOrders.status", {"symbol": "BTCUSDT", "timestamp": now() - 120_000})
+            assert stale["error"]["code"] == -1021  # the timestamp is still checked
+            untimed = await call(ws, "s9", "openOrders.status", {"symbol": "BTCUSDT"})
+            assert untimed["error"]["code"] == -1102
+            mine = await call(ws, "s10", "openOrders.status", {"symbol": "BTCUSDT", "timestamp": now()})
+            assert "session-1" in [o["clientOrderId"] for o in mine["result"]]  # (account 3 has others too)
+            canceled = await call(ws, "s11", "order.cancel", {"symbol": "BTCUSDT", "origClientOrderId": "session-1",
+                                                              "timestamp": now()})  # fmt: skip
+            assert canceled["result"]["status"] == "CANCELED"
+            while not any(m["event"].get("x") == "CANCELED" for m in EVENTS if m["subscriptionId"] == 0):
+                message = json.loads(await asyncio.wait_for(ws.recv(), 10))
+                if "event" in message:
+                    EVENTS.append(message)
+            assert [m["event"]["c"] for m in EVENTS if m["event"]["e"] == "executionReport"][-2:] == [
+                "session-1", "session-1"]  # fmt: skip
+
+            out = await call(ws, "s12", "session.logout")
+            assert (out["result"]["apiKey"], out["result"]["authorizedSince"]) == (None, None)
+            refused = await call(ws, "s13", "openOrders.status", {"symbol": "BTCUSDT", "timestamp": now()})
+            assert refused["error"]["code"] == -2014  # no session: apiKey needed again
+
+    EVENTS.clear()
+    asyncio.run(scenario())
