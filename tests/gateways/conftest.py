@@ -15,8 +15,10 @@ from pathlib import Path
 
 import asyncpg
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from persistence.apikeys import ENV_KEY, SecretCipher, create_hmac
+from persistence.apikeys import ENV_KEY, SecretCipher, add_ed25519, create_hmac
 from tests.harness import PostgresServer, Service, Venue, free_port, wait_for
 from tests.persistence.test_postgres_persister import persister, wait_caught_up
 
@@ -41,6 +43,21 @@ def _keys(pg_url: str, cipher: SecretCipher, accounts: list[int]) -> dict[int, t
             await conn.close()
 
     return asyncio.run(make())
+
+
+def ed25519_key(exchange: Exchange, account: int, label: str) -> tuple[str, Ed25519PrivateKey]:
+    """A new Ed25519 key of ``account`` (the server stores its public half): its id and its private key."""
+    private = Ed25519PrivateKey.generate()
+    public = private.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+
+    async def register() -> str:
+        conn = await asyncpg.connect(exchange.pg_url)
+        try:
+            return await add_ed25519(conn, account, public, label)
+        finally:
+            await conn.close()
+
+    return asyncio.run(register()), private
 
 
 def answers_ping(url: str) -> bool:

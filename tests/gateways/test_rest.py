@@ -3,7 +3,6 @@ with HMAC and Ed25519, and accounts kept apart."""
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import hashlib
 import hmac
@@ -14,15 +13,12 @@ import urllib.request
 from typing import Any
 from urllib.parse import urlencode
 
-import asyncpg
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from gateways.binance import errors
 from gateways.binance.limits import Limits
-from persistence.apikeys import add_ed25519
-from tests.gateways.conftest import Exchange
+from tests.gateways.conftest import Exchange, ed25519_key
 from wire.config import Settings
 
 
@@ -236,17 +232,7 @@ def test_ack_mode_answers_once_journaled_with_the_id_the_engine_gives_the_order(
 
 
 def test_an_ed25519_key_signs_requests(exchange: Exchange) -> None:
-    private = Ed25519PrivateKey.generate()
-    public = private.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
-
-    async def register() -> str:
-        conn = await asyncpg.connect(exchange.pg_url)
-        try:
-            return await add_ed25519(conn, 3, public, "ed")
-        finally:
-            await conn.close()
-
-    key = asyncio.run(register())
+    key, private = ed25519_key(exchange, 3, "ed")
     payload = urlencode({"timestamp": now_ms()})
     signature = base64.b64encode(private.sign(payload.encode())).decode()
     status, body = send(exchange, "GET", "/api/v3/account", query=f"{payload}&{urlencode({'signature': signature})}",

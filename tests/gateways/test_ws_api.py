@@ -11,15 +11,11 @@ import json
 import time
 from typing import Any
 
-import asyncpg
 import pytest
 import websockets
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from gateways.binance.params import ws_payload
-from persistence.apikeys import add_ed25519
-from tests.gateways.conftest import Exchange
+from tests.gateways.conftest import Exchange, ed25519_key
 from tests.gateways.test_rest import send, signed
 
 
@@ -154,17 +150,7 @@ def test_a_session_logged_on_with_an_ed25519_key_trades_without_signing_each_req
     """session.logon (Ed25519 only, as Binance's): later requests omit apiKey and signature (timestamp still
     checked), userDataStream.subscribe needs no params; an HMAC key cannot log on; after session.logout the same
     unsigned request is refused."""
-    private = Ed25519PrivateKey.generate()
-    public = private.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
-
-    async def register() -> str:
-        conn = await asyncpg.connect(exchange.pg_url)
-        try:
-            return await add_ed25519(conn, 3, public, "ws-session")
-        finally:
-            await conn.close()
-
-    key = asyncio.run(register())
+    key, private = ed25519_key(exchange, 3, "ws-session")
 
     def ed_signed(**params: Any) -> dict[str, Any]:
         values: dict[str, Any] = {"apiKey": key, "timestamp": time.time_ns() // 1_000_000, **params}
