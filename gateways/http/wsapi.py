@@ -199,14 +199,19 @@ async def dispatch(conn: Connection, method: str, params: dict[str, Any]) -> obj
         return {"subscriptionId": new_id}
     if method == "userDataStream.unsubscribe":
         wanted = params.get("subscriptionId")
-        account: int | None = None
-        if isinstance(wanted, int):
-            account = conn.subscriptions.pop(wanted, None)
-        if account is None:
+        if wanted is None:  # every subscription of this connection, as Binance's does without an id
+            ended = list(conn.subscriptions)
+        elif isinstance(wanted, int) and not isinstance(wanted, bool) and wanted in conn.subscriptions:
+            ended = [wanted]
+        else:
             raise errors.bad(-1100, "No such subscription on this connection.")
-        if account not in conn.subscriptions.values():
-            gateway.live.unsubscribe(account, conn)
+        for subscription in ended:
+            account = conn.subscriptions.pop(subscription)
+            if account not in conn.subscriptions.values():
+                gateway.live.unsubscribe(account, conn)
         return {}
+    if method == "session.subscriptions":
+        return [{"subscriptionId": n} for n in conn.subscriptions]
     operation = TRADING.get(method)
     if operation is None:
         raise errors.bad(-1000, f"Unknown method '{method}'.")

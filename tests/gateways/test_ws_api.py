@@ -208,6 +208,24 @@ def test_a_session_logged_on_with_an_ed25519_key_trades_without_signing_each_req
             assert [m["event"]["c"] for m in EVENTS if m["event"]["e"] == "executionReport"][-2:] == [
                 "session-1", "session-1"]  # fmt: skip
 
+            second = await call(ws, "u0", "userDataStream.subscribe.signature", signed_params(exchange, 2))
+            assert second["result"] == {"subscriptionId": 1}
+            listed = await call(ws, "u1", "session.subscriptions")
+            assert listed["result"] == [{"subscriptionId": 0}, {"subscriptionId": 1}]
+            assert (await call(ws, "u2", "userDataStream.unsubscribe", {"subscriptionId": 7}))["error"]["code"] == -1100
+            assert (await call(ws, "u3", "userDataStream.unsubscribe", {"subscriptionId": 0}))["result"] == {}
+            assert (await call(ws, "u4", "session.subscriptions"))["result"] == [{"subscriptionId": 1}]
+            assert (await call(ws, "u5", "userDataStream.unsubscribe"))["result"] == {}  # no id: all of them
+            assert (await call(ws, "u6", "session.status"))["result"]["userDataStream"] is False
+            EVENTS.clear()
+            again = await call(ws, "u7", "order.place", {"symbol": "BTCUSDT", "side": "SELL", "type": "LIMIT",
+                                                         "timeInForce": "IOC", "quantity": "0.01", "price": "1000",
+                                                         "timestamp": now()})  # fmt: skip
+            assert again["status"] == 200, again  # (whatever it did: it made events of account 3)
+            with pytest.raises(TimeoutError):  # unsubscribed: the order's events are not sent here any more
+                await asyncio.wait_for(ws.recv(), 1)
+            assert EVENTS == []
+
             out = await call(ws, "s12", "session.logout")
             assert (out["result"]["apiKey"], out["result"]["authorizedSince"]) == (None, None)
             refused = await call(ws, "s13", "openOrders.status", {"symbol": "BTCUSDT", "timestamp": now()})
