@@ -356,6 +356,7 @@ class Gateway:
         place when only the quantity shrinks. Otherwise the cancel and the new order are two commands, as on
         Binance; with STOP_ON_FAILURE no new order is placed when the cancel fails."""
         spec = self.symbol(params)
+        _refuse_cancel_restrictions(params)
         mode = params.required("cancelReplaceMode")
         if mode not in ("STOP_ON_FAILURE", "ALLOW_FAILURE"):
             raise errors.illegal("cancelReplaceMode", "STOP_ON_FAILURE or ALLOW_FAILURE")
@@ -424,6 +425,7 @@ class Gateway:
         return spec, order_id, client_oid
 
     async def cancel_order(self, caller: Caller, params: Params, headers: dict[str, str]) -> Any:
+        _refuse_cancel_restrictions(params)
         spec, order_id, client_oid = self.order_ref(params)
         assert self.sequencer is not None
         cmd = CancelOrder(self.sequencer.src, self.sequencer.next_req(), caller.account, spec.symbol, order_id or 0,
@@ -508,9 +510,17 @@ def _refuse_unsupported(params: Params) -> None:
     says icebergAllowed false; no stop or trailing order type is listed)."""
     if params.get("icebergQty") is not None:
         raise errors.ICEBERG_NOT_SUPPORTED
-    for name in ("stopPrice", "trailingDelta"):
+    for name in ("stopPrice", "trailingDelta", "pegPriceType", "pegOffsetValue", "pegOffsetType"):
         if params.get(name) is not None:
             raise errors.not_required(name)
+
+
+def _refuse_cancel_restrictions(params: Params) -> None:
+    """``cancelRestrictions`` (cancel only a NEW, or only a PARTIALLY_FILLED, order) is refused: only the engine
+    could honour it (a fill may come between the gateway's look at the order and the cancel), and it has no such
+    condition; ignoring it would cancel orders the client asked to keep."""
+    if params.get("cancelRestrictions") is not None:
+        raise errors.not_required("cancelRestrictions")
 
 
 def _replaced(cancel_body: dict[str, Any], new_body: dict[str, Any]) -> dict[str, Any]:

@@ -93,6 +93,7 @@ LIMIT = {"symbol": "BTCUSDT", "side": "SELL", "type": "LIMIT", "timeInForce": "G
         ({"icebergQty": "0.001"}, 400, -2010, "Iceberg orders are not supported for this symbol."),
         ({"stopPrice": "900"}, 400, -1106, "Parameter 'stopPrice' sent when not required."),
         ({"trailingDelta": "100"}, 400, -1106, "Parameter 'trailingDelta' sent when not required."),
+        ({"pegPriceType": "PRIMARY_PEG"}, 400, -1106, "Parameter 'pegPriceType' sent when not required."),
         ({"type": "LIMIT_MAKER", "timeInForce": ""}, 200, 0, ""),
     ],
 )
@@ -266,6 +267,15 @@ def test_cancel_replace_answers_each_outcome_as_binance_does(exchange: Exchange)
     status, body = signed(exchange, "POST", "/api/v3/order/cancelReplace", {**replace, "cancelReplaceMode": "NEVER"},
                           account=2)  # fmt: skip
     assert (status, body["code"]) == (400, -1100)
+    # a condition only the engine could keep, which it has not: refused, and the order stays
+    restricted = {**replace, "cancelRestrictions": "ONLY_NEW"}
+    status, body = signed(exchange, "POST", "/api/v3/order/cancelReplace", restricted, account=2)
+    assert (status, body["code"]) == (400, -1106) and "cancelRestrictions" in body["msg"]
+    ref = {"symbol": "BTCUSDT", "orderId": order["orderId"]}
+    status, body = signed(exchange, "DELETE", "/api/v3/order", {**ref, "cancelRestrictions": "ONLY_NEW"}, account=2)
+    assert (status, body["code"]) == (400, -1106)
+    assert signed(exchange, "GET", "/api/v3/order", ref, account=2)[1]["status"] == "NEW"
+    assert signed(exchange, "DELETE", "/api/v3/order", ref, account=2)[1]["status"] == "CANCELED"
 
 
 def test_a_market_sell_by_quote_amount_sells_the_most_base_the_amount_covers(exchange: Exchange) -> None:
