@@ -436,11 +436,11 @@ class Matcher:
         if typ is MARKET:
             price = self._market_limit(side)
             out.append(OrderAccepted(out_seq, in_seq, ts, symbol, order_id, cmd.account, cmd.client_oid, side, typ,
-                                     tif, 0, qty, cmd.quote_qty))  # fmt: skip
+                                     tif, 0, qty, cmd.quote_qty, cmd.stp))  # fmt: skip
         else:
             price = cmd.price
             out.append(OrderAccepted(out_seq, in_seq, ts, symbol, order_id, cmd.account, cmd.client_oid, side, typ,
-                                     tif, price, qty, 0))  # fmt: skip
+                                     tif, price, qty, 0, cmd.stp))  # fmt: skip
             book = self.book
             opp = book.asks if side is BUY else book.bids
             keys = opp.keys

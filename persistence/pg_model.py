@@ -55,7 +55,7 @@ CANCEL_STATUS = {
 ORDER_COLUMNS = (
     "order_id", "symbol", "account", "client_oid", "side", "type", "tif", "price", "orig_qty", "quote_qty",
     "executed_qty", "cum_quote", "leaves", "status", "cancel_reason", "replaces", "replaced_by", "created_ts",
-    "updated_ts", "created_out_seq", "updated_out_seq",
+    "updated_ts", "created_out_seq", "updated_out_seq", "stp",
 )  # fmt: skip
 
 
@@ -82,13 +82,14 @@ class OrderRow:
     updated_ts: int
     created_out_seq: int
     updated_out_seq: int
+    stp: str  # self-trade prevention mode: EXPIRE_TAKER, EXPIRE_MAKER or EXPIRE_BOTH
 
     def record(self) -> tuple[Any, ...]:
         return (
             self.order_id, self.symbol, self.account, self.client_oid, self.side, self.type, self.tif, self.price,
             self.orig_qty, self.quote_qty, self.executed_qty, self.cum_quote, self.leaves, self.status,
             self.cancel_reason, self.replaces, self.replaced_by, self.created_ts, self.updated_ts,
-            self.created_out_seq, self.updated_out_seq,
+            self.created_out_seq, self.updated_out_seq, self.stp,
         )  # fmt: skip
 
 
@@ -210,6 +211,7 @@ class PostgresModel:
         row = OrderRow(
             ev.order_id, ev.symbol, ev.account, ev.client_oid, ev.side.name, ev.type.name, ev.tif.name, ev.price,
             ev.qty, ev.quote_qty, 0, 0, ev.qty, "NEW", None, None, None, ev.ts, ev.ts, ev.out_seq, ev.out_seq,
+            ev.stp.name,
         )  # fmt: skip
         self.open[ev.order_id] = self.rows.orders[ev.order_id] = row
         self.rows.created.add(ev.order_id)
@@ -248,7 +250,7 @@ class PostgresModel:
         self._history(ev, row, "REPLACED")
         new = OrderRow(
             ev.new_order_id, row.symbol, row.account, ev.client_oid, row.side, row.type, "GTC", ev.price, ev.qty, 0,
-            0, 0, ev.qty, "NEW", None, row.order_id, None, ev.ts, ev.ts, ev.out_seq, ev.out_seq,
+            0, 0, ev.qty, "NEW", None, row.order_id, None, ev.ts, ev.ts, ev.out_seq, ev.out_seq, row.stp,
         )  # fmt: skip
         self.open[new.order_id] = self.rows.orders[new.order_id] = new
         self.rows.created.add(new.order_id)

@@ -21,7 +21,7 @@ import msgspec
 from engine.core import Engine
 from engine.snapshot import EngineState, decode_state
 from wire.commands import CancelAll, CancelOrder, Command, PlaceOrder, ReplaceOrder, TakeSnapshot
-from wire.enums import CancelReason, OrderType, Side, TimeInForce
+from wire.enums import CancelReason, OrderType, SelfTradeMode, Side, TimeInForce
 from wire.events import (
     BookDelta,
     CancelRejected,
@@ -153,8 +153,9 @@ def accepted(
     tif: TimeInForce = GTC,
     client_oid: str = "",
     symbol: str = SYM,
+    stp: SelfTradeMode = SelfTradeMode.EXPIRE_TAKER,
 ) -> OrderAccepted:
-    return OrderAccepted(0, 0, 0, symbol, order_id, account, client_oid, side, type, tif, price, qty)
+    return OrderAccepted(0, 0, 0, symbol, order_id, account, client_oid, side, type, tif, price, qty, 0, stp)
 
 
 def rejected(

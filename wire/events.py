@@ -8,7 +8,7 @@ changed (its final total), each with that symbol's own gap-free ``update_id``.
 
 from __future__ import annotations
 
-from wire.enums import BalanceCause, CancelReason, OrderType, Side, TimeInForce
+from wire.enums import BalanceCause, CancelReason, OrderType, SelfTradeMode, Side, TimeInForce
 from wire.message import Message
 from wire.reasons import RejectReason
 
@@ -16,7 +16,9 @@ from wire.reasons import RejectReason
 class OrderAccepted(Message, tag=101, frozen=True):
     """A new order entered matching. ``qty`` is in lots; for a market order by quote amount it is the quantity the
     amount buys (or sells for at most that amount) at the book's prices on arrival, and ``quote_qty`` is that
-    amount (0 for every other order)."""
+    amount (0 for every other order). ``stp`` is the order's self-trade prevention mode; it is last and has a default
+    so that an events stream written before it was added still decodes (those orders then read as EXPIRE_TAKER,
+    whatever mode they had: the mode was not recorded)."""
 
     out_seq: int
     in_seq: int
@@ -31,6 +33,7 @@ class OrderAccepted(Message, tag=101, frozen=True):
     price: int
     qty: int
     quote_qty: int = 0
+    stp: SelfTradeMode = SelfTradeMode.EXPIRE_TAKER
 
 
 class OrderRejected(Message, tag=102, frozen=True):

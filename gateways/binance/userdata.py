@@ -79,7 +79,7 @@ class UserEvents:
             "Y": f.money(spec.quote, last_quote),
             "Q": f.money(spec.quote, row.quote_qty),
             "W": row.created_ts // NS_PER_MS,
-            "V": "EXPIRE_TAKER",
+            "V": row.stp,
         }
 
     def of_event(self, ev: Event, rows: dict[int, OrderRow], previous_client_oid: dict[int, str]) -> list[UserEvent]:

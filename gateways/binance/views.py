@@ -62,7 +62,7 @@ class Formats:
                 isWorking=row.status in ("NEW", "PARTIALLY_FILLED"),
                 workingTime=row.created_ts // NS_PER_MS,
                 origQuoteOrderQty=self.money(spec.quote, row.quote_qty),
-                selfTradePreventionMode=SelfTradeMode.EXPIRE_TAKER.name,
+                selfTradePreventionMode=row.stp,
             )
         return out
 

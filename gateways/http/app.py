@@ -344,7 +344,7 @@ class Gateway:
         body["transactTime"] = events[0].ts // 1_000_000
         body["workingTime"] = row.created_ts // 1_000_000
         body["origQuoteOrderQty"] = self.formats.money(self.specs[row.symbol].quote, row.quote_qty)
-        body["selfTradePreventionMode"] = SelfTradeMode.EXPIRE_TAKER.name
+        body["selfTradePreventionMode"] = row.stp
         if full:
             trades = [ev for ev in events if isinstance(ev, TradeExecuted)]
             body["fills"] = self.formats.fills(self.specs[row.symbol], order_id, trades)
@@ -448,7 +448,7 @@ class Gateway:
         body = self.formats.order(row, full=False)
         body["origClientOrderId"] = row.client_oid
         body["transactTime"] = row.updated_ts // 1_000_000
-        body["selfTradePreventionMode"] = SelfTradeMode.EXPIRE_TAKER.name
+        body["selfTradePreventionMode"] = row.stp
         return body
 
     async def cancel_all(self, caller: Caller, params: Params, headers: dict[str, str]) -> Any:

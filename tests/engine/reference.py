@@ -288,6 +288,7 @@ class ReferenceEngine:
                 shown_price,
                 qty,
                 cmd.quote_qty,
+                cmd.stp,
             )
         )
         limit = self._market_limit(sym, cmd.side) if cmd.type == MARKET else cmd.price

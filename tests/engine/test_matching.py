@@ -859,7 +859,7 @@ def test_self_trade_expire_maker_cancels_own_resting_order_and_goes_on(d: Driver
 
     assert events == d.stamp(
         [
-            accepted(4, 1, BUY, 101, 10),
+            accepted(4, 1, BUY, 101, 10, stp=SelfTradeMode.EXPIRE_MAKER),  # the event carries the mode
             trade(1, 100, 2, BUY, maker=(1, 2, 0), taker=(4, 1, 8)),
             canceled(2, 1, 3, SELF_TRADE),  # the own resting order, never traded
             trade(2, 100, 4, BUY, maker=(3, 2, 0), taker=(4, 1, 4)),
@@ -876,7 +876,7 @@ def test_self_trade_expire_both_cancels_own_resting_order_and_the_incoming_rest(
 
     assert events == d.stamp(
         [
-            accepted(4, 1, BUY, 101, 10),
+            accepted(4, 1, BUY, 101, 10, stp=SelfTradeMode.EXPIRE_BOTH),
             trade(1, 100, 2, BUY, maker=(1, 2, 0), taker=(4, 1, 8)),
             canceled(2, 1, 3, SELF_TRADE),
             canceled(4, 1, 8, SELF_TRADE),

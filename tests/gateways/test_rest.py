@@ -278,6 +278,23 @@ def test_cancel_replace_answers_each_outcome_as_binance_does(exchange: Exchange)
     assert signed(exchange, "DELETE", "/api/v3/order", ref, account=2)[1]["status"] == "CANCELED"
 
 
+def test_an_order_reports_its_own_self_trade_prevention_mode(exchange: Exchange) -> None:
+    """The answer, a query from the live state, a query from history and the cancel say the mode the order was
+    placed with (they all said EXPIRE_TAKER)."""
+    params = {**LIMIT, "selfTradePreventionMode": "EXPIRE_BOTH", "newClientOrderId": "stp-both"}
+    status, placed = signed(exchange, "POST", "/api/v3/order", params, account=1)
+    assert (status, placed["selfTradePreventionMode"]) == (200, "EXPIRE_BOTH"), placed
+    ref = {"symbol": "BTCUSDT", "orderId": placed["orderId"]}
+    assert signed(exchange, "GET", "/api/v3/order", ref, account=1)[1]["selfTradePreventionMode"] == "EXPIRE_BOTH"
+    status, canceled = signed(exchange, "DELETE", "/api/v3/order", ref, account=1)
+    assert (status, canceled["selfTradePreventionMode"]) == (200, "EXPIRE_BOTH")
+    closed = signed(exchange, "GET", "/api/v3/order", ref, account=1)[1]  # from PostgreSQL now
+    assert (closed["status"], closed["selfTradePreventionMode"]) == ("CANCELED", "EXPIRE_BOTH")
+    plain = signed(exchange, "POST", "/api/v3/order", {**LIMIT, "newOrderRespType": "RESULT"}, account=1)[1]
+    assert plain["selfTradePreventionMode"] == "EXPIRE_TAKER"  # the default
+    signed(exchange, "DELETE", "/api/v3/order", {"symbol": "BTCUSDT", "orderId": plain["orderId"]}, account=1)
+
+
 def test_a_market_sell_by_quote_amount_sells_the_most_base_the_amount_covers(exchange: Exchange) -> None:
     bid = {"symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "timeInForce": "GTC", "quantity": "0.05",
            "price": "900"}  # fmt: skip

@@ -188,6 +188,7 @@ def test_a_session_logged_on_with_an_ed25519_key_trades_without_signing_each_req
                     "quantity": "0.01",
                     "price": "1000",
                     "newClientOrderId": "session-1",
+                    "selfTradePreventionMode": "EXPIRE_MAKER",
                     "timestamp": now(),
                 },
             )
@@ -205,8 +206,9 @@ def test_a_session_logged_on_with_an_ed25519_key_trades_without_signing_each_req
                 message = json.loads(await asyncio.wait_for(ws.recv(), 10))
                 if "event" in message:
                     EVENTS.append(message)
-            assert [m["event"]["c"] for m in EVENTS if m["event"]["e"] == "executionReport"][-2:] == [
-                "session-1", "session-1"]  # fmt: skip
+            reports = [m["event"] for m in EVENTS if m["event"]["e"] == "executionReport"][-2:]
+            assert [(r["c"], r["x"], r["V"]) for r in reports] == [("session-1", "NEW", "EXPIRE_MAKER"),
+                                                                 ("session-1", "CANCELED", "EXPIRE_MAKER")]  # fmt: skip
 
             second = await call(ws, "u0", "userDataStream.subscribe.signature", signed_params(exchange, 2))
             assert second["result"] == {"subscriptionId": 1}

@@ -72,6 +72,11 @@ def assert_database_matches(url: str, engine: Engine, events: list[Event]) -> No
     order_ids |= {ev.new_order_id for ev in events if isinstance(ev, OrderReplaced)}
     orders = {row["order_id"]: row for row in fetch(url, "SELECT * FROM orders")}
     assert set(orders) == order_ids
+    stp = {ev.order_id: ev.stp.name for ev in events if isinstance(ev, OrderAccepted)}
+    for ev in events:
+        if isinstance(ev, OrderReplaced) and ev.new_order_id != ev.order_id:  # the new order keeps the mode
+            stp[ev.new_order_id] = stp[ev.order_id]
+    assert {i: r["stp"] for i, r in orders.items()} == stp
     executed: defaultdict[int, int] = defaultdict(int)
     for t in trades.values():
         executed[t.maker_order_id] += t.qty
