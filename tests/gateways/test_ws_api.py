@@ -10,11 +10,16 @@ import hmac
 import json
 import time
 from typing import Any
+from urllib.parse import urlencode
 
+import asyncpg
 import pytest
 import websockets
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from gateways.binance.auth import KEY_TTL
 from gateways.binance.params import ws_payload
+from persistence.apikeys import revoke
 from tests.gateways.conftest import Exchange, ed25519_key
 from tests.gateways.test_rest import send, signed
 
@@ -23,6 +28,13 @@ def signed_params(exchange: Exchange, account: int, **params: Any) -> dict[str, 
     key, secret = exchange.keys[account]
     values: dict[str, Any] = {"apiKey": key, "timestamp": time.time_ns() // 1_000_000, **params}
     values["signature"] = hmac.new(secret.encode(), ws_payload(values).encode(), hashlib.sha256).hexdigest()
+    return values
+
+
+def ed25519_params(key: str, private: Ed25519PrivateKey, **params: Any) -> dict[str, Any]:
+    """Params signed with an Ed25519 key as the WebSocket API takes them (sorted, base64 signature)."""
+    values: dict[str, Any] = {"apiKey": key, "timestamp": time.time_ns() // 1_000_000, **params}
+    values["signature"] = base64.b64encode(private.sign(ws_payload(values).encode())).decode()
     return values
 
 
@@ -153,9 +165,7 @@ def test_a_session_logged_on_with_an_ed25519_key_trades_without_signing_each_req
     key, private = ed25519_key(exchange, 3, "ws-session")
 
     def ed_signed(**params: Any) -> dict[str, Any]:
-        values: dict[str, Any] = {"apiKey": key, "timestamp": time.time_ns() // 1_000_000, **params}
-        values["signature"] = base64.b64encode(private.sign(ws_payload(values).encode())).decode()
-        return values
+        return ed25519_params(key, private, **params)
 
     def now() -> int:
         return time.time_ns() // 1_000_000
@@ -234,4 +244,45 @@ def test_a_session_logged_on_with_an_ed25519_key_trades_without_signing_each_req
             assert refused["error"]["code"] == -2014  # no session: apiKey needed again
 
     EVENTS.clear()
+    asyncio.run(scenario())
+
+
+@pytest.mark.timeout(60)
+def test_a_revoked_key_stops_working_within_the_key_cache_time(exchange: Exchange) -> None:
+    """Revoked in PostgreSQL (persistence.apikeys.revoke), a key is refused (-2015) within KEY_TTL, in signed REST
+    requests and on a WebSocket API session it logged on."""
+    key, private = ed25519_key(exchange, 3, "to-revoke")
+
+    def ed_signed(**params: Any) -> dict[str, Any]:
+        return ed25519_params(key, private, **params)
+
+    def rest_account() -> int:
+        payload = urlencode({"timestamp": time.time_ns() // 1_000_000})
+        signature = base64.b64encode(private.sign(payload.encode())).decode()
+        status, _ = send(exchange, "GET", "/api/v3/account", query=f"{payload}&{urlencode({'signature': signature})}",
+                         key=key)  # fmt: skip
+        return status
+
+    async def revoke_it() -> None:
+        conn = await asyncpg.connect(exchange.pg_url)
+        try:
+            await revoke(conn, key)
+        finally:
+            await conn.close()
+
+    async def scenario() -> None:
+        url = exchange.url.replace("http://", "ws://") + "/ws-api/v3"
+        async with websockets.connect(url) as ws:
+            assert (await call(ws, "r0", "session.logon", ed_signed()))["status"] == 200
+            assert rest_account() == 200
+            await revoke_it()
+            deadline = time.monotonic() + KEY_TTL + 2
+            while True:
+                reply = await call(ws, "r1", "account.status", {"timestamp": time.time_ns() // 1_000_000})
+                if reply["status"] != 200 or time.monotonic() > deadline:
+                    break
+                await asyncio.sleep(0.2)
+            assert (reply["status"], reply["error"]["code"]) == (401, -2015), reply
+            assert rest_account() == 401
+
     asyncio.run(scenario())
