@@ -3,6 +3,7 @@ import * as echarts from "echarts/core";
 import { LineChart } from "echarts/charts";
 import { GridComponent, TooltipComponent } from "echarts/components";
 import { CanvasRenderer } from "echarts/renderers";
+import { depthOf } from "../lib/depth";
 import { fullBook } from "../market";
 import { currentSpec, useMarket } from "../store";
 
@@ -10,15 +11,8 @@ echarts.use([LineChart, GridComponent, TooltipComponent, CanvasRenderer]);
 
 const LEVELS = 100;
 
-function cumulative(levels: [string, string][]): [number, number][] {
-  let total = 0;
-  return levels.map(([p, q]) => {
-    total += Number(q);
-    return [Number(p), total];
-  });
-}
-
-/** Cumulative bid and ask size by price, from the local book; redrawn at most twice a second. */
+/** Cumulative bid and ask size by price, from the local book, around the mid (lib/depth); redrawn at most twice a
+ * second. */
 export function DepthChart() {
   const box = useRef<HTMLDivElement>(null);
   const symbol = useMarket((s) => s.symbol);
@@ -51,7 +45,8 @@ export function DepthChart() {
       if (id === lastId) return;
       lastId = id;
       const { bids, asks } = fullBook(LEVELS);
-      chart.setOption({ series: [{ data: cumulative(bids).reverse() }, { data: cumulative(asks) }] });
+      const d = depthOf(bids, asks);
+      chart.setOption({ xAxis: { min: d.min, max: d.max }, series: [{ data: d.bids.reverse() }, { data: d.asks }] });
     }, 500);
     const resize = new ResizeObserver(() => chart.resize());
     resize.observe(el);
