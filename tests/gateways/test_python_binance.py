@@ -6,10 +6,13 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterator
 from decimal import Decimal
+from typing import Any
 
 import pytest
+from binance import AsyncClient, BinanceSocketManager
 from binance.client import Client
 from binance.exceptions import BinanceAPIException
+from binance.ws.websocket_api import WebsocketAPI
 
 from tests.gateways.conftest import Exchange
 
@@ -98,3 +101,38 @@ def test_the_trade_fees_and_the_commission_rates(clients: dict[int, Client]) -> 
     symbols = {s["symbol"] for s in client.get_exchange_info()["symbols"]}
     assert {f["symbol"] for f in client.get_trade_fee()} == symbols
     assert client.get_account()["commissionRates"]["maker"] == "0.00100000"
+
+
+@pytest.mark.timeout(60)
+def test_python_binance_user_socket_follows_an_order_live(exchange: Exchange) -> None:
+    """python-binance's BinanceSocketManager.user_socket (it subscribes with userDataStream.subscribe.signature over
+    its WebSocket API client): the executionReport and outboundAccountPosition events of an order's life, with only
+    the URLs changed."""
+    key, secret = exchange.keys[2]
+
+    async def scenario() -> list[dict[str, Any]]:
+        ws_url = exchange.url.replace("http://", "ws://") + "/ws-api/v3"
+        client = AsyncClient(key, secret)
+        client.API_URL = exchange.url + "/api"
+        client.ws_api = WebsocketAPI(url=ws_url, tld="com")  # its WebSocket API client, on the gateway
+        got: list[dict[str, Any]] = []
+        try:
+            async with BinanceSocketManager(client).user_socket() as user:
+                order = await client.create_order(symbol=SYM, side="SELL", type="LIMIT", timeInForce="GTC",
+                                                  quantity="0.01", price="1000",
+                                                  newClientOrderId="pb-live")  # fmt: skip
+                await client.cancel_order(symbol=SYM, orderId=order["orderId"])
+                while len(got) < 4:
+                    got.append(await asyncio.wait_for(user.recv(), 10))
+        finally:
+            await client.close_connection()
+        return got
+
+    events = asyncio.run(scenario())
+    assert [(e["e"], e.get("x"), e.get("c")) for e in events] == [
+        ("executionReport", "NEW", "pb-live"),
+        ("outboundAccountPosition", None, None),
+        ("executionReport", "CANCELED", "pb-live"),
+        ("outboundAccountPosition", None, None),
+    ]
+    assert events[1]["B"] == [{"a": "BTC", "f": events[1]["B"][0]["f"], "l": "0.01000000"}]  # the sell's lock
