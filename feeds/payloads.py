@@ -27,8 +27,8 @@ class SymbolTexts:
 
     def __init__(self, spec: SymbolSpec, quote_decimals: int) -> None:
         self.spec = spec
-        self.price = lru_cache(maxsize=1 << 16)(lambda ticks: str(spec.ticks_to_price(ticks)))
-        self.qty = lru_cache(maxsize=1 << 16)(lambda lots: str(spec.lots_to_qty(lots)))
+        self.price = lru_cache(maxsize=1 << 16)(spec.price_text)
+        self.qty = lru_cache(maxsize=1 << 16)(spec.qty_text)
         self.quote_exp = Decimal(1).scaleb(-quote_decimals)
 
     def money(self, units: int) -> str:
@@ -131,7 +131,7 @@ def _change(t: SymbolTexts, w: Window) -> tuple[str, str]:
     change = t.spec.ticks_to_price(k.close - k.open)
     opened = t.spec.ticks_to_price(k.open)
     percent = (change * 100 / opened).quantize(Decimal("0.001"), ROUND_HALF_EVEN) if opened else Decimal("0.000")
-    return str(change), str(percent + 0)  # + 0: a negative zero ("-0.000") becomes "0.000"
+    return t.spec.price_text(k.close - k.open), str(percent + 0)  # + 0: a negative zero ("-0.000") becomes "0.000"
 
 
 def ticker(t: SymbolTexts, w: Window, book: LevelBook, last_qty: int, close_ms: int, event_ms: int) -> Json:

@@ -37,6 +37,11 @@ class SymbolSpec:
     # fees in basis points of what each side receives (an account may have its own rates: SetFeeRates)
     maker_fee_bps: int = 0
     taker_fee_bps: int = 0
+    # decimal places of prices and quantities as text: the quote's and the base's decimals, or the tick's and the
+    # lot's if those are finer. Binance pads every price and quantity so ("0.01000000", not "0.01"), and clients
+    # compare the strings: python-binance's depth cache drops a level only when its size is "0.00000000".
+    price_places: int = 0
+    qty_places: int = 0
 
     def price_to_ticks(self, text: str) -> int:
         """Exact conversion of a decimal string; raises ValueError if it is not on the tick grid."""
@@ -51,6 +56,13 @@ class SymbolSpec:
 
     def lots_to_qty(self, lots: int) -> Decimal:
         return self.lot_size * lots
+
+    def price_text(self, ticks: int) -> str:
+        """A price as Binance writes it: ``price_places`` decimals, never an exponent form."""
+        return format(self.tick_size * ticks, f".{self.price_places}f")
+
+    def qty_text(self, lots: int) -> str:
+        return format(self.lot_size * lots, f".{self.qty_places}f")
 
 
 def _to_units(text: str, step: Decimal, what: str, step_name: str) -> int:
@@ -208,7 +220,18 @@ def _with_units(spec: SymbolSpec, assets: tuple[AssetSpec, ...], path: Path | st
             f"{path}: {spec.symbol}: tick_size x lot_size = {spec.tick_size * spec.lot_size} is finer than a"
             f" {spec.quote} unit ({quote_unit}): amounts could not be settled exactly"
         )
-    return replace(spec, base_per_lot=int(per_lot), quote_per_tick_lot=int(per_tick_lot))
+    return replace(
+        spec,
+        base_per_lot=int(per_lot),
+        quote_per_tick_lot=int(per_tick_lot),
+        price_places=max(by_name[spec.quote].decimals, _places(spec.tick_size)),
+        qty_places=max(by_name[spec.base].decimals, _places(spec.lot_size)),
+    )
+
+
+def _places(step: Decimal) -> int:
+    exponent = step.normalize().as_tuple().exponent
+    return -exponent if isinstance(exponent, int) and exponent < 0 else 0
 
 
 def _assets(tables: object, symbols: tuple[SymbolSpec, ...], path: Path | str) -> tuple[AssetSpec, ...]:

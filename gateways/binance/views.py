@@ -18,8 +18,8 @@ NS_PER_MS = 1_000_000
 
 
 class Formats:
-    """Decimal strings for one venue: prices with the tick's places, quantities with the lot's, money with the
-    asset's decimals."""
+    """Decimal strings for one venue, padded as Binance pads them: prices to the quote asset's decimals,
+    quantities to the base asset's (``SymbolSpec.price_text``), money to its asset's."""
 
     def __init__(self, venue: Venue, limits: Limits | None = None) -> None:
         self.specs = {s.symbol: s for s in venue.symbols}
@@ -27,14 +27,17 @@ class Formats:
         self.rate_limits = limits.advertised() if limits is not None else []
 
     def price(self, spec: SymbolSpec, ticks: int) -> str:
-        return str(spec.ticks_to_price(ticks))
+        return spec.price_text(ticks)
 
     def qty(self, spec: SymbolSpec, lots: int) -> str:
-        return str(spec.lots_to_qty(lots))
+        return spec.qty_text(lots)
 
     def money(self, asset: str, units: int) -> str:
         # format "f": str() of a zero at this exponent is "0E-8", which Binance never sends
         return format(Decimal(units).scaleb(-self.decimals[asset]), "f")
+
+    def _money_text(self, asset: str, amount: Decimal) -> str:
+        return format(amount, f".{self.decimals[asset]}f")
 
     def order(self, row: OrderRow, full: bool = True) -> dict[str, Any]:
         """The order object of GET /api/v3/order (and of order responses, with ``transactTime``)."""
@@ -145,6 +148,7 @@ class Formats:
 
     def _filters(self, spec: SymbolSpec) -> list[dict[str, Any]]:
         notional = spec.tick_size * spec.lot_size * spec.min_notional
+        most = spec.tick_size * spec.max_price * spec.lot_size * spec.max_qty
         lots = {
             "minQty": self.qty(spec, spec.min_qty),
             "maxQty": self.qty(spec, spec.max_qty),
@@ -161,9 +165,9 @@ class Formats:
             {"filterType": "MARKET_LOT_SIZE", **lots},
             {
                 "filterType": "NOTIONAL",
-                "minNotional": str(notional),
+                "minNotional": self._money_text(spec.quote, notional),
                 "applyMinToMarket": True,
-                "maxNotional": str(spec.tick_size * spec.max_price * spec.lot_size * spec.max_qty),
+                "maxNotional": self._money_text(spec.quote, most),
                 "applyMaxToMarket": False,
                 "avgPriceMins": 0,
             },

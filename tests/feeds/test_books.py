@@ -1,5 +1,6 @@
-"""Local books kept from the feed (Mercury's reference client and an unmodified ccxt.pro) equal the engine's book at
-every update they reach, under a random order flow, started mid-stream, and across a feed restart."""
+"""Local books kept from the feed (Mercury's reference client, an unmodified ccxt.pro and python-binance's depth
+cache) equal the engine's book at every update they reach, under a random order flow, started mid-stream, and across
+a feed restart."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import Any
 
 import ccxt.pro
 import pytest
+from binance import AsyncClient, BinanceSocketManager, DepthCacheManager
 
 from client.marketbook import LocalBook, follow_book
 from tests.feeds.conftest import Feed, Flow, books_by_update, engine_events
@@ -23,7 +25,8 @@ SPEC = {s.symbol: s for s in load_venue(DEFAULT_VENUE).symbols}["BTCUSDT"]
 
 
 def as_text(levels: dict[tuple[Side, int], int], side: Side) -> dict[str, str]:
-    return {str(SPEC.ticks_to_price(p)): str(SPEC.lots_to_qty(q)) for (s, p), q in levels.items() if s is side}
+    # padded to BTC's and USDT's 8 decimals, as Binance writes them
+    return {f"{SPEC.ticks_to_price(p):.8f}": f"{SPEC.lots_to_qty(q):.8f}" for (s, p), q in levels.items() if s is side}
 
 
 def flow_in_background(flow: Flow, batches: int, size: int, pause: float = 0.05) -> threading.Thread:
@@ -163,3 +166,45 @@ def test_ccxt_pro_keeps_the_engines_book_without_a_checksum_error(feed: Feed) ->
                            reverse=True)  # fmt: skip
         want_asks = sorted([float(Decimal(p)), float(Decimal(q))] for p, q in as_text(expected, Side.SELL).items())
         assert (bids, asks) == (want_bids, want_asks), nonce
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("interval", [None, 100])
+def test_python_binances_depth_cache_equals_the_engines_book(feed: Feed, interval: int | None) -> None:
+    """python-binance's DepthCacheManager, unmodified but for its URLs: a REST snapshot, then the diff stream. It
+    removes a level only when the size reads exactly "0.00000000", so it keeps dead levels unless Mercury pads its
+    numbers as Binance does (seen before the padding: the cache kept every level ever traded out)."""
+    flow = Flow(feed.venue, seed=23)
+    flow.step(300)
+
+    async def scenario() -> list[tuple[int, list[list[Decimal]], list[list[Decimal]]]]:
+        client = AsyncClient()  # public endpoints only: no key; the constructor makes no request
+        client.API_URL = feed.rest + "/api"
+        sockets = BinanceSocketManager(client)
+        sockets.STREAM_URL = feed.ws + "/"  # it appends ws/<symbol>@depth[@100ms]
+        seen: list[tuple[int, list[list[Decimal]], list[list[Decimal]]]] = []
+        try:
+            async with DepthCacheManager(client, "BTCUSDT", bm=sockets, limit=1000, conv_type=Decimal,
+                                         ws_interval=interval) as cache:  # fmt: skip
+
+                async def follow() -> None:
+                    while True:
+                        book = await cache.recv()
+                        # the update id the cache is at: the manager keeps it only privately
+                        seen.append((cache._last_update_id, book.get_bids(), book.get_asks()))
+
+                running = flow_in_background(flow, 20, 20, 0.3 if interval is None else 0.05)  # ~6 s at 1 s
+                await until_reached(asyncio.create_task(follow()), seen, running, feed, flow)
+        finally:
+            await client.close_connection()
+        return seen
+
+    seen = asyncio.run(scenario())
+    feed.venue.wait_engine(flow.last_in_seq)
+    books = books_by_update(replayed(feed.venue)[1], "BTCUSDT")  # the events stream may be trimmed by now
+    assert len(seen) > 3
+    for update_id, bids, asks in seen:
+        expected = books[update_id]
+        want_bids = sorted(([Decimal(p), Decimal(q)] for p, q in as_text(expected, Side.BUY).items()), reverse=True)
+        want_asks = sorted([Decimal(p), Decimal(q)] for p, q in as_text(expected, Side.SELL).items())
+        assert (bids, asks) == (want_bids, want_asks), update_id

@@ -11,6 +11,7 @@ import socket
 import time
 import urllib.error
 import urllib.request
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -202,7 +203,7 @@ def test_tickers_book_tickers_and_partial_books_follow_the_engine(feed: Feed) ->
     arrays = [m["data"] for m in got if m["stream"] == "!miniTicker@arr"]
     final = {t["s"]: t for arr in arrays for t in arr}
     assert set(final) == {"BTCUSDT", "ETHUSDT"} and all(t["e"] == "24hrMiniTicker" for t in final.values())
-    assert final["BTCUSDT"]["c"] == "{:.2f}".format(last["BTCUSDT"].price / 100)
+    assert final["BTCUSDT"]["c"] == "{:.8f}".format(Decimal(last["BTCUSDT"].price) / 100)
     tickers = [m["data"] for m in got if m["stream"] == "btcusdt@ticker"]
     assert tickers and tickers[-1]["c"] == final["BTCUSDT"]["c"] and tickers[-1]["L"] == last["BTCUSDT"].trade_id
     _, depth = request(f"{feed.rest}/api/v3/depth?symbol=BTCUSDT&limit=5")

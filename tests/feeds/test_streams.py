@@ -29,11 +29,12 @@ NS_PER_MS = 1_000_000
 
 
 def price(ticks: int) -> str:
-    return str(SPEC.ticks_to_price(ticks))
+    """As Binance writes it: padded to the quote asset's 8 decimals (USDT)."""
+    return format(SPEC.ticks_to_price(ticks), ".8f")
 
 
 def qty(lots: int) -> str:
-    return str(SPEC.lots_to_qty(lots))
+    return format(SPEC.lots_to_qty(lots), ".8f")  # the base asset's 8 (BTC)
 
 
 def recomputed(trades: list[TradeExecuted], interval: str) -> dict[int, Kline]:
@@ -115,7 +116,7 @@ def test_trades_and_klines_from_the_streams_equal_those_recomputed_from_the_engi
         for t in sorted(final):
             k = final[t]
             if k["n"] == 0:  # a silent interval: flat at the last close
-                assert k["o"] == k["h"] == k["l"] == k["c"] and k["v"] == "0.00000", k
+                assert k["o"] == k["h"] == k["l"] == k["c"] and k["v"] == "0.00000000", k
                 if previous_close is not None:
                     assert k["c"] == previous_close
             elif t in complete:

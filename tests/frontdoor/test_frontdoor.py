@@ -74,7 +74,7 @@ def test_one_url_routes_trading_to_the_gateway_and_market_data_to_the_feeds(fron
     assert {s["symbol"] for s in get(front.url + "/api/v3/exchangeInfo")["symbols"]} >= {"BTCUSDT"}
     status, order = signed(front, "POST", "/api/v3/order", {**LIMIT, "price": "1234.00"}, account=1)
     assert status == 200, order
-    wait_for(lambda: ["1234.00", "0.01000"] in get(front.url + "/api/v3/depth?symbol=BTCUSDT")["asks"], 10,
+    wait_for(lambda: ["1234.00000000", "0.01000000"] in get(front.url + "/api/v3/depth?symbol=BTCUSDT")["asks"], 10,
              "the order in the feed's book")  # fmt: skip
     assert "cs" in get(front.url + "/api/v3/depth?symbol=BTCUSDT")  # a feed answered: Mercury's checksum
     assert get(front.url + "/ui-config.json") == {"marketRest": front.url, "marketWs": front.url.replace("http", "ws"),
@@ -126,7 +126,7 @@ def test_a_listen_key_stream_reaches_the_gateway_through_the_front_door(front: E
                     return dict(event)
 
     report = asyncio.run(scenario())
-    assert (report["x"], report["p"]) == ("NEW", "1600.00")
+    assert (report["x"], report["p"]) == ("NEW", "1600.00000000")
 
 
 def test_the_rendered_configuration_is_valid_for_nginx(tmp_path: Path) -> None:

@@ -49,9 +49,9 @@ def test_an_order_life_through_fix_with_fills_against_a_second_session(
             "0",
             "0",
             "m-1",
-            "0.03000",
-            "2000.00",
-            "0.03000",
+            "0.03000000",
+            "2000.00000000",
+            "0.03000000",
         )
         order_id = new[37]
 
@@ -59,27 +59,28 @@ def test_an_order_life_through_fix_with_fills_against_a_second_session(
         fill = taker.next(msg_type="8")
         while fill[150] != "F":
             fill = taker.next(msg_type="8")
-        assert (fill[39], fill[32], fill[31], fill[14], fill[6]) == ("2", "0.01000", "2000.00", "0.01000", "2000")
+        got = (fill[39], fill[32], fill[31], fill[14], fill[6])
+        assert got == ("2", "0.01000000", "2000.00000000", "0.01000000", "2000")  # AvgPx: computed, not padded
         partial = maker.next()
-        assert (partial[150], partial[39], partial[37], partial[14], partial[151]) == ("F", "1", order_id, "0.01000",
-                                                                                    "0.02000")  # fmt: skip
+        assert (partial[150], partial[39], partial[37], partial[14], partial[151]) == ("F", "1", order_id, "0.01000000",
+                                                                                    "0.02000000")  # fmt: skip
 
         taker.send("D", new_order("t-2", "1", "0.05", "2000.00", tif="4"))  # FOK for more than rests: expires
         expired = taker.next(msg_type="8")
         while expired[150] == "0":
             expired = taker.next(msg_type="8")
-        assert (expired[150], expired[39], expired[14]) == ("C", "C", "0.00000")
+        assert (expired[150], expired[39], expired[14]) == ("C", "C", "0.00000000")
 
         maker.send("G", {11: "m-2", 41: "m-1", 55: "BTCUSDT", 54: "2", 38: "0.02", 40: "2", 44: "2001.00", 59: "1",
                          60: "20260101-00:00:00.000"})  # fmt: skip
         replaced = maker.next()
         assert (replaced[150], replaced[39], replaced[11], replaced[41], replaced[44]) == ("5", "0", "m-2", "m-1",
-                                                                                          "2001.00")  # fmt: skip
+                                                                                          "2001.00000000")  # fmt: skip
         replaced_id = replaced[37]
 
         maker.send("H", {11: "m-2", 37: replaced_id, 55: "BTCUSDT", 54: "2"})
         status = maker.next()
-        assert (status[150], status[39], status[37], status[38]) == ("I", "0", replaced_id, "0.02000")
+        assert (status[150], status[39], status[37], status[38]) == ("I", "0", replaced_id, "0.02000000")
 
         taker.send("D", new_order("t-3", "1", "0.02"))  # market: fills the rest
         while (report := taker.next(msg_type="8"))[150] != "F" or report[39] != "2":

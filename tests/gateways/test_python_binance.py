@@ -50,26 +50,27 @@ def test_a_whole_order_life_cycle_through_python_binance(clients: dict[int, Clie
 
     sell = maker.create_order(symbol=SYM, side="SELL", type="LIMIT", timeInForce="GTC", quantity="0.03",
                               price="1000")  # fmt: skip
-    assert (sell["status"], sell["origQty"], sell["clientOrderId"][:10]) == ("NEW", "0.03000", "x-HNA2TXFJ")
+    assert (sell["status"], sell["origQty"], sell["clientOrderId"][:10]) == ("NEW", "0.03000000", "x-HNA2TXFJ")
     assert [o["orderId"] for o in maker.get_open_orders(symbol=SYM)] == [sell["orderId"]]
 
     bought = taker.create_order(symbol=SYM, side="BUY", type="MARKET", quantity="0.01")
-    assert (bought["status"], bought["executedQty"], bought["cummulativeQuoteQty"]) == ("FILLED", "0.01000",
+    assert (bought["status"], bought["executedQty"], bought["cummulativeQuoteQty"]) == ("FILLED", "0.01000000",
                                                                                         "10.00000000")  # fmt: skip
-    assert [(f["price"], f["qty"], f["commissionAsset"]) for f in bought["fills"]] == [("1000.00", "0.01000", "BTC")]
+    fills = [(f["price"], f["qty"], f["commissionAsset"]) for f in bought["fills"]]
+    assert fills == [("1000.00000000", "0.01000000", "BTC")]
     by_cost = taker.order_market_buy(symbol=SYM, quoteOrderQty="5")  # python-binance's own helper
-    assert (by_cost["executedQty"], by_cost["origQuoteOrderQty"]) == ("0.00500", "5.00000000")
+    assert (by_cost["executedQty"], by_cost["origQuoteOrderQty"]) == ("0.00500000", "5.00000000")
 
     got = maker.get_order(symbol=SYM, orderId=sell["orderId"])
-    assert (got["status"], got["executedQty"]) == ("PARTIALLY_FILLED", "0.01500")
+    assert (got["status"], got["executedQty"]) == ("PARTIALLY_FILLED", "0.01500000")
     canceled = maker.cancel_order(symbol=SYM, orderId=sell["orderId"])
-    assert (canceled["status"], canceled["executedQty"]) == ("CANCELED", "0.01500")
+    assert (canceled["status"], canceled["executedQty"]) == ("CANCELED", "0.01500000")
     assert maker.get_open_orders(symbol=SYM) == []
 
     trades = taker.get_my_trades(symbol=SYM)
     assert [(t["orderId"], t["qty"], t["isBuyer"], t["isMaker"]) for t in trades] == [
-        (bought["orderId"], "0.01000", True, False),
-        (by_cost["orderId"], "0.00500", True, False),
+        (bought["orderId"], "0.01000000", True, False),
+        (by_cost["orderId"], "0.00500000", True, False),
     ]
     after = {b["asset"]: b for b in maker.get_account()["balances"]}
     assert Decimal(after["BTC"]["free"]) == 10_000 - Decimal("0.015") and after["BTC"]["locked"] == "0.00000000"

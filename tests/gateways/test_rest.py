@@ -145,7 +145,7 @@ def test_a_replayed_order_request_is_refused_and_places_nothing(exchange: Exchan
     status, again = send(exchange, "POST", "/api/v3/order", body=payload, key=key)  # the same bytes, in the window
     assert (status, again) == (400, {"code": -1022, "msg": errors.REPLAYED.msg})
     status, orders = signed(exchange, "GET", "/api/v3/openOrders", {"symbol": "BTCUSDT"})
-    assert [o["orderId"] for o in orders if o["price"] == "1234.56"] == [first["orderId"]]
+    assert [o["orderId"] for o in orders if o["price"] == "1234.56000000"] == [first["orderId"]]
     cancel = urlencode({"timestamp": now_ms(), "symbol": "BTCUSDT", "orderId": first["orderId"]})
     cancel += "&signature=" + hmac.new(secret.encode(), cancel.encode(), hashlib.sha256).hexdigest()
     assert send(exchange, "DELETE", "/api/v3/order", query=cancel, key=key)[0] == 200
@@ -223,7 +223,7 @@ def test_ack_mode_answers_once_journaled_with_the_id_the_engine_gives_the_order(
         status, found = signed(exchange, "GET", "/api/v3/order", {"symbol": "BTCUSDT", "orderId": ack["orderId"]})
         if status == 200 or time.monotonic() > deadline:
             break
-    assert (status, found["status"], found["price"], found["clientOrderId"]) == (200, "NEW", "1000.00", "ack-1")
+    assert (status, found["status"], found["price"], found["clientOrderId"]) == (200, "NEW", "1000.00000000", "ack-1")
     status, by_client_id = signed(exchange, "GET", "/api/v3/order", {"symbol": "BTCUSDT", "origClientOrderId": "ack-1"})
     assert (status, by_client_id["orderId"]) == (200, ack["orderId"])
     # ids are the commands' sequence numbers: the next order, in RESULT mode, has a larger one
@@ -251,7 +251,7 @@ def test_cancel_replace_answers_each_outcome_as_binance_does(exchange: Exchange)
     replace = {**LIMIT, "cancelReplaceMode": "STOP_ON_FAILURE", "cancelOrderId": order["orderId"], "quantity": "0.005"}
     status, body = signed(exchange, "POST", "/api/v3/order/cancelReplace", replace, account=2)
     assert (status, body["cancelResult"], body["newOrderResult"]) == (200, "SUCCESS", "SUCCESS"), body
-    assert body["cancelResponse"]["status"] == "CANCELED" and body["newOrderResponse"]["origQty"] == "0.00500"
+    assert body["cancelResponse"]["status"] == "CANCELED" and body["newOrderResponse"]["origQty"] == "0.00500000"
     # the order kept its place (a smaller quantity at the same price): the same id
     assert body["newOrderResponse"]["orderId"] == order["orderId"]
     status, body = signed(exchange, "POST", "/api/v3/order/cancelReplace", {**replace, "cancelOrderId": 999_999},
@@ -304,18 +304,19 @@ def test_a_market_sell_by_quote_amount_sells_the_most_base_the_amount_covers(exc
     status, full = signed(exchange, "POST", "/api/v3/order", sell, account=2)
     assert status == 200, full
     assert (full["status"], full["executedQty"], full["cummulativeQuoteQty"], full["origQuoteOrderQty"]) == (
-        "FILLED", "0.02500", "22.50000000", "22.50000000")  # fmt: skip
-    assert [(f["price"], f["qty"], f["commissionAsset"]) for f in full["fills"]] == [("900.00", "0.02500", "USDT")]
+        "FILLED", "0.02500000", "22.50000000", "22.50000000")  # fmt: skip
+    fills = [(f["price"], f["qty"], f["commissionAsset"]) for f in full["fills"]]
+    assert fills == [("900.00000000", "0.02500000", "USDT")]
     # 9.05 USDT at 900: 0.01005 BTC fetches 9.045, one more step (0.00001) would pass the amount
     status, result = signed(exchange, "POST", "/api/v3/order", {**sell, "quoteOrderQty": "9.05",
                                                                "newOrderRespType": "RESULT"}, account=2)  # fmt: skip
     assert status == 200, result
     assert (result["origQty"], result["executedQty"], result["cummulativeQuoteQty"], result["origQuoteOrderQty"]) == (
-        "0.01005", "0.01005", "9.04500000", "9.05000000")  # fmt: skip
+        "0.01005000", "0.01005000", "9.04500000", "9.05000000")  # fmt: skip
     assert "fills" not in result
     status, canceled = signed(exchange, "DELETE", "/api/v3/order", {"symbol": "BTCUSDT", "orderId": resting["orderId"]},
                               account=3)  # fmt: skip
-    assert (status, canceled["executedQty"]) == (200, "0.03505")
+    assert (status, canceled["executedQty"]) == (200, "0.03505000")
     status, body = signed(exchange, "POST", "/api/v3/order", sell, account=2)  # no bids left: not one lot to sell
     assert (status, body["code"], body["msg"]) == (400, -1013, "Filter failure: MARKET_LOT_SIZE")
 

@@ -89,7 +89,7 @@ def test_trading_and_the_user_data_stream_over_the_websocket_api(exchange: Excha
     ]
     trade = events[2]
     assert (trade["c"], trade["l"], trade["z"], trade["L"], trade["m"], trade["N"]) == (
-        "ws-1", "0.00500", "0.00500", "1000.00", True, "USDT")  # fmt: skip
+        "ws-1", "0.00500000", "0.00500000", "1000.00000000", True, "USDT")  # fmt: skip
     assert {b["a"] for b in events[3]["B"]} == {"BTC", "USDT"}
 
 
@@ -145,7 +145,7 @@ def test_the_legacy_listen_key_stream(exchange: Exchange) -> None:
 
     events = asyncio.run(scenario())
     assert [e["e"] for e in events] == ["executionReport", "outboundAccountPosition"]
-    assert events[0]["x"] == "NEW" and events[0]["p"] == "950.00"
+    assert events[0]["x"] == "NEW" and events[0]["p"] == "950.00000000"
     assert send(exchange, "DELETE", "/api/v3/userDataStream", query=f"listenKey={listen_key}", key=key) == (200, {})
 
     async def closed() -> dict[str, Any]:

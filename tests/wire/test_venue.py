@@ -103,7 +103,13 @@ def test_load_venue_reads_the_repository_venue_in_integer_units() -> None:
     assert venue.shard == "e0"
     assert [s.symbol for s in venue.symbols] == ["BTCUSDT", "ETHUSDT", "ETHBTC"]
     assert venue.spec("BTCUSDT") == replace(
-        SPEC, base_per_lot=1000, quote_per_tick_lot=10, maker_fee_bps=10, taker_fee_bps=10
+        SPEC,
+        base_per_lot=1000,
+        quote_per_tick_lot=10,
+        maker_fee_bps=10,
+        taker_fee_bps=10,
+        price_places=8,
+        qty_places=8,
     )
     ethbtc = venue.spec("ETHBTC")
     # min_notional 0.0001 BTC in units of 0.00001 * 0.001
@@ -298,3 +304,24 @@ def test_load_venue_when_units_cannot_settle_exactly_raises_config_error(
     assets = f'[[assets]]\nname = "BTC"\ndecimals = {decimals}\n[[assets]]\nname = "USDT"\ndecimals = 8\n'
     with pytest.raises(ConfigError, match=message):
         load_venue(_venue_file(tmp_path, assets, UNIT_SYMBOL.format(tick=tick, lot=lot)))
+
+
+@pytest.mark.parametrize(
+    ("base", "quote", "tick", "lot", "prices", "qtys"),
+    [
+        # Binance's padding: prices to the quote asset's decimals, quantities to the base asset's
+        (8, 8, "0.01", "0.00001", {1: "0.01000000", 1234567: "12345.67000000", -5: "-0.05000000"},
+         {1: "0.00001000", 300_000: "3.00000000", 0: "0.00000000"}),
+        # a tick finer than the quote's decimals keeps its places (tick x lot is still whole quote units)
+        (0, 2, "0.0001", "100", {1: "0.0001", 12345: "1.2345"}, {1: "100", 12345: "1234500"}),
+        (2, 2, "1", "1", {1: "1.00", 12345: "12345.00"}, {10**15: "1000000000000000.00"}),
+    ],
+)  # fmt: skip
+def test_price_and_qty_text_pad_to_the_asset_decimals_or_the_step_places(
+    tmp_path: Path, base: int, quote: int, tick: str, lot: str, prices: dict[int, str], qtys: dict[int, str]
+) -> None:
+    assets = f'[[assets]]\nname = "BTC"\ndecimals = {base}\n[[assets]]\nname = "USDT"\ndecimals = {quote}\n'
+    (spec,) = load_venue(_venue_file(tmp_path, assets, UNIT_SYMBOL.format(tick=tick, lot=lot))).symbols
+
+    assert {ticks: spec.price_text(ticks) for ticks in prices} == prices
+    assert {lots: spec.qty_text(lots) for lots in qtys} == qtys

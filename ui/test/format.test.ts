@@ -11,9 +11,10 @@ const BTCUSDT: SymbolInfo = {
   baseAssetPrecision: 8,
   quotePrecision: 8,
   filters: [
-    { filterType: "PRICE_FILTER", minPrice: "0.01", maxPrice: "10000000.00", tickSize: "0.01" },
-    { filterType: "LOT_SIZE", minQty: "0.00001", maxQty: "9000.00000", stepSize: "0.00001" },
-    { filterType: "NOTIONAL", minNotional: "5.0000000" },
+    // as Mercury's exchangeInfo writes them: padded to the assets' 8 decimals, like Binance's
+    { filterType: "PRICE_FILTER", minPrice: "0.01000000", maxPrice: "10000000.00000000", tickSize: "0.01000000" },
+    { filterType: "LOT_SIZE", minQty: "0.00001000", maxQty: "9000.00000000", stepSize: "0.00001000" },
+    { filterType: "NOTIONAL", minNotional: "5.00000000" },
   ],
 };
 const ETHBTC: SymbolInfo = {
@@ -73,6 +74,9 @@ describe("symbol precision", () => {
     expect(fmtQty(btc, "0.1")).toBe("0.10000");
     expect(fmtPrice(eth, "0.05")).toBe("0.05000");
     expect(fmtQty(eth, "12")).toBe("12.000");
+    // the venue's padded strings are shown at the symbol's places, not the 8 decimals they are sent with
+    expect(fmtPrice(btc, "50000.10000000")).toBe("50,000.10");
+    expect(fmtQty(btc, "0.00023000")).toBe("0.00023");
   });
   it("checks an order against the filters before it is sent", () => {
     const limit = { side: "BUY" as const, kind: "LIMIT" as const, tif: "GTC" as const, price: "50000.00", quantity: "0.001" };
