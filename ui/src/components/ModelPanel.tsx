@@ -1,5 +1,5 @@
 import { useEffect, useState } from "react";
-import { fetchModel, fetchPrediction, ResearchError, type Backtest, type ModelInfo, type Prediction } from "../lib/research";
+import { fetchModel, fetchModelVersion, fetchPrediction, ResearchError, type Backtest, type ModelInfo, type Prediction } from "../lib/research";
 import { useMarket } from "../store";
 
 const REFRESH_MS = 15_000;
@@ -48,6 +48,11 @@ export function ModelPanel() {
     const refresh = async (): Promise<void> => {
       let next = REFRESH_MS;
       try {
+        if ((await fetchModelVersion(base, abort.signal)) === null) {
+          setState({ kind: "no-model", message: "the service trains one from the stored klines, or run python -m research.model train" });
+          timer = setTimeout(() => void refresh(), REFRESH_MS);
+          return;
+        }
         const model = await fetchModel(base, abort.signal);
         // the backtest shows at once: a prediction reads klines from MongoDB and can take seconds
         setState((prev) =>

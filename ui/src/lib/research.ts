@@ -171,6 +171,13 @@ export async function fetchPrediction(base: string, symbol: string, interval: st
   return parsePrediction(await getResearch(`${base.replace(/\/+$/, "")}/api/v1/predict?${q.toString()}`, signal));
 }
 
+/** The version of the model the service serves, null while it has none. Its /health answers 200 either way, so
+ * a page waiting for the first model (the local run trains one minutes after it starts) logs no failed request. */
+export async function fetchModelVersion(base: string, signal?: AbortSignal): Promise<string | null> {
+  const health = obj(await getResearch(`${base.replace(/\/+$/, "")}/health`, signal));
+  return str(health?.model) ?? null;
+}
+
 export async function fetchModel(base: string, signal?: AbortSignal): Promise<ModelInfo> {
   return parseModel(await getResearch(`${base.replace(/\/+$/, "")}/api/v1/model`, signal));
 }
