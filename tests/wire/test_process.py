@@ -14,6 +14,7 @@ from tests.harness import RedisServer
 from wire.process import cancel_until_done
 
 ROUNDS = 100
+LOSS_ROUNDS = 1_000
 
 
 def test_one_cancel_is_lost_by_redis_py_and_cancel_until_done_still_ends_the_task(redis_server: RedisServer) -> None:
@@ -29,14 +30,18 @@ def test_one_cancel_is_lost_by_redis_py_and_cancel_until_done_still_ends_the_tas
                 await redis.incrby("mercury:test:n", 1)
 
         lost = 0
-        for _ in range(ROUNDS // 2):
+        for _ in range(LOSS_ROUNDS):  # until one is lost: how often depends on timing (a loaded machine: less)
+            if lost:
+                break
             task = asyncio.create_task(commands())
             await asyncio.sleep(random.random() * 0.003)
             task.cancel()
             done, _ = await asyncio.wait({task}, timeout=0.05)  # a cancelled one ends within a round trip
             if not done:
                 lost += 1
-                assert not await cancel_until_done({task}, 1.0)
+                # a loop of back-to-back commands is the worst case (most cancels land mid-command): on a loaded
+                # machine it took more than 1 s of cancels (seen), so this bound is looser than the limiter's below
+                assert not await cancel_until_done({task}, 5.0)
         assert lost > 0, "redis-py kept every cancellation: cancel_until_done may no longer be needed"
 
         for _ in range(ROUNDS):
@@ -53,7 +58,8 @@ def test_one_cancel_is_lost_by_redis_py_and_cancel_until_done_still_ends_the_tas
             await asyncio.sleep(random.random() * 0.02)
             started = time.monotonic()
             still = await cancel_until_done({sync}, 1.0)
-            assert not still and sync.cancelled() and time.monotonic() - started < 1.0
+            # ended within the helper's 1 s (plus the event loop's lateness on a loaded machine)
+            assert not still and sync.cancelled() and time.monotonic() - started < 1.5
             load.cancel()
         await redis.aclose()
 
