@@ -124,10 +124,18 @@ async def create_hmac(conn: asyncpg.Connection, cipher: SecretCipher, account: i
     return key_id, secret
 
 
+async def _stored(conn: asyncpg.Connection, account: int) -> bool:
+    # on a venue's first start the persister may not have made its tables yet: asking a table that does not exist
+    # would be an ERROR in PostgreSQL's log (seen), so its existence is asked first
+    if await conn.fetchval("SELECT to_regclass('accounts')") is None:
+        return False
+    return await conn.fetchval("SELECT 1 FROM accounts WHERE account = $1", account) is not None
+
+
 async def await_account(conn: asyncpg.Connection, account: int, deadline: float, poll: float = 0.2) -> None:
     """Wait until the PostgreSQL persister has stored ``account`` (a key for it would break the foreign key, which
     PostgreSQL logs as an ERROR in the venue's output); ApiKeyRefused past ``deadline`` (time.monotonic)."""
-    while await conn.fetchval("SELECT 1 FROM accounts WHERE account = $1", account) is None:
+    while not await _stored(conn, account):
         if time.monotonic() > deadline:
             raise ApiKeyRefused(f"account {account} is not stored: has the engine created it?")
         await asyncio.sleep(poll)

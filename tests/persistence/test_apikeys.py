@@ -22,6 +22,7 @@ from persistence.apikeys import (
     EncryptionKeyMissing,
     SecretCipher,
     add_ed25519,
+    await_account,
     create_hmac,
     hmac_once_stored,
     lookup,
@@ -202,6 +203,30 @@ def test_a_key_for_an_account_being_created_waits_for_it_without_a_failed_insert
     with pytest.raises(ApiKeyRefused):  # what the counter sees of an insert made too early
         run(db, lambda c: create_hmac(c, cipher, 52))
     assert early_inserts(db) == 1
+
+
+def test_a_key_asked_before_the_persister_made_its_tables_waits_for_them(pg_url: str) -> None:
+    """A venue's first start: the demo account's key is asked while the persister has not migrated the empty
+    database yet. It waits (asking for the table first, not a query that fails) and is made once the account is."""
+    cipher = SecretCipher(b"k" * 32)
+    # no table yet: "not stored" at the deadline, not a failed query (UndefinedTableError, an ERROR in the log)
+    with pytest.raises(ApiKeyRefused, match="account 7 is not stored"):
+        run(pg_url, lambda c: await_account(c, 7, time.monotonic() + 0.3))
+
+    async def schema_later() -> tuple[str, str]:
+        made = asyncio.create_task(hmac_once_stored(pg_url, cipher, 7, "demo", time.monotonic() + 10))
+        await asyncio.sleep(0.6)
+        assert not made.done()
+        conn = await asyncpg.connect(pg_url)
+        try:
+            await migrate(conn)
+            await conn.execute("INSERT INTO accounts (account, created_ts, out_seq) VALUES (7, 1, 1)")
+        finally:
+            await conn.close()
+        return await made
+
+    key_id, _ = asyncio.run(schema_later())
+    assert run(pg_url, lambda c: c.fetchval("SELECT account FROM api_keys WHERE key_id = $1", key_id)) == 7
 
 
 def early_inserts(url: str) -> int:

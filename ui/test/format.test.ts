@@ -69,6 +69,8 @@ describe("symbol precision", () => {
   const eth = specOf(ETHBTC);
   it("takes places from the tick and the step", () => {
     expect([btc.priceDecimals, btc.qtyDecimals]).toEqual([2, 5]);
+    // padded filters are trimmed for the order entry's hints and the client-side errors
+    expect([btc.tickSize, btc.stepSize, btc.minQty, btc.minPrice]).toEqual(["0.01", "0.00001", "0.00001", "0.01"]);
     expect([eth.priceDecimals, eth.qtyDecimals]).toEqual([5, 3]);
     expect(fmtPrice(btc, "50000")).toBe("50,000.00");
     expect(fmtQty(btc, "0.1")).toBe("0.10000");

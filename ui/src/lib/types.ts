@@ -1,6 +1,6 @@
 // Binance's shapes, as much of them as the UI reads.
 
-import { compare, decimalsOf, isMultipleOf, multiply } from "./decimal";
+import { compare, decimalsOf, formatFixed, isMultipleOf, multiply } from "./decimal";
 
 export interface Filter {
   filterType: string;
@@ -42,12 +42,19 @@ function filter(info: SymbolInfo, type: string): Filter {
   return info.filters.find((f) => f.filterType === type) ?? { filterType: type };
 }
 
+/** A decimal without its trailing zeros ("0.01000000" -> "0.01", "5.00000000" -> "5"); anything unparsable as sent. */
+function trimmed(text: string): string {
+  return formatFixed(text, decimalsOf(text));
+}
+
 export function specOf(info: SymbolInfo): SymbolSpec {
   const price = filter(info, "PRICE_FILTER");
   const lot = filter(info, "LOT_SIZE");
   const notional = filter(info, "NOTIONAL");
-  const tickSize = String(price.tickSize ?? "0.01");
-  const stepSize = String(lot.stepSize ?? "0.00001");
+  // the venue pads every number to its asset's decimals, as Binance does ("0.01000000"): shown and checked at the
+  // tick's and the step's own places ("0.01"), which is what a hint or an error message should say
+  const tickSize = trimmed(String(price.tickSize ?? "0.01"));
+  const stepSize = trimmed(String(lot.stepSize ?? "0.00001"));
   const priceDecimals = decimalsOf(tickSize);
   return {
     symbol: info.symbol,
@@ -55,9 +62,9 @@ export function specOf(info: SymbolInfo): SymbolSpec {
     quote: info.quoteAsset,
     tickSize,
     stepSize,
-    minQty: String(lot.minQty ?? stepSize),
+    minQty: trimmed(String(lot.minQty ?? stepSize)),
     maxQty: String(lot.maxQty ?? "1e12"),
-    minPrice: String(price.minPrice ?? tickSize),
+    minPrice: trimmed(String(price.minPrice ?? tickSize)),
     maxPrice: String(price.maxPrice ?? "1e12"),
     minNotional: String(notional.minNotional ?? "0"),
     priceDecimals,
