@@ -184,18 +184,10 @@ def test_a_key_for_an_account_being_created_waits_for_it_without_a_failed_insert
     run(db, lambda c: c.execute(EARLY_INSERTS))
     cipher = SecretCipher(b"k" * 32)
 
-    async def created_later() -> tuple[str, str]:
-        made = asyncio.create_task(hmac_once_stored(db, cipher, 50, "demo", time.monotonic() + 10))
-        await asyncio.sleep(0.6)
-        assert not made.done()
-        conn = await asyncpg.connect(db)
-        try:
-            await conn.execute("INSERT INTO accounts (account, created_ts, out_seq) VALUES (50, 1, 3)")
-        finally:
-            await conn.close()
-        return await made
+    async def create_account(conn: asyncpg.Connection) -> None:
+        await conn.execute("INSERT INTO accounts (account, created_ts, out_seq) VALUES (50, 1, 3)")
 
-    key_id, _ = asyncio.run(created_later())
+    key_id = key_made_after(db, cipher, 50, create_account)
     assert run(db, lambda c: c.fetchval("SELECT account FROM api_keys WHERE key_id = $1", key_id)) == 50
     with pytest.raises(ApiKeyRefused, match="account 51 is not stored"):
         asyncio.run(hmac_once_stored(db, cipher, 51, "demo", time.monotonic() + 0.5))
@@ -213,20 +205,32 @@ def test_a_key_asked_before_the_persister_made_its_tables_waits_for_them(pg_url:
     with pytest.raises(ApiKeyRefused, match="account 7 is not stored"):
         run(pg_url, lambda c: await_account(c, 7, time.monotonic() + 0.3))
 
-    async def schema_later() -> tuple[str, str]:
-        made = asyncio.create_task(hmac_once_stored(pg_url, cipher, 7, "demo", time.monotonic() + 10))
+    async def migrate_and_create(conn: asyncpg.Connection) -> None:
+        await migrate(conn)
+        await conn.execute("INSERT INTO accounts (account, created_ts, out_seq) VALUES (7, 1, 1)")
+
+    key_id = key_made_after(pg_url, cipher, 7, migrate_and_create)
+    assert run(pg_url, lambda c: c.fetchval("SELECT account FROM api_keys WHERE key_id = $1", key_id)) == 7
+
+
+def key_made_after(
+    url: str, cipher: SecretCipher, account: int, later: Callable[[asyncpg.Connection], Awaitable[None]]
+) -> str:
+    """hmac_once_stored for ``account``, still waiting 0.6 s on, then ``later`` (what the persister does): the key
+    it then makes."""
+
+    async def go() -> str:
+        made = asyncio.create_task(hmac_once_stored(url, cipher, account, "demo", time.monotonic() + 10))
         await asyncio.sleep(0.6)
         assert not made.done()
-        conn = await asyncpg.connect(pg_url)
+        conn = await asyncpg.connect(url)
         try:
-            await migrate(conn)
-            await conn.execute("INSERT INTO accounts (account, created_ts, out_seq) VALUES (7, 1, 1)")
+            await later(conn)
         finally:
             await conn.close()
-        return await made
+        return (await made)[0]
 
-    key_id, _ = asyncio.run(schema_later())
-    assert run(pg_url, lambda c: c.fetchval("SELECT account FROM api_keys WHERE key_id = $1", key_id)) == 7
+    return asyncio.run(go())
 
 
 def early_inserts(url: str) -> int:
