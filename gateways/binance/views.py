@@ -36,9 +36,6 @@ class Formats:
         # format "f": str() of a zero at this exponent is "0E-8", which Binance never sends
         return format(Decimal(units).scaleb(-self.decimals[asset]), "f")
 
-    def _money_text(self, asset: str, amount: Decimal) -> str:
-        return format(amount, f".{self.decimals[asset]}f")
-
     def order(self, row: OrderRow, full: bool = True) -> dict[str, Any]:
         """The order object of GET /api/v3/order (and of order responses, with ``transactTime``)."""
         spec = self.specs[row.symbol]
@@ -147,8 +144,6 @@ class Formats:
         }
 
     def _filters(self, spec: SymbolSpec) -> list[dict[str, Any]]:
-        notional = spec.tick_size * spec.lot_size * spec.min_notional
-        most = spec.tick_size * spec.max_price * spec.lot_size * spec.max_qty
         lots = {
             "minQty": self.qty(spec, spec.min_qty),
             "maxQty": self.qty(spec, spec.max_qty),
@@ -165,9 +160,9 @@ class Formats:
             {"filterType": "MARKET_LOT_SIZE", **lots},
             {
                 "filterType": "NOTIONAL",
-                "minNotional": self._money_text(spec.quote, notional),
+                "minNotional": self.money(spec.quote, spec.min_notional * spec.quote_per_tick_lot),
                 "applyMinToMarket": True,
-                "maxNotional": self._money_text(spec.quote, most),
+                "maxNotional": self.money(spec.quote, spec.max_price * spec.max_qty * spec.quote_per_tick_lot),
                 "applyMaxToMarket": False,
                 "avgPriceMins": 0,
             },

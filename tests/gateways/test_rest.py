@@ -184,6 +184,10 @@ def test_exchange_info_lists_the_rate_limits_and_the_symbols_asked_for(exchange:
     assert [r["rateLimitType"] for r in info["rateLimits"]] == ["REQUEST_WEIGHT", "ORDERS", "ORDERS"]
     status, some = send(exchange, "GET", "/api/v3/exchangeInfo", query="symbols=%5B%22ETHUSDT%22%2C%22BTCUSDT%22%5D")
     assert (status, [s["symbol"] for s in some["symbols"]]) == (200, ["ETHUSDT", "BTCUSDT"])
+    filters = {f["filterType"]: f for f in some["symbols"][1]["filters"]}  # padded to the assets' 8 decimals
+    assert (filters["PRICE_FILTER"]["tickSize"], filters["LOT_SIZE"]["stepSize"]) == ("0.01000000", "0.00001000")
+    notional = filters["NOTIONAL"]
+    assert (notional["minNotional"], notional["maxNotional"]) == ("5.00000000", "90000000000.00000000")
     assert send(exchange, "GET", "/api/v3/exchangeInfo", query="symbols=%5B%22NOPE%22%5D")[1]["code"] == -1121
     assert send(exchange, "GET", "/api/v3/exchangeInfo", query="symbols=BTCUSDT")[1]["code"] == -1100  # not JSON
     both = "symbol=BTCUSDT&symbols=%5B%22BTCUSDT%22%5D"
