@@ -155,7 +155,7 @@ class Engine:
                 OrderState(o.order_id, o.account, o.side, o.price, o.leaves, o.client_oid, o.type, o.tif, o.stp)
                 for o in sorted(m.book.orders.values(), key=_order_id)
             ]
-            symbols.append(SymbolState(name, m.update_id, m.trade_id, m.last_price, orders))
+            symbols.append(SymbolState(name, m.update_id, m.trade_id, m.last_price, orders, m.prevented_id))
         accounts = [
             AccountState(
                 account,
@@ -191,10 +191,10 @@ class Engine:
         for s in state.symbols:
             m = engine.matchers.get(s.symbol)
             if m is None:
-                if s.orders or s.trade_id:
+                if s.orders or s.trade_id or s.prevented_id:
                     raise MercuryError(f"snapshot holds symbol {s.symbol} that the venue no longer lists")
                 continue
-            m.update_id, m.trade_id = s.update_id, s.trade_id
+            m.update_id, m.trade_id, m.prevented_id = s.update_id, s.trade_id, s.prevented_id
             m.set_last_price(s.last_price)
             spec = m.spec
             for o in s.orders:

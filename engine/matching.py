@@ -24,7 +24,9 @@ Self-trade prevention
     An incoming order never trades with its own account's resting order. When it reaches one, its own mode
     decides (canceled with reason SELF_TRADE): EXPIRE_TAKER (the default) cancels the incoming order's remainder,
     EXPIRE_MAKER cancels the resting order and matching goes on, EXPIRE_BOTH cancels both. Fills before that
-    point stand. A self-trade never prints. A cancel-replace that re-enters an order keeps its mode.
+    point stand. A self-trade never prints. A cancel-replace that re-enters an order keeps its mode. Each stop is
+    recorded first as a MatchPrevented (Binance's prevented match: both orders, the price, what each lost), then
+    the cancels it causes follow.
 
 Market order by quote amount
     A MARKET order with ``quote_qty`` is converted on arrival into lots, then matched as a market order of that
@@ -87,6 +89,7 @@ from wire.events import (
     BookDelta,
     CancelRejected,
     Event,
+    MatchPrevented,
     OrderAccepted,
     OrderCanceled,
     OrderRejected,
@@ -137,6 +140,7 @@ class Matcher:
         "book",
         "ctx",
         "last_price",
+        "prevented_id",
         "risk",
         "spec",
         "trade_id",
@@ -166,6 +170,7 @@ class Matcher:
         self._t_need = 0
         self.update_id = 0
         self.trade_id = 0
+        self.prevented_id = 0  # the last MatchPrevented's match_id
         # levels changed by the command being applied: key = price for bids, -price for asks (prices are > 0)
         self._dirty: dict[int, None] = {}
         self.last_price = 0  # 0: no trade yet
@@ -564,8 +569,11 @@ class Matcher:
             while maker is not None and leaves:
                 if maker.account == account:
                     if stp is EXPIRE_TAKER:
+                        self._prevented(order_id, maker, level_price, stp, leaves, 0, out)
                         stopped = True
                         break
+                    self._prevented(order_id, maker, level_price, stp, leaves if stp is EXPIRE_BOTH else 0,
+                                    maker.leaves, out)  # fmt: skip
                     nxt = maker.next  # expire the resting order: canceled, never traded
                     dirty[key] = None
                     book.remove(maker)
@@ -666,6 +674,17 @@ class Matcher:
             self._fee_quote.free += fee_q
             self._t_lock = t_lock
         return leaves, stopped
+
+    def _prevented(self, taker_id: int, maker: Order, price: int, mode: SelfTradeMode, taker_qty: int,
+                   maker_qty: int, out: list[Event]) -> None:  # fmt: skip
+        """The record of a self-trade stopped at ``price`` (Binance's prevented match), before the cancels."""
+        ctx = self.ctx
+        ctx.out_seq += 1
+        self.prevented_id += 1
+        out.append(
+            MatchPrevented(ctx.out_seq, ctx.in_seq, ctx.ts, self.spec.symbol, self.prevented_id, maker.account,
+                           taker_id, maker.order_id, price, mode, taker_qty, maker_qty)
+        )  # fmt: skip
 
     def _canceled(
         self, order_id: int, account: int, client_oid: str, leaves: int, reason: CancelReason, out: list[Event]

@@ -13,12 +13,14 @@ import msgspec
 
 from wire.enums import OrderType, SelfTradeMode, Side, TimeInForce
 
-FORMAT_VERSION = 4
+FORMAT_VERSION = 5
 # 1 had no accounts, 2 no order locks or fees: their journals give other events under today's rules (orders from
 # unfunded accounts are now rejected), so an engine that restored them would diverge from its own events stream.
 # 3 numbered orders from a counter it stored (next_order_id); today an order's id is its command's in_seq, so the
-# commands after a version 3 snapshot give other order ids than the events stream already holds for them
-READABLE_VERSIONS = (4,)
+# commands after a version 3 snapshot give other order ids than the events stream already holds for them.
+# 4 emitted no MatchPrevented (and stored no prevented_id): a journal with a self-trade stop replays with more
+# events, so every later out_seq differs from its events stream's
+READABLE_VERSIONS = (5,)
 
 
 class OrderState(msgspec.Struct, array_like=True, frozen=True, gc=False):
@@ -39,6 +41,7 @@ class SymbolState(msgspec.Struct, array_like=True, frozen=True):
     trade_id: int
     last_price: int
     orders: list[OrderState]
+    prevented_id: int
 
 
 class BalanceState(msgspec.Struct, array_like=True, frozen=True, gc=False):

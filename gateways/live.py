@@ -26,7 +26,16 @@ from gateways.binance.views import Formats
 from persistence.pg_model import OPEN_STATUSES, ORDER_COLUMNS, OrderRow, PostgresModel
 from persistence.postgres import CONSUMER
 from persistence.stream import EventStream, Registry, StreamGap
-from wire.events import BalanceChanged, Event, FeeRatesSet, OrderAccepted, OrderCanceled, OrderReplaced, TradeExecuted
+from wire.events import (
+    BalanceChanged,
+    Event,
+    FeeRatesSet,
+    MatchPrevented,
+    OrderAccepted,
+    OrderCanceled,
+    OrderReplaced,
+    TradeExecuted,
+)
 from wire.venue import Venue
 
 log = logging.getLogger("mercury.gateway.live")
@@ -42,7 +51,7 @@ class Subscriber(Protocol):
         ...
 
 
-ORDER_EVENTS = frozenset({OrderAccepted, TradeExecuted, OrderCanceled, OrderReplaced})
+ORDER_EVENTS = frozenset({OrderAccepted, TradeExecuted, OrderCanceled, OrderReplaced, MatchPrevented})
 
 
 class LiveState:

@@ -1,6 +1,7 @@
 """History queries the gateways call: an account's orders (open and closed) and trades, from PostgreSQL.
 
-Shaped after Binance's ``GET /api/v3/order``, ``/openOrders``, ``/allOrders`` and ``/myTrades``: an account sees
+Shaped after Binance's ``GET /api/v3/order``, ``/openOrders``, ``/allOrders``, ``/myTrades`` and
+``/myPreventedMatches``: an account sees
 only its own rows, results come in ascending id order, ``limit`` is 1..1000 (500 by default), and times are the
 sequencer's stamps in ns (the gateway converts Binance's ms). Paging: ask again with ``from_id`` = the last id + 1,
 or narrow the time window; without either, the newest ``limit`` rows are returned.
@@ -48,6 +49,21 @@ class Fill:
     is_buyer: bool
     is_maker: bool
     out_seq: int
+
+
+@dataclass(frozen=True, slots=True)
+class PreventedMatch:
+    """A self-trade stop between two of the account's orders, as Binance's myPreventedMatches lists it."""
+
+    symbol: str
+    match_id: int
+    taker_order_id: int
+    maker_order_id: int
+    price: int  # ticks
+    mode: str  # the taker's self-trade prevention mode
+    taker_qty: int  # lots expired of the taker (0: none)
+    maker_qty: int  # ... of the maker
+    ts: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,6 +220,44 @@ class History:
             args.append(order_id)
         rows = await self._page(_TRADE_SELECT, "trade_id", "ts", where, args, from_id, start_ts, end_ts, _limit(limit))
         return [_fill(row, account, spec) for row in rows]
+
+    # --- prevented matches ---------------------------------------------------------------------------------
+
+    async def prevented_matches(
+        self,
+        account: int,
+        symbol: str,
+        *,
+        match_id: int | None = None,
+        order_id: int | None = None,
+        from_id: int | None = None,
+        limit: int = DEFAULT_LIMIT,
+    ) -> list[PreventedMatch]:
+        """The account's prevented matches of ``symbol``, ascending by id: the one ``match_id``, or those of
+        ``order_id`` (as taker or maker) from ``from_id`` on. Binance's parameter combinations: an id or an order,
+        and ``from_id`` only with an order."""
+        self._spec(symbol)
+        where, args = "account = $1 AND symbol = $2", [account, symbol]
+        if match_id is not None:
+            if order_id is not None or from_id is not None:
+                raise HistoryError("preventedMatchId cannot be combined with orderId or fromPreventedMatchId")
+            where += " AND match_id = $3"
+            args.append(match_id)
+        elif order_id is not None:
+            where += " AND (taker_order_id = $3 OR maker_order_id = $3)"
+            args.append(order_id)
+            if from_id is not None:
+                where += " AND match_id >= $4"
+                args.append(from_id)
+        else:
+            raise HistoryError("either preventedMatchId or orderId is required")
+        args.append(_limit(limit))
+        rows = await self.db.fetch(
+            "SELECT symbol, match_id, taker_order_id, maker_order_id, price, mode, taker_qty, maker_qty, ts "
+            f"FROM prevented_matches WHERE {where} ORDER BY match_id LIMIT ${len(args)}",
+            *args,
+        )
+        return [PreventedMatch(*r) for r in rows]
 
     async def _page(
         self,

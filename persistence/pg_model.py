@@ -33,6 +33,7 @@ from wire.events import (
     Event,
     FeeRatesSet,
     FundingRejected,
+    MatchPrevented,
     OrderAccepted,
     OrderCanceled,
     OrderRejected,
@@ -55,7 +56,7 @@ CANCEL_STATUS = {
 ORDER_COLUMNS = (
     "order_id", "symbol", "account", "client_oid", "side", "type", "tif", "price", "orig_qty", "quote_qty",
     "executed_qty", "cum_quote", "leaves", "status", "cancel_reason", "replaces", "replaced_by", "created_ts",
-    "updated_ts", "created_out_seq", "updated_out_seq", "stp",
+    "updated_ts", "created_out_seq", "updated_out_seq", "stp", "prevented_qty", "prevented_match_id",
 )  # fmt: skip
 
 
@@ -83,13 +84,15 @@ class OrderRow:
     created_out_seq: int
     updated_out_seq: int
     stp: str  # self-trade prevention mode: EXPIRE_TAKER, EXPIRE_MAKER or EXPIRE_BOTH
+    prevented_qty: int = 0  # open quantity self-trade prevention expired (Binance's preventedQuantity)
+    prevented_match_id: int | None = None  # the prevented match that did
 
     def record(self) -> tuple[Any, ...]:
         return (
             self.order_id, self.symbol, self.account, self.client_oid, self.side, self.type, self.tif, self.price,
             self.orig_qty, self.quote_qty, self.executed_qty, self.cum_quote, self.leaves, self.status,
             self.cancel_reason, self.replaces, self.replaced_by, self.created_ts, self.updated_ts,
-            self.created_out_seq, self.updated_out_seq, self.stp,
+            self.created_out_seq, self.updated_out_seq, self.stp, self.prevented_qty, self.prevented_match_id,
         )  # fmt: skip
 
 
@@ -104,6 +107,7 @@ class Rows:
     order_changes: list[tuple[Any, ...]] = field(default_factory=list)
     order_updates: list[tuple[Any, ...]] = field(default_factory=list)
     trades: list[tuple[Any, ...]] = field(default_factory=list)
+    prevented: list[tuple[Any, ...]] = field(default_factory=list)  # prevented matches
     ledger: list[tuple[Any, ...]] = field(default_factory=list)
     balances: dict[tuple[int, str], tuple[int, str, int, int, int]] = field(default_factory=dict)
     accounts: list[tuple[int, int, int]] = field(default_factory=list)
@@ -144,6 +148,7 @@ class PostgresModel:
             TradeExecuted: self._trade,
             OrderCanceled: self._canceled,
             OrderReplaced: self._replaced,
+            MatchPrevented: self._prevented,
             BookDelta: _ignore,
             BalanceChanged: self._balance,
             AccountCreated: self._account,
@@ -236,6 +241,19 @@ class PostgresModel:
         row.leaves = 0
         del self.open[ev.order_id]
         self._history(ev, row, "CANCELED" if row.status == "CANCELED" else "EXPIRED")
+
+    def _prevented(self, ev: MatchPrevented) -> None:
+        """A self-trade stop: what it expired is on each order before the cancel that closes it comes."""
+        self._spec(ev.symbol)
+        for order_id, qty in ((ev.taker_order_id, ev.taker_qty), (ev.maker_order_id, ev.maker_qty)):
+            if qty:
+                row = self._order(order_id, ev)
+                row.prevented_qty += qty
+                row.prevented_match_id = ev.match_id
+        self.rows.prevented.append(
+            (ev.symbol, ev.match_id, ev.account, ev.taker_order_id, ev.maker_order_id, ev.price, ev.mode.name,
+             ev.taker_qty, ev.maker_qty, ev.ts, ev.out_seq)
+        )  # fmt: skip
 
     def _replaced(self, ev: OrderReplaced) -> None:
         row = self._order(ev.order_id, ev)

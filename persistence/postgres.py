@@ -39,6 +39,10 @@ TRADE_COLUMNS = (
     "symbol", "trade_id", "price", "qty", "quote_qty", "taker_side", "maker_order_id", "maker_account", "maker_fee",
     "taker_order_id", "taker_account", "taker_fee", "ts", "out_seq",
 )  # fmt: skip
+PREVENTED_COLUMNS = (
+    "symbol", "match_id", "account", "taker_order_id", "maker_order_id", "price", "mode", "taker_qty", "maker_qty",
+    "ts", "out_seq",
+)  # fmt: skip
 LEDGER_COLUMNS = (
     "out_seq", "line", "in_seq", "ts", "kind", "asset", "amount", "debit_account", "debit_bucket", "credit_account",
     "credit_bucket", "symbol", "trade_id",
@@ -162,6 +166,9 @@ class PostgresStore:
                                                                    columns=UPDATE_COLUMNS))  # fmt: skip
         if rows.trades:
             await step("trades", conn.copy_records_to_table("trades", records=rows.trades, columns=TRADE_COLUMNS))
+        if rows.prevented:
+            await step("prevented matches", conn.copy_records_to_table("prevented_matches", records=rows.prevented,
+                                                                       columns=PREVENTED_COLUMNS))  # fmt: skip
         if rows.ledger:
             await step("ledger", conn.copy_records_to_table("ledger", records=rows.ledger, columns=LEDGER_COLUMNS))
         if rows.balances:

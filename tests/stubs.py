@@ -26,6 +26,7 @@ from wire.events import (
     BookDelta,
     CancelRejected,
     Event,
+    MatchPrevented,
     OrderAccepted,
     OrderCanceled,
     OrderRejected,
@@ -182,6 +183,20 @@ def canceled(
     order_id: int, account: int, leaves: int, reason: CancelReason, *, client_oid: str = "", symbol: str = SYM
 ) -> OrderCanceled:
     return OrderCanceled(0, 0, 0, symbol, order_id, account, client_oid, leaves, reason)
+
+
+def prevented(
+    match_id: int,
+    account: int,
+    price: int,
+    mode: SelfTradeMode,
+    *,
+    taker: tuple[int, int],
+    maker: tuple[int, int],
+    symbol: str = SYM,
+) -> MatchPrevented:
+    """``taker`` and ``maker`` are (order_id, the open quantity the stop expired of it)."""
+    return MatchPrevented(0, 0, 0, symbol, match_id, account, taker[0], maker[0], price, mode, taker[1], maker[1])
 
 
 def replaced(

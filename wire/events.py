@@ -179,6 +179,27 @@ class FeeRatesSet(Message, tag=111, frozen=True):
     taker_bps: int
 
 
+class MatchPrevented(Message, tag=112, frozen=True):
+    """Self-trade prevention stopped an incoming (taker) order of ``account`` from trading with one of its own
+    resting (maker) orders at ``price``: Binance's prevented match. ``match_id`` counts per symbol from 1, like
+    trade ids. ``mode`` is the taker's self-trade prevention mode, which decided: ``taker_qty`` / ``maker_qty`` are
+    the open quantities it expired (0 for the order it left alone: the maker under EXPIRE_TAKER, the taker under
+    EXPIRE_MAKER). It comes right before the OrderCanceled events (reason SELF_TRADE) of the orders it expired."""
+
+    out_seq: int
+    in_seq: int
+    ts: int
+    symbol: str
+    match_id: int
+    account: int
+    taker_order_id: int
+    maker_order_id: int
+    price: int
+    mode: SelfTradeMode
+    taker_qty: int
+    maker_qty: int
+
+
 Event = (
     OrderAccepted
     | OrderRejected
@@ -191,4 +212,5 @@ Event = (
     | BalanceChanged
     | FundingRejected
     | FeeRatesSet
+    | MatchPrevented
 )

@@ -46,6 +46,7 @@ def duplicate_param(name: str) -> ApiError:
     return bad(-1101, f"Duplicate values for parameter '{name}'.")
 
 
+BAD_COMBINATION = bad(-1128, "Combination of optional parameters invalid.")
 INVALID_SYMBOL = bad(-1121, "Invalid symbol.")
 INVALID_SIDE = bad(-1117, "Invalid side.")
 INVALID_TYPE = bad(-1116, "Invalid orderType.")

@@ -3,7 +3,8 @@ orders, ``balanceUpdate`` for a deposit or withdrawal, and ``outboundAccountPosi
 changed, after that command's other events (../shared/binance-subset.md section 5.2).
 
 Built from the engine's events one at a time, with the order's state right after each event (the live state folds
-them one by one), so a report's cumulative fields are those of that moment.
+them one by one), so a report's cumulative fields are those of that moment. An order that self-trade prevention
+expires gets execution type TRADE_PREVENTION with Binance's prevented-match fields (``v``, ``U``, ``A``, ``B``).
 """
 
 from __future__ import annotations
@@ -13,7 +14,15 @@ from typing import Any
 from gateways.binance.views import NS_PER_MS, Formats
 from persistence.pg_model import OrderRow
 from wire.enums import BalanceCause, CancelReason, Side
-from wire.events import BalanceChanged, Event, OrderAccepted, OrderCanceled, OrderReplaced, TradeExecuted
+from wire.events import (
+    BalanceChanged,
+    Event,
+    MatchPrevented,
+    OrderAccepted,
+    OrderCanceled,
+    OrderReplaced,
+    TradeExecuted,
+)
 
 EXECUTION_TYPE = {
     CancelReason.USER: "CANCELED",
@@ -28,6 +37,9 @@ UserEvent = tuple[int, dict[str, Any]]  # (account, payload)
 class UserEvents:
     def __init__(self, formats: Formats) -> None:
         self.formats = formats
+        # order id -> the other order of its self-trade stop, from the MatchPrevented until the cancel it causes
+        # (the next event or two of the same command)
+        self._counter: dict[int, int] = {}
 
     def report(self, row: OrderRow, ev: Event, execution: str, trade: TradeExecuted | None = None,
                original_client_oid: str = "") -> dict[str, Any]:  # fmt: skip
@@ -98,7 +110,21 @@ class UserEvents:
         if t is OrderCanceled:
             assert isinstance(ev, OrderCanceled)
             row = rows[ev.order_id]
-            return [(row.account, self.report(row, ev, EXECUTION_TYPE[ev.reason], original_client_oid=row.client_oid))]
+            report = self.report(row, ev, EXECUTION_TYPE[ev.reason], original_client_oid=row.client_oid)
+            if ev.reason is CancelReason.SELF_TRADE:
+                # Binance's prevented-match fields: trade group (none), the match, the other order, what self-trade
+                # prevention expired of this order in all and by this stop (the same: a stop expires all it left)
+                f, spec = self.formats, self.formats.specs[row.symbol]
+                report.update(u=-1, v=row.prevented_match_id, U=self._counter.pop(ev.order_id, -1),
+                              A=f.qty(spec, row.prevented_qty), B=f.qty(spec, ev.leaves))  # fmt: skip
+            return [(row.account, report)]
+        if t is MatchPrevented:
+            assert isinstance(ev, MatchPrevented)
+            if ev.taker_qty:
+                self._counter[ev.taker_order_id] = ev.maker_order_id
+            if ev.maker_qty:
+                self._counter[ev.maker_order_id] = ev.taker_order_id
+            return []
         if t is OrderReplaced:
             assert isinstance(ev, OrderReplaced)
             old = rows[ev.order_id]

@@ -8,7 +8,7 @@ from typing import Any
 from engine.accounts import FEE_ACCOUNT
 from gateways.binance import errors
 from gateways.binance.limits import Limits
-from persistence.history import Fill
+from persistence.history import Fill, PreventedMatch
 from persistence.pg_model import OrderRow
 from wire.enums import SelfTradeMode, Side
 from wire.events import TradeExecuted
@@ -64,6 +64,28 @@ class Formats:
                 origQuoteOrderQty=self.money(spec.quote, row.quote_qty),
                 selfTradePreventionMode=row.stp,
             )
+            if row.prevented_match_id is not None:  # self-trade prevention expired (some of) it
+                out.update(preventedMatchId=row.prevented_match_id, preventedQuantity=self.qty(spec, row.prevented_qty))
+        return out
+
+    def prevented(self, spec: SymbolSpec, match_id: int, maker_order_id: int, price: int, taker_qty: int,
+                  maker_qty: int) -> dict[str, Any]:  # fmt: skip
+        """One entry of an order response's ``preventedMatches``: each quantity only when the stop expired it."""
+        out: dict[str, Any] = {"preventedMatchId": match_id, "makerSymbol": spec.symbol, "makerOrderId": maker_order_id,
+                               "price": self.price(spec, price)}  # fmt: skip
+        if taker_qty:
+            out["takerPreventedQuantity"] = self.qty(spec, taker_qty)
+        if maker_qty:
+            out["makerPreventedQuantity"] = self.qty(spec, maker_qty)
+        return out
+
+    def prevented_match(self, m: PreventedMatch) -> dict[str, Any]:
+        """GET /api/v3/myPreventedMatches' entry (Mercury has no trade groups: tradeGroupId is -1)."""
+        spec = self.specs[m.symbol]
+        out = {"symbol": m.symbol, "takerOrderId": m.taker_order_id, "tradeGroupId": -1,
+               "selfTradePreventionMode": m.mode}  # fmt: skip
+        out.update(self.prevented(spec, m.match_id, m.maker_order_id, m.price, m.taker_qty, m.maker_qty))
+        out["transactTime"] = m.ts // NS_PER_MS
         return out
 
     def fills(self, spec: SymbolSpec, order_id: int, trades: list[TradeExecuted]) -> list[dict[str, Any]]:

@@ -49,6 +49,7 @@ from wire.errors import CommandRefused, SequencerUnavailable
 from wire.events import (
     CancelRejected,
     Event,
+    MatchPrevented,
     OrderAccepted,
     OrderCanceled,
     OrderRejected,
@@ -346,8 +347,15 @@ class Gateway:
         body["origQuoteOrderQty"] = self.formats.money(self.specs[row.symbol].quote, row.quote_qty)
         body["selfTradePreventionMode"] = row.stp
         if full:
+            spec = self.specs[row.symbol]
             trades = [ev for ev in events if isinstance(ev, TradeExecuted)]
-            body["fills"] = self.formats.fills(self.specs[row.symbol], order_id, trades)
+            body["fills"] = self.formats.fills(spec, order_id, trades)
+            stops = [self.formats.prevented(spec, ev.match_id, ev.maker_order_id, ev.price, ev.taker_qty, ev.maker_qty)
+                     for ev in events if isinstance(ev, MatchPrevented) and ev.taker_order_id == order_id]  # fmt: skip
+            if stops:
+                body["preventedMatches"] = stops
+        if row.prevented_qty:  # self-trade prevention expired it
+            body["preventedQuantity"] = self.formats.qty(self.specs[row.symbol], row.prevented_qty)
         return body
 
     async def cancel_replace(self, caller: Caller, params: Params, headers: dict[str, str]) -> Any:
@@ -491,6 +499,20 @@ class Gateway:
         page = self.page(params, "fromId")
         fills = await history.trades(caller.account, spec.symbol, order_id=params.integer("orderId", low=1), **page)
         return [self.formats.my_trade(f) for f in fills]
+
+    async def my_prevented_matches(self, caller: Caller, params: Params, headers: dict[str, str]) -> Any:
+        """Binance's combinations: symbol + preventedMatchId, or symbol + orderId (+ fromPreventedMatchId, limit)."""
+        spec = self.symbol(params)
+        match_id = params.integer("preventedMatchId", low=0)
+        order_id = params.integer("orderId", low=1)
+        from_id = params.integer("fromPreventedMatchId", low=0)
+        limit = params.integer("limit", low=1, high=1000)
+        if (match_id is None) == (order_id is None) or (match_id is not None and (from_id, limit) != (None, None)):
+            raise errors.BAD_COMBINATION
+        history = await self.caught_up()
+        matches = await history.prevented_matches(caller.account, spec.symbol, match_id=match_id, order_id=order_id,
+                                                  from_id=from_id, limit=limit or 500)  # fmt: skip
+        return [self.formats.prevented_match(m) for m in matches]
 
     @staticmethod
     def page(params: Params, id_name: str) -> dict[str, Any]:
@@ -662,6 +684,7 @@ ENDPOINTS = (
     ("/api/v3/openOrders", "DELETE", "cancel_all", 1),
     ("/api/v3/allOrders", "GET", "all_orders", 20),
     ("/api/v3/myTrades", "GET", "my_trades", 20),
+    ("/api/v3/myPreventedMatches", "GET", "my_prevented_matches", 20),  # Binance: 2 by preventedMatchId, 20 by order
 )
 
 

@@ -55,6 +55,13 @@ PARAMS: dict[str, list[tuple[str, Schema, bool]]] = {
         ("endTime", INT, False),
         ("limit", {"type": "integer", "minimum": 1, "maximum": 1000}, False),
     ],
+    "my_prevented_matches": [  # preventedMatchId, or orderId with fromPreventedMatchId and limit (else -1128)
+        ("symbol", SYMBOL, True),
+        ("preventedMatchId", INT, False),
+        ("orderId", INT, False),
+        ("fromPreventedMatchId", INT, False),
+        ("limit", {"type": "integer", "minimum": 1, "maximum": 1000}, False),
+    ],
 }
 PARAMS["test_order"] = PARAMS["new_order"]
 PARAMS["user_stream_keep_alive"] = PARAMS["user_stream_close"] = [("listenKey", {"type": "string"}, True)]

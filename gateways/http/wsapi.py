@@ -47,6 +47,7 @@ TRADING = {
     "openOrders.cancelAll": "cancel_all",
     "allOrders": "all_orders",
     "myTrades": "my_trades",
+    "myPreventedMatches": "my_prevented_matches",
     "account.status": "account",
     "account.commission": "commission",
     "account.rateLimits.orders": "order_rate_limits",
@@ -55,8 +56,8 @@ TRADING = {
 
 WEIGHTS = {"exchangeInfo": 20, "session.logon": 2, "session.status": 2, "session.logout": 2,
            "userDataStream.subscribe": 2, "userDataStream.subscribe.signature": 2, "order.status": 4,
-           "openOrders.status": 6, "allOrders": 20, "myTrades": 20, "account.status": 20, "account.commission": 20,
-           "account.rateLimits.orders": 40}  # fmt: skip
+           "openOrders.status": 6, "allOrders": 20, "myTrades": 20, "myPreventedMatches": 20, "account.status": 20,
+           "account.commission": 20, "account.rateLimits.orders": 40}  # fmt: skip
 
 
 class Connection:

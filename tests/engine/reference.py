@@ -34,6 +34,7 @@ from wire.events import (
     BookDelta,
     CancelRejected,
     Event,
+    MatchPrevented,
     OrderAccepted,
     OrderCanceled,
     OrderRejected,
@@ -68,6 +69,7 @@ class RefSymbol:
     orders: list[RefOrder] = field(default_factory=list)  # resting orders in the order they came to rest
     last_price: int = 0
     trade_id: int = 0
+    prevented_id: int = 0
     update_id: int = 0
 
     def band(self) -> tuple[int, int] | None:
@@ -318,6 +320,14 @@ class ReferenceEngine:
                 break
             maker = makers[0]
             if maker.account == account:
+                sym.prevented_id += 1  # the record of the stop comes first, then the cancels
+                self.out.append(
+                    MatchPrevented(
+                        *self._next(), sym.spec.symbol, sym.prevented_id, account, order_id, maker.order_id,
+                        maker.price, stp, 0 if stp == SelfTradeMode.EXPIRE_MAKER else leaves,
+                        0 if stp == SelfTradeMode.EXPIRE_TAKER else maker.leaves,
+                    )
+                )  # fmt: skip
                 if stp != SelfTradeMode.EXPIRE_TAKER:  # the resting order is expired
                     self._unrest(sym, maker)
                     self._canceled(

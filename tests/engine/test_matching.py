@@ -30,6 +30,7 @@ from tests.stubs import (
     market,
     place,
     post_only,
+    prevented,
     rejected,
     replace,
     replaced,
@@ -38,12 +39,18 @@ from tests.stubs import (
 )
 from wire.commands import PlaceOrder
 from wire.enums import CancelReason, SelfTradeMode, Side, TimeInForce
+from wire.events import Event
 from wire.reasons import RejectReason
 
 USER = CancelReason.USER
 IOC_REMAINDER = CancelReason.IOC_REMAINDER
 FOK_NOT_FILLABLE = CancelReason.FOK_NOT_FILLABLE
 SELF_TRADE = CancelReason.SELF_TRADE
+EXPIRE_TAKER, EXPIRE_MAKER, EXPIRE_BOTH = (
+    SelfTradeMode.EXPIRE_TAKER,
+    SelfTradeMode.EXPIRE_MAKER,
+    SelfTradeMode.EXPIRE_BOTH,
+)
 
 
 # ---- limit GTC -------------------------------------------------------------------------------------------------
@@ -439,6 +446,7 @@ def test_self_trade_cancels_taker_remainder_when_it_reaches_its_own_order(d: Dri
         [
             accepted(4, 1, BUY, 101, 10),
             trade(1, 100, 2, BUY, maker=(1, 2, 0), taker=(4, 1, 8)),
+            prevented(1, 1, 100, EXPIRE_TAKER, taker=(4, 8), maker=(2, 0)),  # the record of the stop, first
             canceled(4, 1, 8, SELF_TRADE),
             delta(4, SELL, 100, 7),
         ]
@@ -456,6 +464,7 @@ def test_self_trade_emits_no_delta_for_the_level_when_own_order_heads_the_next_l
         [
             accepted(3, 1, BUY, 102, 5),
             trade(1, 100, 2, BUY, maker=(1, 2, 0), taker=(3, 1, 3)),
+            prevented(1, 1, 101, EXPIRE_TAKER, taker=(3, 3), maker=(2, 0)),
             canceled(3, 1, 3, SELF_TRADE),
             delta(3, SELL, 100, 0),
         ]
@@ -470,10 +479,17 @@ def test_self_trade_emits_no_trade_and_no_delta_when_own_order_is_at_the_touch(d
 
     events = d.apply(limit(1, BUY, 100, 5))
 
-    assert events == d.stamp([accepted(2, 1, BUY, 100, 5), canceled(2, 1, 5, SELF_TRADE)])
+    assert events == d.stamp(
+        [
+            accepted(2, 1, BUY, 100, 5),
+            prevented(1, 1, 100, EXPIRE_TAKER, taker=(2, 5), maker=(1, 0)),
+            canceled(2, 1, 5, SELF_TRADE),
+        ]
+    )
     assert d.levels(SELL) == [(100, [(1, 5)])]
     after = state_without_seqs(d.engine)
-    assert after.symbols == before.symbols  # no update id was used either
+    # no update id was used either; only the prevented match was counted
+    assert after.symbols == [msgspec.structs.replace(s, prevented_id=int(s.symbol == SYM)) for s in before.symbols]
 
 
 @pytest.mark.parametrize("tif", [IOC, FOK])
@@ -484,8 +500,12 @@ def test_self_trade_cancels_market_order_as_self_trade_when_own_order_is_at_the_
 
     events = d.apply(market(1, BUY, 2, tif=tif))
 
-    reason = SELF_TRADE if tif is IOC else FOK_NOT_FILLABLE
-    assert events == d.stamp([accepted(2, 1, BUY, 0, 2, type=MARKET, tif=tif), canceled(2, 1, 2, reason)])
+    stop: list[Event]
+    if tif is IOC:  # reached its own order: a prevented match
+        stop = [prevented(1, 1, 100, EXPIRE_TAKER, taker=(2, 2), maker=(1, 0)), canceled(2, 1, 2, SELF_TRADE)]
+    else:  # FOK: refused before matching (its own order leaves nothing it can fill), so nothing was prevented
+        stop = [canceled(2, 1, 2, FOK_NOT_FILLABLE)]
+    assert events == d.stamp([accepted(2, 1, BUY, 0, 2, type=MARKET, tif=tif), *stop])
 
 
 def test_self_trade_prevention_ignores_own_orders_on_another_symbol(d: Driver) -> None:
@@ -689,7 +709,12 @@ def test_replace_to_a_crossing_price_stops_at_own_order(d: Driver) -> None:
     events = d.apply(replace(1, 2, 98, 3))
 
     assert events == d.stamp(
-        [replaced(2, 3, 1, 98, 3, kept=False), canceled(3, 1, 3, SELF_TRADE), delta(3, SELL, 100, 0)]
+        [
+            replaced(2, 3, 1, 98, 3, kept=False),
+            prevented(1, 1, 98, EXPIRE_TAKER, taker=(3, 3), maker=(1, 0)),
+            canceled(3, 1, 3, SELF_TRADE),
+            delta(3, SELL, 100, 0),
+        ]
     )
     assert d.levels(SELL) == []
     assert d.levels(BUY) == [(98, [(1, 2)])]
@@ -861,6 +886,7 @@ def test_self_trade_expire_maker_cancels_own_resting_order_and_goes_on(d: Driver
         [
             accepted(4, 1, BUY, 101, 10, stp=SelfTradeMode.EXPIRE_MAKER),  # the event carries the mode
             trade(1, 100, 2, BUY, maker=(1, 2, 0), taker=(4, 1, 8)),
+            prevented(1, 1, 100, EXPIRE_MAKER, taker=(4, 0), maker=(2, 3)),
             canceled(2, 1, 3, SELF_TRADE),  # the own resting order, never traded
             trade(2, 100, 4, BUY, maker=(3, 2, 0), taker=(4, 1, 4)),
             delta(4, SELL, 100, 0),
@@ -878,6 +904,7 @@ def test_self_trade_expire_both_cancels_own_resting_order_and_the_incoming_rest(
         [
             accepted(4, 1, BUY, 101, 10, stp=SelfTradeMode.EXPIRE_BOTH),
             trade(1, 100, 2, BUY, maker=(1, 2, 0), taker=(4, 1, 8)),
+            prevented(1, 1, 100, EXPIRE_BOTH, taker=(4, 8), maker=(2, 3)),
             canceled(2, 1, 3, SELF_TRADE),
             canceled(4, 1, 8, SELF_TRADE),
             delta(4, SELL, 100, 4),
@@ -891,7 +918,13 @@ def test_fok_with_expire_maker_counts_past_its_own_order(d: Driver) -> None:
 
     events = d.apply(_with_stp(limit(1, BUY, 100, 4, tif=FOK), SelfTradeMode.EXPIRE_MAKER))
 
-    assert [type(e).__name__ for e in events] == ["OrderAccepted", "OrderCanceled", "TradeExecuted", "BookDelta"]
+    assert [type(e).__name__ for e in events] == [
+        "OrderAccepted",
+        "MatchPrevented",
+        "OrderCanceled",
+        "TradeExecuted",
+        "BookDelta",
+    ]
     assert d.levels(SELL) == []
 
 
@@ -902,6 +935,7 @@ def test_replace_that_re_enters_keeps_the_order_self_trade_mode(d: Driver) -> No
 
     assert [type(e).__name__ for e in events] == [
         "OrderReplaced",
+        "MatchPrevented",
         "OrderCanceled",
         "BookDelta",
         "BookDelta",

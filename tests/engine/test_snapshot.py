@@ -151,8 +151,20 @@ def test_restore_of_a_format_3_snapshot_is_refused_before_its_fields_are_decoded
     state = decode_state(Engine(SPECS, risk=False).snapshot())
     v3 = msgspec.msgpack.encode([3, state.in_seq, state.out_seq, 1, *msgspec.to_builtins(state)[3:]])
 
-    with pytest.raises(MercuryError, match=r"snapshot format 3, this engine reads \(4,\)"):
+    with pytest.raises(MercuryError, match=r"snapshot format 3, this engine reads \(5,\)"):
         Engine.restore(SPECS, v3)
+
+
+def test_restore_of_a_format_4_snapshot_is_refused() -> None:
+    # format 4 had no prevented_id per symbol (and its engine emitted no MatchPrevented), so its journal's self-trade
+    # stops would replay with more events than its events stream holds
+    d = Driver()
+    run(d, HISTORY)
+    state = msgspec.to_builtins(decode_state(d.engine.snapshot()))
+    v4 = msgspec.msgpack.encode([4, *state[1:3], [s[:-1] for s in state[3]], *state[4:]])
+
+    with pytest.raises(MercuryError, match=r"snapshot format 4, this engine reads \(5,\)"):
+        Engine.restore(SPECS, v4)
 
 
 def test_restore_when_an_unlisted_symbol_holds_orders_raises_mercury_error() -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
+import msgspec
 from hypothesis import given
 
 from engine.accounts import FEE_ACCOUNT
@@ -15,7 +16,7 @@ from tests.engine.test_properties import ENGINE_PROFILE, SHRINK_TIMEOUT, stamp_o
 from tests.engine.test_risk_properties import ASSETS, RISK_SPECS, money_streams
 from tests.stubs import BUY, GTC, LIMIT, SELL, place
 from wire.commands import CancelOrder, Command, CreateAccount, Deposit, ReplaceOrder, Withdraw
-from wire.enums import BalanceCause, Side
+from wire.enums import BalanceCause, SelfTradeMode, Side
 from wire.events import BalanceChanged, Event, TradeExecuted
 
 
@@ -29,6 +30,7 @@ class Tables:
         self.trades: dict[tuple[str, int], tuple[Any, ...]] = {}
         self.balances: dict[tuple[int, str], tuple[int, int]] = {}
         self.updates: dict[tuple[int, int], tuple[Any, ...]] = {}
+        self.prevented: dict[tuple[str, int], tuple[Any, ...]] = {}
 
     def add(self, rows: Rows) -> None:
         for record in rows.order_inserts:
@@ -45,6 +47,9 @@ class Tables:
         for trade in rows.trades:
             assert (trade[0], trade[1]) not in self.trades
             self.trades[(trade[0], trade[1])] = trade
+        for match in rows.prevented:
+            assert (match[0], match[1]) not in self.prevented, f"prevented match {match[:2]} written twice"
+            self.prevented[(match[0], match[1])] = match
         for update in rows.order_updates:
             assert (update[0], update[1]) not in self.updates
             self.updates[(update[0], update[1])] = update
@@ -85,9 +90,18 @@ def check(engine: Engine, tables: Tables) -> None:
         if row.status in OPEN_STATUSES
     }
     assert db_open == engine_open
+    expired: defaultdict[int, int] = defaultdict(int)  # order -> what the prevented matches say was expired of it
+    for m in tables.prevented.values():  # (symbol, id, account, taker, maker, price, mode, taker qty, maker qty, ...)
+        expired[m[3]] += m[7]
+        expired[m[4]] += m[8]
     for row in tables.orders.values():
         assert row.orig_qty >= row.executed_qty + row.leaves
         assert (row.status == "FILLED") == (row.executed_qty == row.orig_qty and row.leaves == 0)
+        # an order self-trade prevention expired lost all it had left, and only such an order lost anything
+        assert row.prevented_qty == expired.get(row.order_id, 0)
+        assert (row.status == "EXPIRED_IN_MATCH") == (row.prevented_qty > 0) == (row.prevented_match_id is not None)
+        if row.prevented_qty:
+            assert row.prevented_qty == row.orig_qty - row.executed_qty
 
 
 def run(cmds: list[Command], batch: int = 7) -> tuple[Engine, Tables, list[Event]]:
@@ -197,6 +211,29 @@ def test_a_replace_that_loses_priority_ends_the_old_order_and_starts_a_new_one()
         first, "b", 99, 2, 2, "NEW")  # fmt: skip
     kinds = [u[5] for u in sorted(tables.updates.values())]
     assert kinds == ["NEW", "REPLACED", "NEW", "AMENDED"]
+
+
+def test_a_self_trade_stop_is_recorded_on_both_orders_and_as_a_prevented_match() -> None:
+    symbol = RISK_SPECS[0].symbol
+    first, second, taker = _in_seq_after_money(1), _in_seq_after_money(2), _in_seq_after_money(3)
+    cmds = _money(
+        place(1, SELL, LIMIT, GTC, 100, 2, symbol=symbol),
+        place(1, SELL, LIMIT, GTC, 101, 3, symbol=symbol),
+        msgspec.structs.replace(place(1, BUY, LIMIT, GTC, 101, 9, symbol=symbol), stp=SelfTradeMode.EXPIRE_MAKER),
+        msgspec.structs.replace(place(1, SELL, LIMIT, GTC, 101, 4, symbol=symbol), stp=SelfTradeMode.EXPIRE_BOTH),
+    )
+    _, tables, _ = run(cmds, batch=100)
+    stops = [(m[1], m[3], m[4], m[5], m[6], m[7], m[8]) for m in sorted(tables.prevented.values())]
+    last = _in_seq_after_money(4)
+    assert stops == [
+        (1, taker, first, 100, "EXPIRE_MAKER", 0, 2),
+        (2, taker, second, 101, "EXPIRE_MAKER", 0, 3),
+        (3, last, taker, 101, "EXPIRE_BOTH", 4, 9),
+    ]
+    got = {o: (tables.orders[o].status, tables.orders[o].prevented_qty, tables.orders[o].prevented_match_id)
+           for o in (first, second, taker, last)}  # fmt: skip
+    assert got == {first: ("EXPIRED_IN_MATCH", 2, 1), second: ("EXPIRED_IN_MATCH", 3, 2),
+                   taker: ("EXPIRED_IN_MATCH", 9, 3), last: ("EXPIRED_IN_MATCH", 4, 3)}  # fmt: skip
 
 
 def test_an_event_for_an_order_that_is_not_open_is_quarantined_and_the_rest_applied() -> None:
