@@ -45,37 +45,40 @@ export function ModelPanel() {
     setState({ kind: "loading" });
     const abort = new AbortController();
     let timer: ReturnType<typeof setTimeout> | undefined;
+    // the model, its backtest at once, then the prediction (it reads klines from MongoDB and can take seconds)
+    const show = async (): Promise<void> => {
+      const model = await fetchModel(base, abort.signal);
+      setState((prev) =>
+        prev.kind === "ok" ? { ...prev, model } : { kind: "ok", prediction: null, predictionError: null, model },
+      );
+      let prediction: Prediction | null = null;
+      let predictionError: string | null = null;
+      try {
+        // the model's own interval when it is a kline interval (a model trained on a sample names none)
+        const interval = model.interval && /^\d+[smhdw]$/.test(model.interval) ? model.interval : "1m";
+        prediction = await fetchPrediction(base, symbol, interval, abort.signal);
+      } catch (err) {
+        if (abort.signal.aborted) return;
+        // e.g. a model trained on another symbol: the backtest still shows
+        predictionError = err instanceof Error ? err.message : String(err);
+      }
+      setState({ kind: "ok", prediction, predictionError, model });
+    };
     const refresh = async (): Promise<void> => {
       let next = REFRESH_MS;
       try {
         if ((await fetchModelVersion(base, abort.signal)) === null) {
           setState({ kind: "no-model", message: "the service trains one from the stored klines, or run python -m research.model train" });
-          timer = setTimeout(() => void refresh(), REFRESH_MS);
-          return;
+        } else {
+          await show();
         }
-        const model = await fetchModel(base, abort.signal);
-        // the backtest shows at once: a prediction reads klines from MongoDB and can take seconds
-        setState((prev) =>
-          prev.kind === "ok" ? { ...prev, model } : { kind: "ok", prediction: null, predictionError: null, model },
-        );
-        let prediction: Prediction | null = null;
-        let predictionError: string | null = null;
-        try {
-          // the model's own interval when it is a kline interval (a model trained on a sample names none)
-          const interval = model.interval && /^\d+[smhdw]$/.test(model.interval) ? model.interval : "1m";
-          prediction = await fetchPrediction(base, symbol, interval, abort.signal);
-        } catch (err) {
-          if (abort.signal.aborted) return;
-          // e.g. a model trained on another symbol: the backtest still shows
-          predictionError = err instanceof Error ? err.message : String(err);
-        }
-        setState({ kind: "ok", prediction, predictionError, model });
       } catch (err) {
         if (abort.signal.aborted) return;
         if (err instanceof ResearchError && err.noModel) setState({ kind: "no-model", message: err.message });
         else setState({ kind: "error", message: err instanceof Error ? err.message : String(err) });
         next = RETRY_MS;
       }
+      if (abort.signal.aborted) return; // unmounted or the symbol changed: the next effect refreshes
       timer = setTimeout(() => void refresh(), next);
     };
     void refresh();
