@@ -50,9 +50,11 @@ def test_self_trade_prevention_is_reported_as_binance_reports_it(exchange: Excha
                 message = json.loads(await asyncio.wait_for(ws.recv(), 10))
                 if "event" in message and message["event"]["e"] == "executionReport":
                     reports.append(message["event"])
-            return first, second, sell, buy, *[r for r in reports if r["x"] == "TRADE_PREVENTION"]
+            listed = await call(ws, "p", "myPreventedMatches", signed_params(exchange, 1, symbol=SYMBOL,
+                                                                            preventedMatchId=1))  # fmt: skip
+            return first, second, sell, buy, listed, *[r for r in reports if r["x"] == "TRADE_PREVENTION"]
 
-    first, second, sell, buy, *reports = asyncio.run(scenario())
+    first, second, sell, buy, listed, *reports = asyncio.run(scenario())
 
     assert (sell["status"], sell["executedQty"], sell["fills"]) == ("NEW", "0.00000000", [])
     assert sell["preventedMatches"] == [
@@ -93,6 +95,7 @@ def test_self_trade_prevention_is_reported_as_binance_reports_it(exchange: Excha
         2, 3]  # fmt: skip
     assert [m["preventedMatchId"] for m in prevented(exchange, orderId=sell["orderId"], limit=1)[1]] == [1]
     assert prevented(exchange, preventedMatchId=2)[1] == [matches[1]]
+    assert (listed["status"], listed["result"]) == (200, [matches[0]])  # the WebSocket API's method: the same
     assert prevented(exchange, orderId=first["orderId"])[1] == [matches[0]]
     assert prevented(exchange, account=2, orderId=sell["orderId"]) == (200, [])  # another account's: not listed
 
