@@ -21,12 +21,13 @@ Order ids
     gateway knows an order's id as soon as the order is journaled, before the engine has applied it.
 
 Self-trade prevention
-    An incoming order never trades with its own account's resting order. When it reaches one, its own mode
+    An incoming order does not trade with its own account's resting order unless its mode is NONE (Binance's: it
+    trades with its own orders like anyone's, both sides paying their fees). When it reaches one, its own mode
     decides (canceled with reason SELF_TRADE): EXPIRE_TAKER (the default) cancels the incoming order's remainder,
     EXPIRE_MAKER cancels the resting order and matching goes on, EXPIRE_BOTH cancels both. Fills before that
-    point stand. A self-trade never prints. A cancel-replace that re-enters an order keeps its mode. Each stop is
-    recorded first as a MatchPrevented (Binance's prevented match: both orders, the price, what each lost), then
-    the cancels it causes follow.
+    point stand. A prevented self-trade never prints. A cancel-replace that re-enters an order keeps its mode.
+    Each stop is recorded first as a MatchPrevented (Binance's prevented match: both orders, the price, what each
+    lost), then the cancels it causes follow.
 
 Market order by quote amount
     A MARKET order with ``quote_qty`` is converted on arrival into lots, then matched as a market order of that
@@ -113,6 +114,7 @@ IOC_REMAINDER: Final = CancelReason.IOC_REMAINDER
 SELF_TRADE: Final = CancelReason.SELF_TRADE
 EXPIRE_TAKER: Final = SelfTradeMode.EXPIRE_TAKER
 EXPIRE_MAKER: Final = SelfTradeMode.EXPIRE_MAKER
+NO_PREVENTION: Final = SelfTradeMode.NONE
 EXPIRE_BOTH: Final = SelfTradeMode.EXPIRE_BOTH
 ORDER: Final = BalanceCause.ORDER
 TRADE: Final = BalanceCause.TRADE
@@ -266,7 +268,7 @@ class Matcher:
         opp = self.book.asks if side is BUY else self.book.bids
         sign, levels = opp.sign, opp.levels
         limit_key = price * sign
-        check_owner = account in self.book.by_account
+        check_owner = stp is not NO_PREVENTION and account in self.book.by_account
         for key in reversed(opp.keys):
             if key < limit_key:
                 return
@@ -567,7 +569,7 @@ class Matcher:
             level_price = level.price
             maker = level.head
             while maker is not None and leaves:
-                if maker.account == account:
+                if maker.account == account and stp is not NO_PREVENTION:
                     if stp is EXPIRE_TAKER:
                         self._prevented(order_id, maker, level_price, stp, leaves, 0, out)
                         stopped = True

@@ -219,7 +219,12 @@ class History:
             where += " AND (maker_order_id = $3 OR taker_order_id = $3)"
             args.append(order_id)
         rows = await self._page(_TRADE_SELECT, "trade_id", "ts", where, args, from_id, start_ts, end_ts, _limit(limit))
-        return [_fill(row, account, spec) for row in rows]
+        fills = []
+        for row in rows:
+            fills.append(_fill(row, account, spec, row["maker_account"] == account))
+            if row["maker_account"] == row["taker_account"]:  # a self-trade (mode NONE): both sides are the account's
+                fills.append(_fill(row, account, spec, False))
+        return fills if order_id is None else [f for f in fills if f.order_id == order_id]
 
     # --- prevented matches ---------------------------------------------------------------------------------
 
@@ -289,8 +294,7 @@ class History:
         return rows[::-1] if newest else rows
 
 
-def _fill(row: asyncpg.Record, account: int, spec: SymbolSpec) -> Fill:
-    is_maker = row["maker_account"] == account
+def _fill(row: asyncpg.Record, account: int, spec: SymbolSpec, is_maker: bool) -> Fill:
     taker_buys = row["taker_side"] == "BUY"
     is_buyer = taker_buys != is_maker
     return Fill(

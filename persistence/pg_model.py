@@ -83,7 +83,7 @@ class OrderRow:
     updated_ts: int
     created_out_seq: int
     updated_out_seq: int
-    stp: str  # self-trade prevention mode: EXPIRE_TAKER, EXPIRE_MAKER or EXPIRE_BOTH
+    stp: str  # self-trade prevention mode: NONE, EXPIRE_TAKER, EXPIRE_MAKER or EXPIRE_BOTH
     prevented_qty: int = 0  # open quantity self-trade prevention expired (Binance's preventedQuantity)
     prevented_match_id: int | None = None  # the prevented match that did
 

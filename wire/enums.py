@@ -28,6 +28,7 @@ class SelfTradeMode(IntEnum):
     EXPIRE_TAKER = 1  # the incoming order's remainder is canceled; fills before that point stand (the default)
     EXPIRE_MAKER = 2  # the resting order is canceled and matching goes on
     EXPIRE_BOTH = 3  # both are canceled
+    NONE = 4  # no prevention: the order trades with its own account's orders like anyone's (and pays both fees)
 
 
 class CancelReason(IntEnum):

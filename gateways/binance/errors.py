@@ -71,6 +71,7 @@ UNKNOWN_ORDER_QUERY = bad(-2013, "Order does not exist.")
 INSUFFICIENT = bad(-2010, "Account has insufficient balance for requested action.")
 WOULD_TAKE = bad(-2010, "Order would immediately match and take.")
 ICEBERG_NOT_SUPPORTED = bad(-2010, "Iceberg orders are not supported for this symbol.")
+STP_NOT_ALLOWED = bad(-1013, "This symbol does not allow the specified self-trade prevention mode.")
 
 
 def filter_failure(name: str) -> ApiError:

@@ -305,7 +305,11 @@ class Gateway:
             try:
                 stp = SelfTradeMode[stp_text]
             except KeyError:
-                raise errors.illegal("selfTradePreventionMode", "EXPIRE_TAKER, EXPIRE_MAKER or EXPIRE_BOTH") from None
+                if stp_text in ("DECREMENT", "TRANSFER"):  # Binance's modes this venue does not offer
+                    raise errors.STP_NOT_ALLOWED from None
+                raise errors.illegal(
+                    "selfTradePreventionMode", "NONE, EXPIRE_TAKER, EXPIRE_MAKER or EXPIRE_BOTH"
+                ) from None
         _refuse_unsupported(params)
         resp_type = params.get("newOrderRespType") or "FULL"
         if resp_type not in ("ACK", "RESULT", "FULL"):

@@ -26,7 +26,11 @@ PARAMS: dict[str, list[tuple[str, Schema, bool]]] = {
         ("quoteOrderQty", DECIMAL, False),
         ("price", DECIMAL, False),
         ("newClientOrderId", CLIENT_ID, False),
-        ("selfTradePreventionMode", {"type": "string", "enum": ["EXPIRE_TAKER", "EXPIRE_MAKER", "EXPIRE_BOTH"]}, False),
+        (
+            "selfTradePreventionMode",
+            {"type": "string", "enum": ["NONE", "EXPIRE_TAKER", "EXPIRE_MAKER", "EXPIRE_BOTH"]},
+            False,
+        ),
         ("newOrderRespType", {"type": "string", "enum": ["ACK", "RESULT", "FULL"]}, False),
     ],
     "cancel_order": [

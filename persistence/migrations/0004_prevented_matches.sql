@@ -2,6 +2,9 @@
 -- matches, for GET /api/v3/myPreventedMatches, and on each order what self-trade prevention expired of it and the
 -- prevented match that did (Binance's preventedQuantity and preventedMatchId). Orders written before it read 0 and
 -- none: their engine did not record the stops.
+-- Binance's NONE mode too (an order that trades with its own orders).
+ALTER TABLE orders DROP CONSTRAINT orders_stp_check,
+    ADD CONSTRAINT orders_stp_check CHECK (stp IN ('NONE', 'EXPIRE_TAKER', 'EXPIRE_MAKER', 'EXPIRE_BOTH'));
 ALTER TABLE orders ADD COLUMN prevented_qty bigint NOT NULL DEFAULT 0 CHECK (prevented_qty >= 0);
 ALTER TABLE orders ADD COLUMN prevented_match_id bigint;
 

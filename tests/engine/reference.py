@@ -252,7 +252,7 @@ class ReferenceEngine:
         the market limit price (the top price before any trade), a sell counts nothing beyond it."""
         qptl, left, lots = sym.spec.quote_per_tick_lot, cmd.quote_qty, 0
         for maker in queue(sym, cmd.side, self._market_limit(sym, cmd.side)):
-            if maker.account == cmd.account:
+            if maker.account == cmd.account and cmd.stp != SelfTradeMode.NONE:
                 if cmd.stp == SelfTradeMode.EXPIRE_MAKER:
                     continue
                 break  # the end of what it can reach, as when the queue runs out
@@ -319,7 +319,7 @@ class ReferenceEngine:
             if not makers:
                 break
             maker = makers[0]
-            if maker.account == account:
+            if maker.account == account and stp != SelfTradeMode.NONE:
                 sym.prevented_id += 1  # the record of the stop comes first, then the cancels
                 self.out.append(
                     MatchPrevented(
@@ -377,7 +377,7 @@ class ReferenceEngine:
         (or passing over it, when that order would be expired instead)."""
         total = 0
         for maker in queue(sym, side, limit):
-            if maker.account == account:
+            if maker.account == account and stp != SelfTradeMode.NONE:
                 if stp == SelfTradeMode.EXPIRE_MAKER:
                     continue
                 break

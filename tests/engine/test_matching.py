@@ -913,6 +913,22 @@ def test_self_trade_expire_both_cancels_own_resting_order_and_the_incoming_rest(
     assert d.levels(SELL) == [(100, [(3, 4)])]
 
 
+def test_self_trade_mode_none_trades_with_its_own_resting_order(d: Driver) -> None:
+    d.run(limit(1, SELL, 100, 3), limit(2, SELL, 101, 4))
+
+    events = d.apply(_with_stp(limit(1, BUY, 101, 5), SelfTradeMode.NONE))
+
+    assert events == d.stamp(
+        [
+            accepted(3, 1, BUY, 101, 5, stp=SelfTradeMode.NONE),
+            trade(1, 100, 3, BUY, maker=(1, 1, 0), taker=(3, 1, 2)),  # Binance's NONE: nothing is prevented
+            trade(2, 101, 2, BUY, maker=(2, 2, 2), taker=(3, 1, 0)),
+            delta(3, SELL, 100, 0),
+            delta(4, SELL, 101, 2),
+        ]
+    )
+
+
 def test_fok_with_expire_maker_counts_past_its_own_order(d: Driver) -> None:
     d.run(limit(1, SELL, 100, 3), limit(2, SELL, 100, 4))
 

@@ -264,6 +264,19 @@ def test_self_trade_expire_maker_releases_the_resting_orders_lock(d: Driver) -> 
     assert balance(d, SELLER, "BTC") == (BTC0 - 1_000, 1_000)  # the sell rests: nothing else to meet
 
 
+def test_self_trade_with_mode_none_settles_like_any_trade_and_pays_both_fees(d: Driver) -> None:
+    d.apply(Deposit("t", 6, SELLER, "USD", 100_000))
+    d.apply(limit(SELLER, SELL, 99, 2))  # locks 2 000 BTC units
+    events = d.apply(msgspec.structs.replace(limit(SELLER, BUY, 99, 2), stp=SelfTradeMode.NONE))
+    trades = [e for e in events if isinstance(e, TradeExecuted)]
+    assert [(t.maker_account, t.taker_account, t.qty, t.maker_fee, t.taker_fee) for t in trades] == [
+        (SELLER, SELLER, 2, 30, 5)]  # fmt: skip
+    # the base and the quote went round to the same account, less the taker's fee (5 BTC units, ceil of 25 bps of
+    # 2 000) and the maker's (30 USD cents, ceil of 15 bps of 19 800); nothing stays locked
+    assert balance(d, SELLER, "BTC") == (BTC0 - 5, 0)
+    assert balance(d, SELLER, "USD") == (100_000 - 30, 0)
+
+
 # ---- replace ------------------------------------------------------------------------------------------------------
 
 

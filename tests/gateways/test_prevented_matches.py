@@ -127,3 +127,27 @@ def test_my_prevented_matches_with_bad_parameters_gets_binances_code(
     answer = prevented(exchange, **params)
 
     assert (answer[0], answer[1]["code"]) == (status, code), answer
+
+
+def test_mode_none_trades_with_the_accounts_own_order_and_lists_both_sides(exchange: Exchange) -> None:
+    """Binance's NONE: no prevention, a self-trade prints (both fees are paid); myTrades lists the fill once from
+    each side, each with its own order. DECREMENT, a Binance mode Mercury does not offer, is refused as Binance
+    refuses a mode the symbol does not allow."""
+    status, info = signed(exchange, "GET", "/api/v3/exchangeInfo", {"symbol": SYMBOL})
+    assert "NONE" in info["symbols"][0]["allowedSelfTradePreventionModes"]
+    signed(exchange, "DELETE", "/api/v3/openOrders", {"symbol": SYMBOL}, account=1)  # the other test's ask rests
+    ask = order(exchange, "SELL", "0.01", "1010")
+    bid = order(exchange, "BUY", "0.01", "1010", selfTradePreventionMode="NONE")
+    assert (bid["status"], bid["selfTradePreventionMode"], len(bid["fills"])) == ("FILLED", "NONE", 1), bid
+    assert "preventedMatches" not in bid
+    trade_id = bid["fills"][0]["tradeId"]
+    status, mine = signed(exchange, "GET", "/api/v3/myTrades", {"symbol": SYMBOL, "fromId": trade_id})
+    assert status == 200, mine
+    sides = [(t["id"], t["orderId"], t["isBuyer"], t["isMaker"]) for t in mine if t["id"] == trade_id]
+    assert sides == [(trade_id, ask["orderId"], False, True), (trade_id, bid["orderId"], True, False)]
+    by_order = signed(exchange, "GET", "/api/v3/myTrades", {"symbol": SYMBOL, "orderId": bid["orderId"]})[1]
+    assert [(t["orderId"], t["isBuyer"]) for t in by_order] == [(bid["orderId"], True)]
+    params = {"symbol": SYMBOL, "side": "BUY", "type": "LIMIT", "timeInForce": "GTC", "quantity": "0.01",
+              "price": "1000", "selfTradePreventionMode": "DECREMENT"}  # fmt: skip
+    status, body = signed(exchange, "POST", "/api/v3/order", params, account=1)
+    assert (status, body["code"]) == (400, -1013), body

@@ -73,7 +73,8 @@ LIMIT = {"symbol": "BTCUSDT", "side": "SELL", "type": "LIMIT", "timeInForce": "G
         ({"side": "BUY", "quantity": "9000"}, 400, -2010, "Account has insufficient balance for requested action."),
         ({"newClientOrderId": "has space"}, 400, -1100, "client order id is 1 to 36 characters"),
         ({"newOrderRespType": "MAX"}, 400, -1106, "newOrderRespType"),
-        ({"selfTradePreventionMode": "NONE"}, 400, -1100, "selfTradePreventionMode"),
+        ({"selfTradePreventionMode": "SOMETIMES"}, 400, -1100, "selfTradePreventionMode"),
+        ({"selfTradePreventionMode": "DECREMENT"}, 400, -1013, "does not allow the specified self-trade prevention"),
         ({"type": "MARKET", "timeInForce": ""}, 400, -1106, "Parameter 'price' sent when not required."),
         ({"type": "MARKET", "timeInForce": "", "price": "", "quoteOrderQty": "5"}, 400, -1106, "quoteOrderQty"),
         (

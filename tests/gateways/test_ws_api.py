@@ -53,6 +53,8 @@ async def call(ws: Any, request_id: str, method: str, params: dict[str, Any] | N
 
 @pytest.mark.timeout(60)
 def test_trading_and_the_user_data_stream_over_the_websocket_api(exchange: Exchange) -> None:
+    EVENTS.clear()  # another module's test may have called through `call` before
+
     async def scenario() -> list[dict[str, Any]]:
         url = exchange.url.replace("http://", "ws://") + "/ws-api/v3"
         async with websockets.connect(url) as ws:
