@@ -224,7 +224,9 @@ class History:
             fills.append(_fill(row, account, spec, row["maker_account"] == account))
             if row["maker_account"] == row["taker_account"]:  # a self-trade (mode NONE): both sides are the account's
                 fills.append(_fill(row, account, spec, False))
-        return fills if order_id is None else [f for f in fills if f.order_id == order_id]
+        if order_id is not None:  # one side of each trade is the order's
+            return [f for f in fills if f.order_id == order_id]
+        return _trimmed(fills, limit, newest=from_id is None and start_ts is None)
 
     # --- prevented matches ---------------------------------------------------------------------------------
 
@@ -292,6 +294,24 @@ class History:
         query = f"{select} WHERE {' AND '.join(conditions)} ORDER BY {id_column} {order} LIMIT ${len(args)}"
         rows = await self.db.fetch(query, *args)
         return rows[::-1] if newest else rows
+
+
+def _trimmed(fills: list[Fill], limit: int, newest: bool) -> list[Fill]:
+    """At most ``limit`` of ``fills`` (the ``limit`` trades read, a self-trade twice): the first ones, or the last
+    for the newest page; never half a self-trade, so a next page from the last trade id + 1 (or a previous one up to
+    the first - 1) misses neither side. Only a page of one self-trade with ``limit`` 1 holds both sides (empty, it
+    would leave a client paging by id stuck)."""
+    if len(fills) <= limit:
+        return fills
+    if newest:
+        kept = fills[-limit:]
+        if kept[0].trade_id == fills[-limit - 1].trade_id:
+            kept = kept[1:]
+        return kept or fills[-2:]
+    kept = fills[:limit]
+    if kept[-1].trade_id == fills[limit].trade_id:
+        kept = kept[:-1]
+    return kept or fills[:2]
 
 
 def _fill(row: asyncpg.Record, account: int, spec: SymbolSpec, is_maker: bool) -> Fill:

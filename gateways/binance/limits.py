@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import redis.asyncio as aioredis
@@ -36,6 +36,8 @@ log = logging.getLogger("mercury.gateway.limits")
 MINUTE_MS = 60_000
 TEN_S_MS = 10_000
 DAY_MS = 86_400_000
+# the response headers with each count, in the order of Limits.advertised()
+COUNT_HEADERS = ("X-MBX-USED-WEIGHT-1M", "X-MBX-ORDER-COUNT-10S", "X-MBX-ORDER-COUNT-1D")
 SYNC_PERIOD = 0.1  # s between two syncs with Redis
 SYNC_FRACTION = 0.1  # a key's unsynced count that makes the next sync start at once, as a fraction of its limit
 
@@ -57,12 +59,49 @@ class Limits:
                   "limit": self.weight_per_minute}  # fmt: skip
         return [weight, *self.order_limits()]
 
+    def reported(self, headers: Mapping[str, str]) -> list[dict[str, object]]:
+        """A WebSocket API reply's ``rateLimits``: each limit this request counted against, with its count (the
+        numbers the REST headers carry)."""
+        counts = [headers.get(name) for name in COUNT_HEADERS]
+        limits = zip(self.advertised(), counts, strict=True)
+        return [{**limit, "count": int(count)} for limit, count in limits if count is not None]
+
     def order_limits(self) -> list[dict[str, object]]:
         """The new-order limits per account: per 10 s, then per day."""
         return [
             {"rateLimitType": "ORDERS", "interval": "SECOND", "intervalNum": 10, "limit": self.orders_per_10s},
             {"rateLimitType": "ORDERS", "interval": "DAY", "intervalNum": 1, "limit": self.orders_per_day},
         ]
+
+
+@dataclass(frozen=True, slots=True)
+class Weighed:
+    """A request Binance weighs by what it asks for: ``weight`` when ``param`` is given, ``otherwise`` without."""
+
+    param: str
+    weight: int
+    otherwise: int
+
+    def of(self, params: Mapping[str, object]) -> int:
+        return self.weight if params.get(self.param) is not None else self.otherwise
+
+    def describe(self) -> str:
+        return f"{self.weight} with {self.param}, {self.otherwise} without"
+
+
+# operation (handler name) -> its weight by parameters, as Binance weighs these on REST and the WebSocket API alike:
+# a bot that paces itself by Binance's table stays inside Mercury's limit the same way
+BY_PARAMS: dict[str, Weighed] = {
+    "open_orders": Weighed("symbol", 6, 80),
+    "my_trades": Weighed("orderId", 5, 20),
+    "my_prevented_matches": Weighed("preventedMatchId", 2, 20),
+}
+
+
+def weight_of(operation: str, fixed: int, params: Mapping[str, object]) -> int:
+    """The weight of one request of ``operation``: by its parameters where Binance weighs so, else ``fixed``."""
+    weighed = BY_PARAMS.get(operation)
+    return fixed if weighed is None else weighed.of(params)
 
 
 class _Window:
@@ -117,7 +156,7 @@ class RateLimiter:
         used, due = self.weight.add(ip, weight, now_ms)
         if due:
             self.sync_due.set()
-        headers["X-MBX-USED-WEIGHT-1M"] = str(used)
+        headers[COUNT_HEADERS[0]] = str(used)
         if used > self.limits.weight_per_minute:
             raise ApiError(
                 429,
@@ -132,8 +171,8 @@ class RateLimiter:
         in_day, due_day = self.orders_day.add(str(account), 1, now_ms)
         if due_10s or due_day:
             self.sync_due.set()
-        headers["X-MBX-ORDER-COUNT-10S"] = str(in_10s)
-        headers["X-MBX-ORDER-COUNT-1D"] = str(in_day)
+        headers[COUNT_HEADERS[1]] = str(in_10s)
+        headers[COUNT_HEADERS[2]] = str(in_day)
         if in_10s > self.limits.orders_per_10s:
             raise ApiError(429, -1015, f"Too many new orders; current limit is {self.limits.orders_per_10s} orders"
                            " per 10 SECOND.", self.orders_10s.retry_after(now_ms))  # fmt: skip

@@ -32,7 +32,7 @@ from client.sequencer import AsyncSequencerClient
 from gateways.binance import errors
 from gateways.binance.auth import Caller, Keys, authenticate
 from gateways.binance.errors import ApiError
-from gateways.binance.limits import Limits, RateLimiter
+from gateways.binance.limits import Limits, RateLimiter, weight_of
 from gateways.binance.params import Params
 from gateways.binance.views import Formats
 from gateways.clock import now_ms
@@ -307,9 +307,8 @@ class Gateway:
             except KeyError:
                 if stp_text in ("DECREMENT", "TRANSFER"):  # Binance's modes this venue does not offer
                     raise errors.STP_NOT_ALLOWED from None
-                raise errors.illegal(
-                    "selfTradePreventionMode", "NONE, EXPIRE_TAKER, EXPIRE_MAKER or EXPIRE_BOTH"
-                ) from None
+                modes = ", ".join(m.name for m in SelfTradeMode)
+                raise errors.illegal("selfTradePreventionMode", f"one of {modes}") from None
         _refuse_unsupported(params)
         resp_type = params.get("newOrderRespType") or "FULL"
         if resp_type not in ("ACK", "RESULT", "FULL"):
@@ -583,16 +582,18 @@ Handler = Callable[[Request], Awaitable[Response]]
 T = TypeVar("T")
 
 
-def _guarded(handler: Handler, weight: int, limiter: RateLimiter) -> Handler:
-    """Rate limits, then the handler; every refusal as Binance's JSON, with the limit headers; never a 500 for bad
-    input (an unexpected error is logged and answered -1000)."""
+def _guarded(handler: Handler, operation: str, weight: int, limiter: RateLimiter) -> Handler:
+    """Rate limits (``weight``, or what Binance weighs ``operation`` by its parameters), then the handler; every
+    refusal as Binance's JSON, with the limit headers; never a 500 for bad input (an unexpected error is logged and
+    answered -1000)."""
 
     async def run(request: Request) -> Response:
         headers: dict[str, str] = {}
         request.state.limit_headers = headers
 
         async def attempt() -> Response:
-            limiter.request(request.client.host if request.client else "", weight, now_ms(), headers)
+            spent = weight_of(operation, weight, request.query_params)
+            limiter.request(request.client.host if request.client else "", spent, now_ms(), headers)
             return await handler(request)
 
         outcome = await answered(attempt, headers, f"{request.method} {request.url.path}")
@@ -688,8 +689,8 @@ ENDPOINTS = (
     ("/api/v3/openOrders", "DELETE", "cancel_all", 1),
     ("/api/v3/allOrders", "GET", "all_orders", 20),
     ("/api/v3/myTrades", "GET", "my_trades", 20),
-    ("/api/v3/myPreventedMatches", "GET", "my_prevented_matches", 20),  # Binance: 2 by preventedMatchId, 20 by order
-)
+    ("/api/v3/myPreventedMatches", "GET", "my_prevented_matches", 20),
+)  # open_orders, my_trades and my_prevented_matches weigh by their parameters instead (limits.BY_PARAMS)
 
 
 def _bound(op: Callable[[Gateway, Request], Awaitable[Any]], gw: Gateway) -> Handler:
@@ -702,7 +703,7 @@ def _bound(op: Callable[[Gateway, Request], Awaitable[Any]], gw: Gateway) -> Han
 def create_app(settings: Settings, venue: Venue, cipher: SecretCipher) -> FastPath:
     gw = Gateway(settings, venue, cipher)
     routes: list[BaseRoute] = [
-        Route(path, _guarded(gw.rest(name), weight, gw.limiter), methods=[method])
+        Route(path, _guarded(gw.rest(name), name, weight, gw.limiter), methods=[method])
         for path, method, name, weight in ENDPOINTS
     ]
 
@@ -718,7 +719,8 @@ def create_app(settings: Settings, venue: Venue, cipher: SecretCipher) -> FastPa
         await listenkey.stream(gw, websocket, websocket.path_params["listen_key"])
 
     for method, op in (("POST", listenkey.create), ("PUT", listenkey.keep_alive), ("DELETE", listenkey.close)):
-        routes.append(Route("/api/v3/userDataStream", _guarded(_bound(op, gw), 2, gw.limiter), methods=[method]))
+        guarded = _guarded(_bound(op, gw), "user_data_stream", 2, gw.limiter)
+        routes.append(Route("/api/v3/userDataStream", guarded, methods=[method]))
     stream_endpoints = (
         ("/api/v3/userDataStream", "POST", "user_stream_create", 2),
         ("/api/v3/userDataStream", "PUT", "user_stream_keep_alive", 2),

@@ -7,6 +7,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from gateways.binance.limits import BY_PARAMS
+from wire.enums import SelfTradeMode
+
 Schema = dict[str, Any]
 
 DECIMAL: Schema = {"type": "string", "pattern": r"^[0-9]{1,20}(\.[0-9]{1,20})?$"}
@@ -26,11 +29,7 @@ PARAMS: dict[str, list[tuple[str, Schema, bool]]] = {
         ("quoteOrderQty", DECIMAL, False),
         ("price", DECIMAL, False),
         ("newClientOrderId", CLIENT_ID, False),
-        (
-            "selfTradePreventionMode",
-            {"type": "string", "enum": ["NONE", "EXPIRE_TAKER", "EXPIRE_MAKER", "EXPIRE_BOTH"]},
-            False,
-        ),
+        ("selfTradePreventionMode", {"type": "string", "enum": [m.name for m in SelfTradeMode]}, False),
         ("newOrderRespType", {"type": "string", "enum": ["ACK", "RESULT", "FULL"]}, False),
     ],
     "cancel_order": [
@@ -146,7 +145,7 @@ def document(
                   for n, schema, required in PARAMS.get(name, []) + (SIGNED_PARAMS if signed else [])]  # fmt: skip
         operation: dict[str, Any] = {
             "operationId": name,
-            "description": f"Request weight {weight}."
+            "description": f"Request weight {BY_PARAMS[name].describe() if name in BY_PARAMS else weight}."
             + (" Signed (HMAC-SHA256 or Ed25519, docs/api.md)." if signed else ""),
             "responses": {
                 "200": {"description": "done", "content": {"application/json": {"schema": RESULTS.get(name, {})}}},

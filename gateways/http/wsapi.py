@@ -5,7 +5,9 @@ ccxt 4.5.90 uses for spot), events pushed as ``{"subscriptionId", "event"}``.
 Signed methods carry ``apiKey``, ``timestamp``, ``signature`` (and ``recvWindow``) in their params; the signature
 covers every other param sorted by name (gateways.binance.params.ws_payload). Trading methods run the same
 operations as REST (``order.place`` is ``POST /api/v3/order``, ...). Unknown params are ignored, as ccxt sends some
-(``returnRateLimits``, ``postOnly``).
+(``postOnly``). Every reply carries ``rateLimits`` (the request weight and, for orders, the order counts, as Binance's
+replies do) unless the connection was opened with ``?returnRateLimits=false`` or the request says
+``returnRateLimits: false``.
 
 Each connection has a bounded queue of events: a client that does not read them is told why and disconnected,
 never allowed to hold the engine's events back (design note 4).
@@ -25,6 +27,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from gateways.binance import errors
 from gateways.binance.auth import Caller, session_caller
 from gateways.binance.errors import ApiError
+from gateways.binance.limits import weight_of
 from gateways.binance.params import Params, ws_payload
 from gateways.clock import now_ms
 
@@ -56,8 +59,9 @@ TRADING = {
 
 WEIGHTS = {"exchangeInfo": 20, "session.logon": 2, "session.status": 2, "session.logout": 2,
            "userDataStream.subscribe": 2, "userDataStream.subscribe.signature": 2, "order.status": 4,
-           "openOrders.status": 6, "allOrders": 20, "myTrades": 20, "myPreventedMatches": 20, "account.status": 20,
-           "account.commission": 20, "account.rateLimits.orders": 40}  # fmt: skip
+           "allOrders": 20, "account.status": 20, "account.commission": 20,
+           "account.rateLimits.orders": 40}  # fmt: skip
+# openOrders.status, myTrades and myPreventedMatches weigh by their parameters (limits.BY_PARAMS)
 
 
 class Connection:
@@ -73,10 +77,11 @@ class Connection:
         self.connected_since = now_ms()
         self.session_key: str | None = None  # the key session.logon authenticated (Ed25519 only, as Binance's)
         self.authorized_since: int | None = None
+        self.rate_limits = ws.query_params.get("returnRateLimits", "true").lower() != "false"
 
     def session_status(self) -> dict[str, object]:
         return {"apiKey": self.session_key, "authorizedSince": self.authorized_since,
-                "connectedSince": self.connected_since, "returnRateLimits": False, "serverTime": now_ms(),
+                "connectedSince": self.connected_since, "returnRateLimits": self.rate_limits, "serverTime": now_ms(),
                 "userDataStream": bool(self.subscriptions)}  # fmt: skip
 
     def push(self, account: int, payload: dict[str, Any]) -> None:
@@ -105,11 +110,16 @@ class Connection:
                 return
             await self.ws.send_text(text)
 
-    def reply(self, request_id: object, result: object = None, error: ApiError | None = None) -> None:
+    def reply(self, request_id: object, result: object = None, error: ApiError | None = None,
+              rate_limits: list[dict[str, object]] | None = None) -> None:  # fmt: skip
+        message: dict[str, object] = {"id": request_id}
         if error is None:
-            self._send({"id": request_id, "status": 200, "result": result})
+            message.update(status=200, result=result)
         else:
-            self._send({"id": request_id, "status": error.status, "error": error.body()})
+            message.update(status=error.status, error=error.body())
+        if rate_limits:
+            message["rateLimits"] = rate_limits
+        self._send(message)
 
 
 async def endpoint(ws: WebSocket, gateway: Gateway) -> None:
@@ -141,6 +151,8 @@ async def endpoint(ws: WebSocket, gateway: Gateway) -> None:
 
 async def handle(conn: Connection, text: str) -> None:
     request_id: object = None
+    counts: dict[str, str] = {}  # what the request counted against the limits (REST's X-MBX-* headers)
+    wanted = conn.rate_limits
     try:
         if len(text) > MAX_MESSAGE:
             raise errors.bad(-1100, "Message too large.")
@@ -155,21 +167,28 @@ async def handle(conn: Connection, text: str) -> None:
         params = message.get("params") or {}
         if not isinstance(method, str) or not isinstance(params, dict):
             raise errors.bad(-1100, "A request is a JSON object with id, method and params.")
-        conn.reply(request_id, await dispatch(conn, method, params))
+        wanted = wanted and params.get("returnRateLimits") not in (False, "false")
+        result = await dispatch(conn, method, params, counts)
+        conn.reply(request_id, result, rate_limits=_rate_limits(conn, counts, wanted))
     except ApiError as exc:
-        conn.reply(request_id, error=exc)
+        conn.reply(request_id, error=exc, rate_limits=_rate_limits(conn, counts, wanted))
     except Exception:
         log.exception("WebSocket API request failed")
         conn.reply(request_id, error=errors.INTERNAL)
 
 
-async def dispatch(conn: Connection, method: str, params: dict[str, Any]) -> object:
+def _rate_limits(conn: Connection, counts: dict[str, str], wanted: bool) -> list[dict[str, object]] | None:
+    return conn.gateway.limiter.limits.reported(counts) if wanted else None
+
+
+async def dispatch(conn: Connection, method: str, params: dict[str, Any], counts: dict[str, str]) -> object:
     gateway = conn.gateway
     assert gateway.live is not None and gateway.keys is not None
     # the same request-weight budget per IP as REST (a 429 error reply past it); new orders count per account in
     # the operations themselves
     ip = conn.ws.client.host if conn.ws.client else ""
-    gateway.limiter.request(ip, WEIGHTS.get(method, 1), now_ms(), {})
+    weight = weight_of(TRADING.get(method, method), WEIGHTS.get(method, 1), params)
+    gateway.limiter.request(ip, weight, now_ms(), counts)
     if method == "ping":
         return {}
     if method == "time":
@@ -222,7 +241,7 @@ async def dispatch(conn: Connection, method: str, params: dict[str, Any]) -> obj
     else:
         caller = await _signed(conn, params, operation)
     op: Callable[[Caller, Params, dict[str, str]], Awaitable[Any]] = getattr(gateway, operation)
-    return await op(caller, Params.of_mapping(params, ws_payload(params)), {})
+    return await op(caller, Params.of_mapping(params, ws_payload(params)), counts)
 
 
 SESSION_NEEDS_ED25519 = errors.bad(-1002, "session.logon takes Ed25519 keys only, as Binance's does; sign each request "

@@ -147,6 +147,25 @@ def test_mode_none_trades_with_the_accounts_own_order_and_lists_both_sides(excha
     assert sides == [(trade_id, ask["orderId"], False, True), (trade_id, bid["orderId"], True, False)]
     by_order = signed(exchange, "GET", "/api/v3/myTrades", {"symbol": SYMBOL, "orderId": bid["orderId"]})[1]
     assert [(t["orderId"], t["isBuyer"]) for t in by_order] == [(bid["orderId"], True)]
+    # a page holds at most `limit` fills and never half a self-trade: paging on from the last id misses no side
+    second = order(exchange, "BUY", "0.01", "1010")
+    again = order(exchange, "SELL", "0.01", "1010", selfTradePreventionMode="NONE")
+    assert again["status"] == "FILLED", again
+    pages, from_id = [], trade_id
+    while True:
+        status, page = signed(exchange, "GET", "/api/v3/myTrades", {"symbol": SYMBOL, "fromId": from_id, "limit": 3})
+        assert status == 200 and len(page) <= 3, page
+        if not page:
+            break
+        pages.append([(t["id"], t["orderId"]) for t in page])
+        from_id = page[-1]["id"] + 1
+    second_id = again["fills"][0]["tradeId"]
+    assert pages[:2] == [[(trade_id, ask["orderId"]), (trade_id, bid["orderId"])],
+                         [(second_id, second["orderId"]), (second_id, again["orderId"])]], pages  # fmt: skip
+    newest = signed(exchange, "GET", "/api/v3/myTrades", {"symbol": SYMBOL, "limit": 3})[1]
+    assert [(t["id"], t["orderId"]) for t in newest] == pages[1], newest  # the newest whole trades within 3
+    only = signed(exchange, "GET", "/api/v3/myTrades", {"symbol": SYMBOL, "fromId": second_id, "limit": 1})[1]
+    assert [t["id"] for t in only] == [second_id, second_id]  # one self-trade with limit 1: both sides, not none
     params = {"symbol": SYMBOL, "side": "BUY", "type": "LIMIT", "timeInForce": "GTC", "quantity": "0.01",
               "price": "1000", "selfTradePreventionMode": "DECREMENT"}  # fmt: skip
     status, body = signed(exchange, "POST", "/api/v3/order", params, account=1)

@@ -342,6 +342,31 @@ def test_the_gateway_tells_the_trading_ui_where_market_data_is(exchange: Exchang
             assert exc.code == 307 and exc.headers["location"] == "/ui/"
 
 
+def weight_spent(ex: Exchange, path: str, params: dict[str, Any]) -> int:
+    """The request weight one signed GET spent: the rise of X-MBX-USED-WEIGHT-1M over a ping (weight 1) before it."""
+
+    def used(path: str, query: str) -> int:
+        request = urllib.request.Request(ex.url + path + query, headers={"X-MBX-APIKEY": ex.keys[1][0]})
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return int(response.headers["X-MBX-USED-WEIGHT-1M"])
+
+    payload = urlencode({"timestamp": now_ms(), **params})
+    payload += "&signature=" + hmac.new(ex.keys[1][1].encode(), payload.encode(), hashlib.sha256).hexdigest()
+    return -used("/api/v3/ping", "") + used(path, "?" + payload)
+
+
+def test_some_requests_weigh_by_what_they_ask_for_as_on_binance(exchange: Exchange) -> None:
+    if time.time() % 60 > 50:  # both requests of each pair in one minute's window
+        time.sleep(60.1 - time.time() % 60)
+    assert weight_spent(exchange, "/api/v3/openOrders", {"symbol": "BTCUSDT"}) == 6
+    assert weight_spent(exchange, "/api/v3/openOrders", {}) == 80
+    assert weight_spent(exchange, "/api/v3/myTrades", {"symbol": "BTCUSDT"}) == 20
+    assert weight_spent(exchange, "/api/v3/myTrades", {"symbol": "BTCUSDT", "orderId": 1}) == 5
+    assert weight_spent(exchange, "/api/v3/myPreventedMatches", {"symbol": "BTCUSDT", "preventedMatchId": 1}) == 2
+    assert weight_spent(exchange, "/api/v3/myPreventedMatches", {"symbol": "BTCUSDT", "orderId": 1}) == 20
+    assert weight_spent(exchange, "/api/v3/allOrders", {"symbol": "BTCUSDT"}) == 20
+
+
 class NoRedirect(urllib.request.HTTPRedirectHandler):
     def redirect_request(self, *args: Any, **kwargs: Any) -> None:
         return None

@@ -7,6 +7,7 @@ import asyncio
 import base64
 import hashlib
 import hmac
+import itertools
 import json
 import time
 from typing import Any
@@ -58,13 +59,16 @@ def test_trading_and_the_user_data_stream_over_the_websocket_api(exchange: Excha
     async def scenario() -> list[dict[str, Any]]:
         url = exchange.url.replace("http://", "ws://") + "/ws-api/v3"
         async with websockets.connect(url) as ws:
-            assert await call(ws, "0", "ping") == {"id": "0", "status": 200, "result": {}}
+            pong = await call(ws, "0", "ping")
+            assert (pong["status"], pong["result"]) == (200, {})
+            assert pong["rateLimits"][0]["rateLimitType"] == "REQUEST_WEIGHT"
             sub = await call(ws, "1", "userDataStream.subscribe.signature", signed_params(exchange, 1))
-            assert sub == {"id": "1", "status": 200, "result": {"subscriptionId": 0}}
+            assert (sub["status"], sub["result"]) == (200, {"subscriptionId": 0})
             placed = await call(ws, "2", "order.place", signed_params(
                 exchange, 1, symbol="BTCUSDT", side="SELL", type="LIMIT", timeInForce="GTC", quantity="0.02",
                 price="1000", newClientOrderId="ws-1", returnRateLimits=False))  # fmt: skip
             assert placed["status"] == 200 and placed["result"]["status"] == "NEW", placed
+            assert "rateLimits" not in placed  # the request said returnRateLimits false
             async with websockets.connect(url) as other:
                 bought = await call(other, "1", "order.place", signed_params(
                     exchange, 2, symbol="BTCUSDT", side="BUY", type="MARKET", quantity="0.005"))  # fmt: skip
@@ -119,6 +123,55 @@ def test_bad_websocket_requests_get_error_replies_and_the_socket_stays_open(exch
             assert (reply["status"], reply["error"]["code"]) == (400, -1121)
             reply = await call(ws, "g", "account.commission", signed_params(exchange, 1, symbol="BTCUSDT"))
             assert reply["result"]["standardCommission"]["taker"] == "0.00100000", reply
+
+    asyncio.run(scenario())
+
+
+@pytest.mark.timeout(90)
+def test_replies_report_the_rate_limits_counted_as_binances_do(exchange: Exchange) -> None:
+    """Each reply's ``rateLimits``: the request weight (by parameters where Binance weighs so), and for a new order
+    the account's order counts; none on a connection opened with returnRateLimits=false."""
+
+    def counts(reply: dict[str, Any]) -> dict[tuple[str, str], tuple[int, int]]:
+        return {(r["rateLimitType"], r["interval"]): (r["limit"], r["count"]) for r in reply["rateLimits"]}
+
+    async def scenario() -> None:
+        url = exchange.url.replace("http://", "ws://") + "/ws-api/v3"
+        async with websockets.connect(url) as ws:
+            if time.time() % 60 > 50:  # every request below in one minute's window
+                await asyncio.sleep(60.1 - time.time() % 60)
+            spent = []
+            for n, (method, params) in enumerate([
+                ("ping", {}),
+                ("openOrders.status", signed_params(exchange, 3, symbol="BTCUSDT")),
+                ("openOrders.status", signed_params(exchange, 3)),
+                ("myTrades", signed_params(exchange, 3, symbol="BTCUSDT", orderId=1)),
+                ("myPreventedMatches", signed_params(exchange, 3, symbol="BTCUSDT", preventedMatchId=1)),
+                ("exchangeInfo", {}),
+            ]):  # fmt: skip
+                reply = await call(ws, str(n), method, params)
+                assert reply["status"] == 200, reply
+                spent.append(counts(reply)[("REQUEST_WEIGHT", "MINUTE")])
+            assert {limit for limit, _ in spent} == {6000}
+            used = [count for _, count in spent]
+            assert [b - a for a, b in itertools.pairwise(used)] == [6, 80, 5, 2, 20]
+            refused = await call(ws, "x", "order.cancel", signed_params(exchange, 3, symbol="BTCUSDT", orderId=4242))
+            assert refused["error"]["code"] == -2011 and counts(refused)[("REQUEST_WEIGHT", "MINUTE")][1] > used[-1]
+            placed = await call(ws, "o", "order.place", signed_params(
+                exchange, 3, symbol="BTCUSDT", side="SELL", type="LIMIT", timeInForce="GTC", quantity="0.01",
+                price="1050"))  # fmt: skip
+            order_counts = counts(placed)
+            assert order_counts[("ORDERS", "SECOND")][0] == 100 and order_counts[("ORDERS", "SECOND")][1] >= 1
+            assert order_counts[("ORDERS", "DAY")][1] >= 1
+            assert placed["status"] == 200, placed
+            queried = await call(ws, "q", "order.status", signed_params(
+                exchange, 3, symbol="BTCUSDT", orderId=placed["result"]["orderId"]))  # fmt: skip
+            assert queried["status"] == 200 and ("ORDERS", "SECOND") not in counts(queried)  # no new order
+            await call(ws, "c", "openOrders.cancelAll", signed_params(exchange, 3, symbol="BTCUSDT"))
+        async with websockets.connect(url + "?returnRateLimits=false") as quiet:
+            assert await call(quiet, "0", "ping") == {"id": "0", "status": 200, "result": {}}
+            status = await call(quiet, "1", "session.status")
+            assert status["result"]["returnRateLimits"] is False and "rateLimits" not in status
 
     asyncio.run(scenario())
 
