@@ -22,7 +22,8 @@ from feeds.market import Market
 from feeds.rest import create_app
 from feeds.source import Source
 from feeds.ws import StreamServer
-from gateways.binance.limits import Limits
+from gateways.binance.limits import Limits, RateLimiter
+from gateways.clock import now_ms
 from persistence.stream import Registry
 from wire.config import Settings, load_settings
 from wire.process import cancel_until_done
@@ -58,7 +59,9 @@ async def run(settings: Settings, venue: Venue) -> None:
     source = Source(settings, market, hub, r, name, seed=history.seed)
     ready = source.ready.is_set
     streams = StreamServer(hub, ready, settings.feed_max_clients)
-    app = create_app(market, history, ready, Limits.of(settings))
+    # market data spends the same request weight per IP as the gateways' requests, counted with theirs in Redis
+    limiter = RateLimiter(Limits.of(settings))
+    app = create_app(market, history, ready, limiter)
     rest = uvicorn.Server(uvicorn.Config(app, host=settings.feed_host,
                                          port=settings.feed_rest_port, http="httptools", log_level="warning",
                                          access_log=False, server_header=False, date_header=False))  # fmt: skip
@@ -69,7 +72,7 @@ async def run(settings: Settings, venue: Venue) -> None:
         log.info("feed %s: REST on %s:%d, streams on ws://%s:%d", name, settings.feed_host, settings.feed_rest_port,
                  settings.feed_host, settings.feed_ws_port)  # fmt: skip
         tasks = [asyncio.create_task(source.run()), asyncio.create_task(timers(hub, source.ready)),
-                 asyncio.create_task(rest.serve())]  # fmt: skip
+                 asyncio.create_task(rest.serve()), asyncio.create_task(limiter.run(r, now_ms))]  # fmt: skip
         await source.ready.wait()
         log.info("feed ready")
         done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)

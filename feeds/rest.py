@@ -1,6 +1,7 @@
 """The public market-data REST endpoints, answered from the feed's state (and the MongoDB store for older candles
 and trades), in Binance's shapes and with its errors. ``ping``, ``time`` and ``exchangeInfo`` are served too, so that
-a market-data client can use a feed as its whole public API (ccxt's ``urls.api.public``).
+a market-data client can use a feed as its whole public API (ccxt's ``urls.api.public``). Each request spends
+Binance's request weight for it (feeds/weights.py) from the per-IP budget the gateways share.
 """
 
 from __future__ import annotations
@@ -18,14 +19,16 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from feeds import payloads as pl
+from feeds import weights
 from feeds.candles import MINUTE, window_minutes
 from feeds.history import MarketHistory
 from feeds.market import Market, SymbolMarket
 from gateways.binance import errors
 from gateways.binance.errors import ApiError
-from gateways.binance.limits import Limits
+from gateways.binance.limits import RateLimiter
 from gateways.binance.params import Params
 from gateways.binance.views import Formats
+from gateways.clock import now_ms
 from persistence.klines import WIDTH, Kline
 from wire.events import TradeExecuted
 
@@ -49,24 +52,31 @@ Endpoint = Callable[[Request, Params], Awaitable[Response]]
 
 class MarketRest:
     def __init__(self, market: Market, history: MarketHistory | None, ready: Callable[[], bool],
-                 limits: Limits) -> None:  # fmt: skip
+                 limiter: RateLimiter) -> None:  # fmt: skip
         self.market = market
         self.history = history
         self.ready = ready
+        self.limiter = limiter
         self.texts = pl.texts_for(market.venue)
-        self.formats = Formats(market.venue, limits)  # exchangeInfo lists the gateways' rate limits
+        self.formats = Formats(market.venue, limiter.limits)  # exchangeInfo lists the limits the venue enforces
 
     def routes(self) -> list[Route]:
-        table: list[tuple[str, Endpoint]] = [
-            ("/api/v3/ping", self.ping), ("/api/v3/time", self.time), ("/api/v3/exchangeInfo", self.exchange_info),
-            ("/api/v3/depth", self.depth), ("/api/v3/trades", self.trades),
-            ("/api/v3/historicalTrades", self.historical_trades), ("/api/v3/aggTrades", self.agg_trades),
-            ("/api/v3/klines", self.klines), ("/api/v3/uiKlines", self.klines),
-            ("/api/v3/ticker/24hr", self.ticker_24hr), ("/api/v3/ticker", self.ticker_rolling),
-            ("/api/v3/ticker/price", self.ticker_price), ("/api/v3/ticker/bookTicker", self.book_ticker),
-            ("/api/v3/avgPrice", self.avg_price),
+        n = len(self.market.symbols)
+        table: list[tuple[str, Endpoint, weights.Weigher]] = [
+            ("/api/v3/ping", self.ping, weights.fixed(1)), ("/api/v3/time", self.time, weights.fixed(1)),
+            ("/api/v3/exchangeInfo", self.exchange_info, weights.fixed(20)),
+            ("/api/v3/depth", self.depth, weights.depth), ("/api/v3/trades", self.trades, weights.fixed(25)),
+            ("/api/v3/historicalTrades", self.historical_trades, weights.fixed(25)),
+            ("/api/v3/aggTrades", self.agg_trades, weights.fixed(4)),
+            ("/api/v3/klines", self.klines, weights.fixed(2)), ("/api/v3/uiKlines", self.klines, weights.fixed(2)),
+            ("/api/v3/ticker/24hr", self.ticker_24hr, weights.ticker_24hr(n)),
+            ("/api/v3/ticker", self.ticker_rolling, weights.ticker_rolling(n)),
+            ("/api/v3/ticker/price", self.ticker_price, weights.one_or_all),
+            ("/api/v3/ticker/bookTicker", self.book_ticker, weights.one_or_all),
+            ("/api/v3/avgPrice", self.avg_price, weights.fixed(2)),
         ]  # fmt: skip
-        return [Route(path, _guarded(handler, self.ready), methods=["GET"]) for path, handler in table]
+        return [Route(path, _guarded(handler, weigh, self.ready, self.limiter), methods=["GET"])
+                for path, handler, weigh in table]  # fmt: skip
 
     # helpers ----------------------------------------------------------------------------------------------------
 
@@ -299,22 +309,31 @@ def _now_ns() -> int:
     return time.time_ns()
 
 
-def _guarded(handler: Endpoint, ready: Callable[[], bool]) -> Handler:
+def _guarded(handler: Endpoint, weigh: weights.Weigher, ready: Callable[[], bool], limiter: RateLimiter) -> Handler:
+    """The request's weight counted (429 -1003 past the minute's budget, as on the gateways), then the endpoint;
+    every answer carries X-MBX-USED-WEIGHT-1M, a refusal Binance's JSON error."""
+
     async def endpoint(request: Request) -> Response:
+        headers: dict[str, str] = {}
         try:
+            params = Params(request.url.query, "")
+            limiter.request(request.client.host if request.client else "", weigh(params), now_ms(), headers)
             if not ready():
                 raise NOT_READY
-            return await handler(request, Params(request.url.query, ""))
+            response = await handler(request, params)
         except ApiError as exc:
-            headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after else None
+            if exc.retry_after:
+                headers["Retry-After"] = str(exc.retry_after)
             return JsonResponse(exc.body(), status_code=exc.status, headers=headers)
+        response.headers.update(headers)
+        return response
 
     return endpoint
 
 
 def create_app(market: Market, history: MarketHistory | None, ready: Callable[[], bool],
-               limits: Limits) -> Starlette:  # fmt: skip
-    rest = MarketRest(market, history, ready, limits)
+               limiter: RateLimiter) -> Starlette:  # fmt: skip
+    rest = MarketRest(market, history, ready, limiter)
 
     async def not_found(request: Request, exc: Exception) -> Response:
         return JsonResponse(errors.NOT_FOUND.body(), status_code=404)

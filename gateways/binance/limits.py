@@ -1,5 +1,5 @@
 """Binance's rate limits: request weight per IP per minute, and new orders per account per 10 s and per day, counted
-across every gateway process through Redis.
+across every gateway process (and, for the weight, every feed: feeds/weights.py) through Redis.
 
 Fixed windows aligned to the clock, as Binance counts them, reported on every response in Binance's headers
 (``X-MBX-USED-WEIGHT-1M``, ``X-MBX-ORDER-COUNT-10S``, ``X-MBX-ORDER-COUNT-1D``). Past a limit the answer is 429 with

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import http.client
 import json
 import os
 import socket
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from decimal import Decimal
 from typing import Any
@@ -233,5 +235,67 @@ def test_a_peer_that_stops_answering_pings_is_closed(feed: Feed) -> None:
         assert time.monotonic() - started < 10
         assert b"\x89" in data  # a ping frame (FIN + opcode 9) came first
         silent.close()
+    finally:
+        service.stop()
+
+
+def weight_header(url: str, source: str = "127.0.0.1") -> tuple[int, int, dict[str, Any]]:
+    """(status, X-MBX-USED-WEIGHT-1M, body) of one GET from the loopback address ``source`` (each address is a client
+    IP of its own to the limits)."""
+    parts = urllib.parse.urlsplit(url)
+    connection = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=10, source_address=(source, 0))
+    try:
+        connection.request("GET", f"{parts.path}?{parts.query}")
+        response = connection.getresponse()
+        body = json.loads(response.read())
+        return (
+            response.status,
+            int(response.headers["X-MBX-USED-WEIGHT-1M"]),
+            {"body": body, **{k.lower(): v for k, v in response.headers.items()}},
+        )
+    finally:
+        connection.close()
+
+
+@pytest.mark.timeout(120)
+def test_market_data_spends_binances_request_weights_and_past_the_limit_gets_429(feed: Feed) -> None:
+    """Each endpoint's weight, as Binance's table gives it (by limit or by symbols where it weighs so), from the rise
+    of X-MBX-USED-WEIGHT-1M; a bad request is counted too. Then a feed with a budget of 100 a minute refuses past
+    it with 429, -1003 and Retry-After, on every endpoint, until the minute ends."""
+    base = f"{feed.rest}/api/v3"
+    two = "%5B%22BTCUSDT%22%2C%22ETHUSDT%22%5D"
+    expected = {
+        "/depth?symbol=BTCUSDT": 5, "/depth?symbol=BTCUSDT&limit=100": 5, "/depth?symbol=BTCUSDT&limit=101": 25,
+        "/depth?symbol=BTCUSDT&limit=1000": 50, "/depth?symbol=BTCUSDT&limit=5000": 250,
+        "/trades?symbol=BTCUSDT": 25, "/historicalTrades?symbol=BTCUSDT": 25, "/aggTrades?symbol=BTCUSDT": 4,
+        "/klines?symbol=BTCUSDT&interval=1m": 2, "/uiKlines?symbol=BTCUSDT&interval=1m": 2,
+        "/ticker/24hr?symbol=BTCUSDT": 2, f"/ticker/24hr?symbols={two}": 2, "/ticker/24hr": 80,
+        "/ticker?symbol=BTCUSDT": 4, f"/ticker?symbols={two}": 8,
+        "/ticker/price?symbol=BTCUSDT": 2, "/ticker/price": 4, "/ticker/bookTicker?symbol=BTCUSDT": 2,
+        f"/ticker/bookTicker?symbols={two}": 4, "/avgPrice?symbol=BTCUSDT": 2, "/exchangeInfo": 20, "/time": 1,
+        "/depth?symbol=DOGEUSDT": 5,  # refused (-1121), and counted
+    }  # fmt: skip
+    if time.time() % 60 > 50:  # every request of each pair in one minute's window
+        time.sleep(60.1 - time.time() % 60)
+    spent = {}
+    for path, _ in expected.items():
+        before = weight_header(f"{base}/ping")[1]
+        spent[path] = weight_header(base + path)[1] - before
+    assert spent == expected
+
+    feed.service.stop()
+    service, rest, _ = feed_service(feed.venue, feed.mongo_url, "small-budget-feed")
+    service.env["MERCURY_WEIGHT_PER_MINUTE"] = "100"
+    service.start()
+    try:
+        if time.time() % 60 > 50:
+            time.sleep(60.1 - time.time() % 60)
+        answers = [weight_header(f"{rest}/api/v3/trades?symbol=BTCUSDT", "127.0.0.2") for _ in range(5)]  # 25 each
+        assert [(status, used) for status, used, _ in answers] == [(200, 25), (200, 50), (200, 75), (200, 100),
+                                                                   (429, 125)]  # fmt: skip
+        status, _, refused = weight_header(f"{rest}/api/v3/ping", "127.0.0.2")
+        assert (status, refused["body"]["code"]) == (429, -1003) and "request weight" in refused["body"]["msg"]
+        assert 1 <= int(refused["retry-after"]) <= 60
+        assert weight_header(f"{rest}/api/v3/ping", "127.0.0.3")[:2] == (200, 1)  # another client is still served
     finally:
         service.stop()
