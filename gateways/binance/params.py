@@ -96,6 +96,15 @@ class Params:
             raise errors.illegal(name, f"expected an integer from {low} to {high}")
         return int(text)
 
+    def boolean(self, name: str) -> bool:
+        """A BOOLEAN parameter as Binance takes it: ``true`` or ``false`` in any case, false when absent."""
+        text = self.get(name)
+        if text is None:
+            return False
+        if text.lower() not in ("true", "false"):
+            raise errors.illegal(name, "expected true or false")
+        return text.lower() == "true"
+
     def enum(self, name: str, kind: type[E], error: ApiError, default: E | None = None) -> E:
         text = self.get(name)
         if text is None:

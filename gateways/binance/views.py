@@ -204,12 +204,14 @@ class Formats:
         return filters
 
     def account(self, account: int, balances: dict[str, tuple[int, int]], rates: tuple[int, int] | None,
-                server_ms: int) -> dict[str, Any]:  # fmt: skip
+                server_ms: int, omit_zero: bool = False) -> dict[str, Any]:  # fmt: skip
+        """GET /api/v3/account: every asset of the venue, or (Binance's ``omitZeroBalances``) only those with
+        something free or locked."""
         maker, taker = rates if rates is not None else (self._symbol_rates())
+        amounts = {asset: balances.get(asset, (0, 0)) for asset in self.decimals}
         held = [
-            {"asset": asset, "free": self.money(asset, balances.get(asset, (0, 0))[0]),
-             "locked": self.money(asset, balances.get(asset, (0, 0))[1])}
-            for asset in self.decimals
+            {"asset": asset, "free": self.money(asset, free), "locked": self.money(asset, locked)}
+            for asset, (free, locked) in amounts.items() if free or locked or not omit_zero
         ]  # fmt: skip
 
         return {

@@ -248,10 +248,8 @@ class Gateway:
     async def account(self, caller: Caller, params: Params, headers: dict[str, str]) -> Any:
         assert self.live is not None
         live = self.live
-        body = self.formats.account(
-            caller.account, live.balances(caller.account), live.fee_rates.get(caller.account), now_ms()
-        )
-        return body
+        return self.formats.account(caller.account, live.balances(caller.account), live.fee_rates.get(caller.account),
+                                    now_ms(), omit_zero=params.boolean("omitZeroBalances"))  # fmt: skip
 
     async def commission(self, caller: Caller, params: Params, headers: dict[str, str]) -> Any:
         spec = self.symbol(params)

@@ -40,6 +40,7 @@ PARAMS: dict[str, list[tuple[str, Schema, bool]]] = {
     ],
     "query_order": [("symbol", SYMBOL, True), ("orderId", INT, False), ("origClientOrderId", CLIENT_ID, False)],
     "open_orders": [("symbol", SYMBOL, False)],
+    "account": [("omitZeroBalances", {"type": "string", "enum": ["true", "false"]}, False)],
     "commission": [("symbol", SYMBOL, True)],
     "trade_fee": [("symbol", SYMBOL, False)],
     "cancel_all": [("symbol", SYMBOL, True)],

@@ -11,6 +11,7 @@ import time
 import urllib.error
 import urllib.request
 from typing import Any
+from unittest.mock import ANY
 from urllib.parse import urlencode
 
 import pytest
@@ -18,6 +19,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from gateways.binance import errors
 from gateways.binance.limits import Limits
+from persistence.apikeys import ApiKeyRefused
 from tests.gateways.conftest import Exchange, ed25519_key
 from wire.config import Settings
 
@@ -163,6 +165,41 @@ def test_amounts_are_plain_decimal_strings_with_the_assets_places(exchange: Exch
     assert status == 200
     usdt = next(b for b in account["balances"] if b["asset"] == "ETH")
     assert usdt == {"asset": "ETH", "free": "10000.00000000", "locked": "0.00000000"}  # not "0E-8"
+
+
+def test_omit_zero_balances_lists_only_what_the_account_holds(exchange: Exchange) -> None:
+    """An account funded with USDT only (account 7, an Ed25519 key): every asset of the venue, or with
+    omitZeroBalances=true just USDT; a value that is not a boolean gets -1100."""
+    client = exchange.venue.client("omit")
+    client.submit(client.create_account(7))
+    client.submit(client.deposit(7, "USDT", 5 * 10**8))
+    deadline = time.monotonic() + 10
+    while True:  # the PostgreSQL persister stores the new account a moment after the engine applied it
+        try:
+            key, private = ed25519_key(exchange, 7, "omit")
+            break
+        except ApiKeyRefused:
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+
+    def account(**params: str) -> tuple[int, Any]:
+        payload = urlencode({"timestamp": now_ms(), **params})
+        signature = base64.b64encode(private.sign(payload.encode())).decode()
+        return send(exchange, "GET", "/api/v3/account", query=f"{payload}&{urlencode({'signature': signature})}",
+                    key=key)  # fmt: skip
+
+    deadline = time.monotonic() + 5
+    while (every := account())[1]["balances"] == [] or not any(
+        b["free"] != "0.00000000" for b in every[1]["balances"]
+    ):  # the deposit reaches the gateway's state a moment after its ack
+        assert time.monotonic() < deadline, every
+        time.sleep(0.05)
+    assert [b["asset"] for b in every[1]["balances"]] == ["BTC", "ETH", "USDT"]
+    usdt = {"asset": "USDT", "free": "5.00000000", "locked": "0.00000000"}
+    assert account(omitZeroBalances="true") == (200, {**every[1], "balances": [usdt], "updateTime": ANY})
+    assert account(omitZeroBalances="FALSE")[1]["balances"] == every[1]["balances"]
+    status, body = account(omitZeroBalances="yes")
+    assert (status, body["code"]) == (400, -1100) and "omitZeroBalances" in body["msg"]
 
 
 def test_commission_rates_in_binances_shapes(exchange: Exchange) -> None:
