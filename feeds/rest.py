@@ -34,6 +34,7 @@ from wire.events import TradeExecuted
 
 DEPTH_LIMITS = (1, 5000)
 NS_PER_MS = 1_000_000
+HOUR_NS = 3_600 * 1_000_000_000
 AVG_MINUTES = 5
 INVALID_INTERVAL = errors.bad(-1120, "Invalid interval.")
 NOT_READY = ApiError(503, -1003, "The market-data feed is still loading its state; retry shortly.", retry_after=1)
@@ -154,20 +155,18 @@ class MarketRest:
         m = self._symbol(params)
         limit = params.integer("limit", low=1, high=1000) or 500
         from_id = params.integer("fromId")
-        start, end = params.integer("startTime"), params.integer("endTime")
-        if from_id is not None and (start is not None or end is not None):
+        start_ns, end_ns = params.time_ns("startTime"), params.time_ns("endTime", end=True)
+        if from_id is not None and (start_ns is not None or end_ns is not None):
             raise errors.bad(-1128, "Combination of optional parameters invalid.")
-        if start is not None and end is not None and not 0 <= end - start <= 3_600_000:
+        if start_ns is not None and end_ns is not None and not 0 <= end_ns - start_ns < HOUR_NS + NS_PER_MS:
             raise errors.bad(-1127, "More than 1 hours between startTime and endTime.")
         t = self.texts[m.spec.symbol]
-        if from_id is None and start is None and end is None:
+        if from_id is None and start_ns is None and end_ns is None:
             held = list(m.trades)
             groups = pl.aggregate(held)
             if len(held) == m.trades.maxlen and len(groups) > 1:
                 groups = groups[1:]  # the oldest group may have lost trades off the end of memory
             return JsonResponse([pl.agg_trade(t, g) for g in groups[-limit:]])
-        start_ns = None if start is None else start * NS_PER_MS
-        end_ns = None if end is None else end * NS_PER_MS + NS_PER_MS - 1
         found = await self._trades_from(m, from_id, start_ns, end_ns, limit * 4)
         return JsonResponse([pl.agg_trade(t, g) for g in pl.aggregate(found)[:limit]])
 
@@ -178,27 +177,27 @@ class MarketRest:
         if width is None:
             raise INVALID_INTERVAL
         limit = params.integer("limit", low=1, high=1000) or 500
-        start, end = params.integer("startTime"), params.integer("endTime")
+        start, end = params.time_ns("startTime"), params.time_ns("endTime", end=True)
         candles = await self._candles(m, interval, width, limit, start, end)
         t = self.texts[m.spec.symbol]
         return JsonResponse([pl.kline_row(t, k) for k in candles])
 
-    async def _candles(self, m: SymbolMarket, interval: str, width: int, limit: int, start_ms: int | None,
-                       end_ms: int | None) -> list[Kline]:  # fmt: skip
+    async def _candles(self, m: SymbolMarket, interval: str, width: int, limit: int, start_ns: int | None,
+                       end_ns: int | None) -> list[Kline]:  # fmt: skip
         """Contiguous candles as Binance gives them: those opened in [startTime, endTime], the first ``limit`` of
         them with a startTime, else the last; silent intervals are flat at the last close, none before the first
         trade: a startTime before it starts at the first candle (a client paging from an early time gets them)."""
         held = {k.open_time: k for k in m.candles.history(interval)}
         current = max(held) if held else _now_ns() - _now_ns() % width
-        last = current if end_ms is None else min(current, end_ms * NS_PER_MS - (end_ms * NS_PER_MS) % width)
-        first = last - (limit - 1) * width if start_ms is None else -(-start_ms * NS_PER_MS // width) * width
+        last = current if end_ns is None else min(current, end_ns - end_ns % width)
+        first = last - (limit - 1) * width if start_ns is None else -(-start_ns // width) * width
         opening = held.get(first)
         close = 0  # the last close before ``first``, wanted only when its own candle has no trades
         if opening is None or not opening.trades:
             close = await self._close_before(m, interval, first, held)
-            if not close and start_ms is not None:
+            if not close and start_ns is not None:
                 first = await self._first_open(m, interval, width, first, last, held)
-        if start_ms is not None:
+        if start_ns is not None:
             last = min(last, first + (limit - 1) * width)
         if first > last:
             return []

@@ -22,14 +22,16 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from gateways.binance import errors
-from gateways.binance.params import Params
+from gateways.binance.params import MICROS_FROM, Params
 from persistence.apikeys import ApiKey, SecretCipher, lookup
 
 KEY_FORMAT = re.compile(r"^[A-Za-z0-9]{16,128}$")
 KEY_TTL = 5.0  # s a key (or its absence) is cached
-MAX_RECV_WINDOW = 60_000  # ms, Binance's cap
-DEFAULT_RECV_WINDOW = 5_000
-AHEAD_TOLERANCE = 1_000  # ms a timestamp may be ahead of the server's clock
+MAX_RECV_WINDOW = 60_000_000  # µs (60 s), Binance's cap
+DEFAULT_RECV_WINDOW = 5_000_000  # µs
+AHEAD_TOLERANCE = 1_000_000  # µs a timestamp may be ahead of the server's clock
+# Binance takes timestamp in ms or in µs (params.MICROS_FROM), and recvWindow in ms with up to three decimals
+RECV_WINDOW = re.compile(r"^[0-9]{1,9}(\.[0-9]{1,3})?$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,7 +84,8 @@ async def authenticate(keys: Keys, header: str | None, params: Params, now_ms: i
     if not _verified(key, payload, signature):
         raise errors.BAD_SIGNATURE
     _check_time(timestamp, window, now_ms)
-    if once is not None and not await once(key.key_id, signature.lower(), timestamp + window - now_ms + 1):
+    valid_ms = (timestamp + window) // 1000 - now_ms + 1  # how long a replay of it would still be inside its window
+    if once is not None and not await once(key.key_id, signature.lower(), valid_ms):
         raise errors.REPLAYED
     return Caller(key.key_id, key.account)
 
@@ -101,19 +104,31 @@ async def session_caller(keys: Keys, key_id: str, params: Params, now_ms: int, t
 
 
 def _timing(params: Params) -> tuple[int, int]:
+    """``timestamp`` and ``recvWindow`` in µs."""
     timestamp = params.integer("timestamp", required=True)
     assert timestamp is not None
-    window = params.integer("recvWindow", low=1, high=2**31)
-    window = DEFAULT_RECV_WINDOW if window is None else window
+    if timestamp < MICROS_FROM:
+        timestamp *= 1000
+    text = params.get("recvWindow")
+    if text is None:
+        return timestamp, DEFAULT_RECV_WINDOW
+    if not RECV_WINDOW.match(text):
+        raise errors.illegal("recvWindow", "expected milliseconds with at most three decimals")
+    whole, _, fraction = text.partition(".")
+    window = int(whole) * 1000 + int(fraction.ljust(3, "0"))
     if window > MAX_RECV_WINDOW:
         raise errors.RECV_WINDOW_TOO_BIG
+    if window == 0:
+        raise errors.illegal("recvWindow", "expected more than 0")
     return timestamp, window
 
 
 def _check_time(timestamp: int, window: int, now_ms: int) -> None:
-    if timestamp >= now_ms + AHEAD_TOLERANCE:
+    """Binance's rule, in µs: not ahead of the server by a second or more, not older than the window."""
+    now = now_ms * 1000
+    if timestamp >= now + AHEAD_TOLERANCE:
         raise errors.AHEAD_OF_SERVER
-    if now_ms - timestamp > window:
+    if now - timestamp > window:
         raise errors.OUTSIDE_WINDOW
 
 

@@ -24,6 +24,10 @@ CLIENT_ID = re.compile(r"^[.A-Z:/a-z0-9_-]{1,36}$")  # Binance's newClientOrderI
 DECIMAL = re.compile(r"^[0-9]{1,20}(\.[0-9]{1,20})?$")
 INTEGER = re.compile(r"^-?[0-9]{1,19}$")
 MAX_PARAMS = 64
+# Binance takes its time parameters (timestamp, startTime, endTime) in ms or in µs: from MICROS_FROM on a time is in
+# µs (ms have 13 digits until the year 5138, µs 16 since 2001). Times are held in ns in a signed 64-bit integer.
+MICROS_FROM = 10**14
+NS_MAX = 2**63 - 1
 
 
 class Params:
@@ -95,6 +99,18 @@ class Params:
         if not INTEGER.match(text) or not low <= int(text) <= high:
             raise errors.illegal(name, f"expected an integer from {low} to {high}")
         return int(text)
+
+    def time_ns(self, name: str, end: bool = False) -> int | None:
+        """A time parameter given in ms or µs, in ns: its first ns, or with ``end`` its last (an endTime of a ms
+        takes in the whole ms, as Binance's does)."""
+        value = self.integer(name, low=0)
+        if value is None:
+            return None
+        unit = 1_000 if value >= MICROS_FROM else 1_000_000
+        ns = value * unit + (unit - 1 if end else 0)
+        if ns > NS_MAX:
+            raise errors.illegal(name, "expected a time in ms or µs since the epoch")
+        return ns
 
     def boolean(self, name: str) -> bool:
         """A BOOLEAN parameter as Binance takes it: ``true`` or ``false`` in any case, false when absent."""

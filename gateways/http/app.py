@@ -62,7 +62,6 @@ from wire.venue import SymbolSpec, Venue
 
 log = logging.getLogger("mercury.gateway.http")
 
-MAX_TIME_MS = (2**63 - 1) // 1_000_000  # times are stored in ns in a bigint (schemathesis found the overflow)
 RESULT_TIMEOUT = 5.0  # s a RESULT / FULL answer waits for the engine
 HISTORY_TIMEOUT = 2.0  # s a history query waits for the persister to reach what this gateway has seen
 MAX_BODY = 64 * 1024
@@ -517,12 +516,10 @@ class Gateway:
 
     @staticmethod
     def page(params: Params, id_name: str) -> dict[str, Any]:
-        start = params.integer("startTime", low=0, high=MAX_TIME_MS)
-        end = params.integer("endTime", low=0, high=MAX_TIME_MS)
         return {
             "from_id": params.integer(id_name, low=0),
-            "start_ts": None if start is None else start * 1_000_000,
-            "end_ts": None if end is None else end * 1_000_000 + 999_999,
+            "start_ts": params.time_ns("startTime"),
+            "end_ts": params.time_ns("endTime", end=True),
             "limit": params.integer("limit", low=1, high=1000) or 500,
         }
 

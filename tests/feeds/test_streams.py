@@ -287,6 +287,13 @@ def test_klines_from_a_start_before_the_first_trade_begin_at_the_first_candle_fr
         at_zero = get(f"{feed.rest}/api/v3/klines?symbol=BTCUSDT&interval=1s&startTime=0&limit=1")
         assert [r[0] for r in at_zero] == [first]
         assert get(f"{feed.rest}/api/v3/klines?symbol=BTCUSDT&interval=1s&startTime={early}&endTime={first - 1}") == []
+        # Binance's times in µs select as the same times in ms: from the first candle's open, to the last µs before
+        in_us = get(f"{feed.rest}/api/v3/klines?symbol=BTCUSDT&interval=1s&startTime={early * 1000}&limit=3")
+        assert [r[0] for r in in_us] == [r[0] for r in rows]
+        before = f"startTime={early * 1000}&endTime={first * 1000 - 1}"
+        assert get(f"{feed.rest}/api/v3/klines?symbol=BTCUSDT&interval=1s&{before}") == []
+        up_to = get(f"{feed.rest}/api/v3/klines?symbol=BTCUSDT&interval=1s&startTime={early}&endTime={first * 1000}")
+        assert [r[0] for r in up_to] == [first]
         whole = get(f"{feed.rest}/api/v3/klines?symbol=BTCUSDT&interval=1s&startTime={first}&limit=1000")
         paged = paged_ohlcv(feed, early, 7)
         opens = [int(c[0]) for c in paged]

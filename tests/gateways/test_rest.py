@@ -129,6 +129,19 @@ def test_signing_and_timing_errors(exchange: Exchange) -> None:
     assert (status, body["code"]) == (400, -1021)
     status, body = signed(exchange, "GET", "/api/v3/account", {"recvWindow": 70_000})
     assert (status, body["code"]) == (400, -1131)
+    # Binance's microseconds: a timestamp in µs, a recvWindow with up to three decimals
+    status, body = signed(exchange, "GET", "/api/v3/account", {}, timestamp=time.time_ns() // 1000)
+    assert status == 200, body
+    status, body = signed(exchange, "GET", "/api/v3/account", {}, timestamp=time.time_ns() // 1000 - 6_000_000)
+    assert (status, body["code"]) == (400, -1021)  # 6 s old in µs: outside the default 5 s
+    status, body = signed(exchange, "GET", "/api/v3/account", {"recvWindow": "6500.125"},
+                          timestamp=now_ms() - 6_000)  # fmt: skip
+    assert status == 200, body
+    for window in ("5000.1234", "1e4", "-5", "0"):
+        status, body = signed(exchange, "GET", "/api/v3/account", {"recvWindow": window})
+        assert (status, body["code"]) == (400, -1100) and "recvWindow" in body["msg"], (window, body)
+    status, body = signed(exchange, "GET", "/api/v3/account", {"recvWindow": "60000.001"})
+    assert (status, body["code"]) == (400, -1131)
     status, body = send(exchange, "GET", "/api/v3/account", query="timestamp=1&timestamp=2&signature=x", key=key)
     assert (status, body["code"]) == (400, -1101)
     status, body = send(exchange, "GET", "/api/v3/account", query=f"timestamp={now_ms()}&signature=%C2%A9", key=key)
@@ -165,6 +178,22 @@ def test_amounts_are_plain_decimal_strings_with_the_assets_places(exchange: Exch
     assert status == 200
     usdt = next(b for b in account["balances"] if b["asset"] == "ETH")
     assert usdt == {"asset": "ETH", "free": "10000.00000000", "locked": "0.00000000"}  # not "0E-8"
+
+
+def test_times_in_microseconds_select_as_the_same_times_in_milliseconds(exchange: Exchange) -> None:
+    status, placed = signed(exchange, "POST", "/api/v3/order", {**LIMIT, "price": "1001", "newOrderRespType": "RESULT"},
+                            account=1)  # fmt: skip
+    assert status == 200, placed
+    t = placed["workingTime"]  # ms
+    try:
+        for start, end, found in ((t, t, True), (t * 1000, t * 1000 + 999, True), (t * 1000 + 1000, None, False),
+                                  (t - 1000, t * 1000 - 1, False)):  # fmt: skip
+            window = {"startTime": start} | ({} if end is None else {"endTime": end})
+            status, orders = signed(exchange, "GET", "/api/v3/allOrders", {"symbol": "BTCUSDT", **window}, account=1)
+            assert status == 200, orders
+            assert (placed["orderId"] in [o["orderId"] for o in orders]) is found, (window, orders)
+    finally:
+        signed(exchange, "DELETE", "/api/v3/order", {"symbol": "BTCUSDT", "orderId": placed["orderId"]}, account=1)
 
 
 def test_omit_zero_balances_lists_only_what_the_account_holds(exchange: Exchange) -> None:
