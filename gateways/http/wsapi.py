@@ -95,18 +95,22 @@ class Connection:
         try:
             self.queue.put_nowait(json.dumps(message, separators=(",", ":")))
         except asyncio.QueueFull:
+            # the client is dropped: what it has not read is dropped with it, so that the reason is the next thing
+            # the writer sends once the socket takes more (a peer that never reads again is closed by the pings)
             self.overflowed = True
-            with contextlib.suppress(asyncio.QueueFull):
+            while not self.queue.empty():
                 self.queue.get_nowait()
-                self.queue.put_nowait(None)  # the writer closes the socket with the reason
+            self.queue.put_nowait(None)
 
     async def writer(self) -> None:
         while True:
             text = await self.queue.get()
             if text is None:
-                await self.ws.send_text(json.dumps({"e": "eventStreamTerminated", "E": 0,
-                                                    "reason": f"more than {QUEUE} events unread"}))  # fmt: skip
-                await self.ws.close(code=1008, reason="too slow: more than 10000 events unread")
+                # Binance's end of a subscription, on each of them (Mercury adds the reason)
+                ended = {"e": "eventStreamTerminated", "E": now_ms(), "reason": f"more than {QUEUE} events unread"}
+                for subscription in self.subscriptions:
+                    await self.ws.send_text(json.dumps({"subscriptionId": subscription, "event": ended}))
+                await self.ws.close(code=1008, reason=f"too slow: more than {QUEUE} events unread")
                 return
             await self.ws.send_text(text)
 

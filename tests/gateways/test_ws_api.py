@@ -9,7 +9,10 @@ import hashlib
 import hmac
 import itertools
 import json
+import os
+import socket
 import time
+from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlencode
 
@@ -20,9 +23,13 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from gateways.binance.auth import KEY_TTL
 from gateways.binance.params import ws_payload
-from persistence.apikeys import revoke
+from gateways.http.wsapi import QUEUE
+from persistence.apikeys import ApiKeyRefused, revoke
 from tests.gateways.conftest import Exchange, ed25519_key
 from tests.gateways.test_rest import send, signed
+from wire.commands import Command
+from wire.enums import Side
+from wire.venue import DEFAULT_VENUE, load_venue
 
 
 def signed_params(exchange: Exchange, account: int, **params: Any) -> dict[str, Any]:
@@ -341,3 +348,106 @@ def test_a_revoked_key_stops_working_within_the_key_cache_time(exchange: Exchang
             assert rest_account() == 401
 
     asyncio.run(scenario())
+
+
+def raw_websocket(url: str, path: str) -> socket.socket:
+    """A WebSocket client that reads nothing it is not asked to: a raw socket, so that what the server sends piles up
+    on the server's side."""
+    host, port = url.removeprefix("http://").split(":")
+    sock = socket.socket()
+    # a fixed receive buffer (set before connecting, so the window scale fits it): the kernel holds at most that much
+    # of what the server sends while nothing is read, and reading it later is not slowed by a tiny window
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 18)
+    sock.connect((host, int(port)))
+    key = base64.b64encode(os.urandom(16)).decode()
+    sock.sendall(f"GET {path} HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                 f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n".encode())  # fmt: skip
+    response = b""
+    while b"\r\n\r\n" not in response:
+        response += sock.recv(1)
+    assert b" 101 " in response, response
+    return sock
+
+
+def send_text(sock: socket.socket, text: str) -> None:
+    """One masked text frame, as a client must send it (RFC 6455 5.3)."""
+    payload, mask = text.encode(), os.urandom(4)
+    n = len(payload)
+    header = bytes([0x81, 0x80 | n]) if n < 126 else bytes([0x81, 0x80 | 126]) + n.to_bytes(2, "big")
+    sock.sendall(header + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload)))
+
+
+def frames(sock: socket.socket) -> Iterator[tuple[int, bytes]]:
+    """The server's frames (unmasked, unfragmented: what the gateway sends) as (opcode, payload), to the close."""
+    buffer, at = bytearray(), 0
+
+    def take(n: int) -> bytes:
+        nonlocal buffer, at
+        while len(buffer) - at < n:
+            chunk = sock.recv(1 << 20)
+            if not chunk:
+                raise EOFError
+            buffer = buffer[at:] + chunk  # read position kept, so taking a frame copies only that frame
+            at = 0
+        out = bytes(buffer[at : at + n])
+        at += n
+        return out
+
+    while True:
+        first, second = take(2)
+        n = second & 0x7F
+        if n == 126:
+            n = int.from_bytes(take(2), "big")
+        elif n == 127:
+            n = int.from_bytes(take(8), "big")
+        yield first & 0x0F, take(n)
+        if first & 0x0F == 8:
+            return
+
+
+@pytest.mark.timeout(180)
+def test_a_subscriber_that_stops_reading_is_told_and_dropped(exchange: Exchange) -> None:
+    """More than QUEUE events unread: each of the connection's subscriptions gets Binance's eventStreamTerminated
+    (with Mercury's reason), then the socket is closed 1008; the other connections are served meanwhile."""
+    spec, venue = load_venue(DEFAULT_VENUE).spec("BTCUSDT"), exchange.venue
+    client = venue.client("flood")
+    client.submit(client.create_account(8))
+    client.submit(client.deposit(8, "USDT", 10**14))
+    deadline = time.monotonic() + 10
+    while True:  # the PostgreSQL persister stores the new account a moment after the engine applied it
+        try:
+            key, private = ed25519_key(exchange, 8, "flood")
+            break
+        except ApiKeyRefused:
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+    price, qty = spec.price_to_ticks("990"), spec.qty_to_lots("0.01")  # above the minimum notional
+    idle = raw_websocket(exchange.url, "/ws-api/v3")
+    send_text(idle, json.dumps({"id": "s", "method": "userDataStream.subscribe.signature",
+                                "params": ed25519_params(key, private)}))  # fmt: skip
+    idle.settimeout(10)
+    opcode, reply = next(frames(idle))
+    assert json.loads(reply)["result"] == {"subscriptionId": 0}, reply
+
+    async def flood() -> None:
+        async with websockets.connect(exchange.url.replace("http://", "ws://") + "/ws-api/v3") as busy:
+            pairs = QUEUE  # each order: a report and a balance when placed, again when canceled
+            for start in range(0, pairs, 500):
+                cmds: list[Command] = []
+                for _ in range(500):
+                    cmds += [client.place(8, "BTCUSDT", Side.BUY, qty, price), client.cancel_all(8, "BTCUSDT")]
+                for cmd in cmds:
+                    client.send(cmd)
+                for _ in cmds:
+                    client.recv_ack()
+                assert (await call(busy, str(start), "ping"))["status"] == 200  # served meanwhile
+
+    asyncio.run(flood())
+    received = list(frames(idle))
+    idle.close()
+    opcode, close = received[-1]
+    assert opcode == 8 and int.from_bytes(close[:2], "big") == 1008 and b"too slow" in close, close
+    ended = json.loads(received[-2][1])
+    assert ended["subscriptionId"] == 0 and ended["event"]["e"] == "eventStreamTerminated", ended
+    assert ended["event"]["E"] > 0 and str(QUEUE) in ended["event"]["reason"]
+    assert len(received) < 4 * QUEUE  # it ended before every event was sent
