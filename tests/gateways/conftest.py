@@ -8,6 +8,7 @@ import base64
 import contextlib
 import itertools
 import os
+import time
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -18,7 +19,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from persistence.apikeys import ENV_KEY, SecretCipher, add_ed25519, create_hmac
+from persistence.apikeys import ENV_KEY, ApiKeyRefused, SecretCipher, add_ed25519, create_hmac
 from tests.harness import PostgresServer, Service, Venue, free_port, wait_for
 from tests.persistence.test_postgres_persister import persister, wait_caught_up
 
@@ -108,3 +109,18 @@ def exchange(tmp_path_factory: pytest.TempPathFactory, postgres_server: Postgres
     """One exchange per test module (starting one takes seconds): the module's tests share its accounts."""
     with running_exchange(tmp_path_factory.mktemp("exchange"), postgres_server) as ex:
         yield ex
+
+
+def new_account_key(exchange: Exchange, account: int, usdt_units: int, label: str) -> tuple[str, Ed25519PrivateKey]:
+    """A new account holding ``usdt_units`` of USDT only, and an Ed25519 key of it (made through the sequencer, as
+    an operator does: python -m client.admin)."""
+    client = exchange.venue.client(label)
+    client.submit(client.create_account(account))
+    client.submit(client.deposit(account, "USDT", usdt_units))
+    deadline = time.monotonic() + 10
+    while True:  # the PostgreSQL persister stores the new account a moment after the engine applied it
+        try:
+            return ed25519_key(exchange, account, label)
+        except ApiKeyRefused:
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
