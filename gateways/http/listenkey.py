@@ -20,13 +20,13 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from gateways.binance import errors
 from gateways.binance.auth import api_key_of
 from gateways.clock import now_ms
+from gateways.http.outbox import QUEUE, Outbox
 
 if TYPE_CHECKING:
     from gateways.http.app import Gateway
 
 TTL = 3_600  # s, Binance's validity after the last keep-alive
 CHECK_EVERY = 10.0  # s between checks that a connected key is still valid
-QUEUE = 10_000
 CLOSED = ""  # put in a stream's queue when its socket closed: no event is an empty text
 
 
@@ -78,15 +78,10 @@ async def _owned(gateway: Gateway, request: Request) -> str:
 class Stream:
     def __init__(self, ws: WebSocket) -> None:
         self.ws = ws
-        self.queue: asyncio.Queue[str | None] = asyncio.Queue(QUEUE)
+        self.outbox = Outbox()
 
     def push(self, account: int, payload: dict[str, Any]) -> None:
-        try:
-            self.queue.put_nowait(json.dumps(payload, separators=(",", ":")))
-        except asyncio.QueueFull:  # too slow: told why and dropped, never holding the others back
-            with contextlib.suppress(asyncio.QueueFull, asyncio.QueueEmpty):
-                self.queue.get_nowait()
-                self.queue.put_nowait(None)
+        self.outbox.put(json.dumps(payload, separators=(",", ":")))  # too slow: told why and dropped (Outbox)
 
 
 async def stream(gateway: Gateway, ws: WebSocket, listen_key: str) -> None:
@@ -105,7 +100,7 @@ async def stream(gateway: Gateway, ws: WebSocket, listen_key: str) -> None:
         while True:
             try:
                 async with asyncio.timeout(CHECK_EVERY):  # not wait_for: 3.11's can drop a cancellation
-                    text = await subscriber.queue.get()
+                    text = await subscriber.outbox.get()
             except TimeoutError:
                 if not await gateway.redis.exists(_key(listen_key)):
                     await ws.send_text(json.dumps({"e": "listenKeyExpired", "E": now_ms(), "listenKey": listen_key}))
@@ -115,7 +110,8 @@ async def stream(gateway: Gateway, ws: WebSocket, listen_key: str) -> None:
             if text == CLOSED:  # the client closed, or this gateway is stopping
                 return
             if text is None:
-                await ws.send_text(json.dumps({"e": "eventStreamTerminated", "E": now_ms()}))
+                await ws.send_text(json.dumps({"e": "eventStreamTerminated", "E": now_ms(),
+                                               "reason": f"more than {QUEUE} events unread"}))  # fmt: skip
                 await ws.close(code=1008, reason=f"too slow: more than {QUEUE} events unread")
                 return
             await ws.send_text(text)
@@ -132,5 +128,4 @@ async def _drain(ws: WebSocket, subscriber: Stream) -> None:
     with contextlib.suppress(WebSocketDisconnect, RuntimeError):
         while True:
             await ws.receive_text()
-    with contextlib.suppress(asyncio.QueueFull):  # full: the stream is sending and will fail on the closed socket
-        subscriber.queue.put_nowait(CLOSED)
+    subscriber.outbox.end(CLOSED)

@@ -30,13 +30,13 @@ from gateways.binance.errors import ApiError
 from gateways.binance.limits import weight_of
 from gateways.binance.params import Params, ws_payload
 from gateways.clock import now_ms
+from gateways.http.outbox import QUEUE, Outbox
 
 if TYPE_CHECKING:
     from gateways.http.app import Gateway
 
 log = logging.getLogger("mercury.gateway.wsapi")
 
-QUEUE = 10_000  # events a connection may have waiting before it is dropped
 MAX_MESSAGE = 64 * 1024
 
 # method -> the gateway's operation (REST's signed handlers)
@@ -70,10 +70,9 @@ class Connection:
     def __init__(self, ws: WebSocket, gateway: Gateway) -> None:
         self.ws = ws
         self.gateway = gateway
-        self.queue: asyncio.Queue[str | None] = asyncio.Queue(QUEUE)
+        self.outbox = Outbox()
         self.subscriptions: dict[int, int] = {}  # subscription id -> account
         self.next_subscription = 0
-        self.overflowed = False
         self.connected_since = now_ms()
         self.session_key: str | None = None  # the key session.logon authenticated (Ed25519 only, as Binance's)
         self.authorized_since: int | None = None
@@ -90,21 +89,11 @@ class Connection:
                 self._send({"subscriptionId": subscription, "event": payload})
 
     def _send(self, message: dict[str, Any]) -> None:
-        if self.overflowed:
-            return
-        try:
-            self.queue.put_nowait(json.dumps(message, separators=(",", ":")))
-        except asyncio.QueueFull:
-            # the client is dropped: what it has not read is dropped with it, so that the reason is the next thing
-            # the writer sends once the socket takes more (a peer that never reads again is closed by the pings)
-            self.overflowed = True
-            while not self.queue.empty():
-                self.queue.get_nowait()
-            self.queue.put_nowait(None)
+        self.outbox.put(json.dumps(message, separators=(",", ":")))
 
     async def writer(self) -> None:
         while True:
-            text = await self.queue.get()
+            text = await self.outbox.get()
             if text is None:
                 # Binance's end of a subscription, on each of them (Mercury adds the reason)
                 ended = {"e": "eventStreamTerminated", "E": now_ms(), "reason": f"more than {QUEUE} events unread"}

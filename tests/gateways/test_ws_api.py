@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from gateways.binance.auth import KEY_TTL
 from gateways.binance.params import ws_payload
-from gateways.http.wsapi import QUEUE
+from gateways.http.outbox import QUEUE
 from persistence.apikeys import revoke
 from tests.gateways.conftest import Exchange, ed25519_key, new_account_key
 from tests.gateways.test_rest import send, signed
@@ -406,19 +406,29 @@ def frames(sock: socket.socket) -> Iterator[tuple[int, bytes]]:
 
 
 @pytest.mark.timeout(180)
-def test_a_subscriber_that_stops_reading_is_told_and_dropped(exchange: Exchange) -> None:
-    """More than QUEUE events unread: each of the connection's subscriptions gets Binance's eventStreamTerminated
-    (with Mercury's reason), then the socket is closed 1008; the other connections are served meanwhile."""
+@pytest.mark.parametrize("way", ["ws-api", "listenKey"])
+def test_a_subscriber_that_stops_reading_is_told_and_dropped(exchange: Exchange, way: str) -> None:
+    """More than QUEUE events unread: the subscription gets Binance's eventStreamTerminated (on the WebSocket API
+    wrapped with its subscriptionId, with Mercury's reason), then the socket is closed 1008; the other connections
+    are served meanwhile."""
+    account = {"ws-api": 8, "listenKey": 9}[way]
     spec, venue = load_venue(DEFAULT_VENUE).spec("BTCUSDT"), exchange.venue
-    key, private = new_account_key(exchange, 8, 10**14, "flood")
-    client = venue.client("flood-orders")
+    key, private = new_account_key(exchange, account, 10**14, f"flood-{way}")
+    client = venue.client(f"flood-orders-{way}")
     price, qty = spec.price_to_ticks("990"), spec.qty_to_lots("0.01")  # above the minimum notional
-    idle = raw_websocket(exchange.url, "/ws-api/v3")
-    send_text(idle, json.dumps({"id": "s", "method": "userDataStream.subscribe.signature",
-                                "params": ed25519_params(key, private)}))  # fmt: skip
-    idle.settimeout(10)
-    opcode, reply = next(frames(idle))
-    assert json.loads(reply)["result"] == {"subscriptionId": 0}, reply
+    if way == "ws-api":
+        idle = raw_websocket(exchange.url, "/ws-api/v3")
+        send_text(idle, json.dumps({"id": "s", "method": "userDataStream.subscribe.signature",
+                                    "params": ed25519_params(key, private)}))  # fmt: skip
+        idle.settimeout(10)
+        opcode, reply = next(frames(idle))
+        assert json.loads(reply)["result"] == {"subscriptionId": 0}, reply
+    else:
+        status, created = send(exchange, "POST", "/api/v3/userDataStream", key=key)
+        assert status == 200, created
+        idle = raw_websocket(exchange.url, f"/ws/{created['listenKey']}")
+        idle.settimeout(10)
+        time.sleep(0.5)  # the stream subscribes once the socket is accepted
 
     async def flood() -> None:
         async with websockets.connect(exchange.url.replace("http://", "ws://") + "/ws-api/v3") as busy:
@@ -426,7 +436,8 @@ def test_a_subscriber_that_stops_reading_is_told_and_dropped(exchange: Exchange)
             for start in range(0, pairs, 500):
                 cmds: list[Command] = []
                 for _ in range(500):
-                    cmds += [client.place(8, "BTCUSDT", Side.BUY, qty, price), client.cancel_all(8, "BTCUSDT")]
+                    cmds += [client.place(account, "BTCUSDT", Side.BUY, qty, price),
+                             client.cancel_all(account, "BTCUSDT")]  # fmt: skip
                 for cmd in cmds:
                     client.send(cmd)
                 for _ in cmds:
@@ -439,6 +450,8 @@ def test_a_subscriber_that_stops_reading_is_told_and_dropped(exchange: Exchange)
     opcode, close = received[-1]
     assert opcode == 8 and int.from_bytes(close[:2], "big") == 1008 and b"too slow" in close, close
     ended = json.loads(received[-2][1])
-    assert ended["subscriptionId"] == 0 and ended["event"]["e"] == "eventStreamTerminated", ended
-    assert ended["event"]["E"] > 0 and str(QUEUE) in ended["event"]["reason"]
+    if way == "ws-api":
+        assert ended["subscriptionId"] == 0, ended
+        ended = ended["event"]
+    assert ended["e"] == "eventStreamTerminated" and ended["E"] > 0 and str(QUEUE) in ended["reason"], ended
     assert len(received) < 4 * QUEUE  # it ended before every event was sent
