@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 
+from gateways.binance.limits import Weighed
 from gateways.binance.params import Params
 
 Weigher = Callable[[Params], int]
@@ -67,6 +68,5 @@ def ticker_rolling(symbol_count: int) -> Weigher:
     return weigh
 
 
-def one_or_all(params: Params) -> int:
-    """ticker/price and ticker/bookTicker: 2 for one symbol, 4 for a list or all."""
-    return 2 if params.get("symbol") is not None else 4
+# ticker/price and ticker/bookTicker: 2 for one symbol, 4 for a list or all
+one_or_all: Weigher = Weighed("symbol", 2, 4).of

@@ -22,7 +22,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from gateways.binance import errors
-from gateways.binance.params import MICROS_FROM, Params
+from gateways.binance.params import Params
 from persistence.apikeys import ApiKey, SecretCipher, lookup
 
 KEY_FORMAT = re.compile(r"^[A-Za-z0-9]{16,128}$")
@@ -30,7 +30,7 @@ KEY_TTL = 5.0  # s a key (or its absence) is cached
 MAX_RECV_WINDOW = 60_000_000  # µs (60 s), Binance's cap
 DEFAULT_RECV_WINDOW = 5_000_000  # µs
 AHEAD_TOLERANCE = 1_000_000  # µs a timestamp may be ahead of the server's clock
-# Binance takes timestamp in ms or in µs (params.MICROS_FROM), and recvWindow in ms with up to three decimals
+# Binance takes recvWindow in ms with up to three decimals (timestamp in ms or µs: Params.time_ns)
 RECV_WINDOW = re.compile(r"^[0-9]{1,9}(\.[0-9]{1,3})?$")
 
 
@@ -105,10 +105,10 @@ async def session_caller(keys: Keys, key_id: str, params: Params, now_ms: int, t
 
 def _timing(params: Params) -> tuple[int, int]:
     """``timestamp`` and ``recvWindow`` in µs."""
-    timestamp = params.integer("timestamp", required=True)
-    assert timestamp is not None
-    if timestamp < MICROS_FROM:
-        timestamp *= 1000
+    ns = params.time_ns("timestamp")  # ms or µs, by Params' rule
+    if ns is None:
+        raise errors.mandatory("timestamp")
+    timestamp = ns // 1000
     text = params.get("recvWindow")
     if text is None:
         return timestamp, DEFAULT_RECV_WINDOW

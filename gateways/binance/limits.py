@@ -24,6 +24,7 @@ import contextlib
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Protocol
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
@@ -74,34 +75,39 @@ class Limits:
         ]
 
 
+class Lookup(Protocol):
+    """Request parameters by name: a query's mapping, a WebSocket API request's params, or Params."""
+
+    def get(self, key: str, /) -> object: ...
+
+
 @dataclass(frozen=True, slots=True)
 class Weighed:
-    """A request Binance weighs by what it asks for: ``weight`` when ``param`` is given, ``otherwise`` without."""
+    """A request Binance weighs by what it asks for: ``weight`` when ``param`` is given (not empty), ``otherwise``
+    without."""
 
     param: str
     weight: int
     otherwise: int
 
-    def of(self, params: Mapping[str, object]) -> int:
-        return self.weight if params.get(self.param) is not None else self.otherwise
+    def of(self, params: Lookup) -> int:
+        return self.weight if params.get(self.param) not in (None, "") else self.otherwise
 
     def describe(self) -> str:
         return f"{self.weight} with {self.param}, {self.otherwise} without"
 
 
-# operation (handler name) -> its weight by parameters, as Binance weighs these on REST and the WebSocket API alike:
-# a bot that paces itself by Binance's table stays inside Mercury's limit the same way
-BY_PARAMS: dict[str, Weighed] = {
-    "open_orders": Weighed("symbol", 6, 80),
-    "my_trades": Weighed("orderId", 5, 20),
-    "my_prevented_matches": Weighed("preventedMatchId", 2, 20),
-}
+# Binance's weights by parameters, the same on REST and the WebSocket API (their endpoint tables name them): a bot
+# that paces itself by Binance's table stays inside Mercury's limit the same way
+OPEN_ORDERS = Weighed("symbol", 6, 80)
+MY_TRADES = Weighed("orderId", 5, 20)
+MY_PREVENTED_MATCHES = Weighed("preventedMatchId", 2, 20)
+Weight = int | Weighed
 
 
-def weight_of(operation: str, fixed: int, params: Mapping[str, object]) -> int:
-    """The weight of one request of ``operation``: by its parameters where Binance weighs so, else ``fixed``."""
-    weighed = BY_PARAMS.get(operation)
-    return fixed if weighed is None else weighed.of(params)
+def spent(weight: Weight, params: Lookup) -> int:
+    """What one request of an endpoint of ``weight`` spends."""
+    return weight if isinstance(weight, int) else weight.of(params)
 
 
 class _Window:

@@ -32,7 +32,7 @@ from client.sequencer import AsyncSequencerClient
 from gateways.binance import errors
 from gateways.binance.auth import Caller, Keys, authenticate
 from gateways.binance.errors import ApiError
-from gateways.binance.limits import Limits, RateLimiter, weight_of
+from gateways.binance.limits import MY_PREVENTED_MATCHES, MY_TRADES, OPEN_ORDERS, Limits, RateLimiter, Weight, spent
 from gateways.binance.params import Params
 from gateways.binance.views import Formats
 from gateways.clock import now_ms
@@ -577,8 +577,8 @@ Handler = Callable[[Request], Awaitable[Response]]
 T = TypeVar("T")
 
 
-def _guarded(handler: Handler, operation: str, weight: int, limiter: RateLimiter) -> Handler:
-    """Rate limits (``weight``, or what Binance weighs ``operation`` by its parameters), then the handler; every
+def _guarded(handler: Handler, weight: Weight, limiter: RateLimiter) -> Handler:
+    """Rate limits (``weight``, by the query's parameters where Binance weighs so), then the handler; every
     refusal as Binance's JSON, with the limit headers; never a 500 for bad input (an unexpected error is logged and
     answered -1000)."""
 
@@ -587,8 +587,8 @@ def _guarded(handler: Handler, operation: str, weight: int, limiter: RateLimiter
         request.state.limit_headers = headers
 
         async def attempt() -> Response:
-            spent = weight_of(operation, weight, request.query_params)
-            limiter.request(request.client.host if request.client else "", spent, now_ms(), headers)
+            cost = spent(weight, request.query_params)
+            limiter.request(request.client.host if request.client else "", cost, now_ms(), headers)
             return await handler(request)
 
         outcome = await answered(attempt, headers, f"{request.method} {request.url.path}")
@@ -666,7 +666,7 @@ class FastPath:
 UI_BUILD = Path(__file__).resolve().parents[2] / "ui" / "dist"
 PUBLIC = frozenset({"ping", "time", "exchange_info"})
 MUTATING = frozenset({"new_order", "cancel_order", "cancel_replace", "cancel_all"})  # a replay is refused
-# (path, method, handler name, Binance's request weight)
+# (path, method, handler name, Binance's request weight: a number, or by the parameters)
 ENDPOINTS = (
     ("/api/v3/ping", "GET", "ping", 1),
     ("/api/v3/time", "GET", "time", 1),
@@ -680,12 +680,12 @@ ENDPOINTS = (
     ("/api/v3/order", "GET", "query_order", 4),
     ("/api/v3/order/test", "POST", "test_order", 1),
     ("/api/v3/order/cancelReplace", "POST", "cancel_replace", 1),
-    ("/api/v3/openOrders", "GET", "open_orders", 6),
+    ("/api/v3/openOrders", "GET", "open_orders", OPEN_ORDERS),
     ("/api/v3/openOrders", "DELETE", "cancel_all", 1),
     ("/api/v3/allOrders", "GET", "all_orders", 20),
-    ("/api/v3/myTrades", "GET", "my_trades", 20),
-    ("/api/v3/myPreventedMatches", "GET", "my_prevented_matches", 20),
-)  # open_orders, my_trades and my_prevented_matches weigh by their parameters instead (limits.BY_PARAMS)
+    ("/api/v3/myTrades", "GET", "my_trades", MY_TRADES),
+    ("/api/v3/myPreventedMatches", "GET", "my_prevented_matches", MY_PREVENTED_MATCHES),
+)
 
 
 def _bound(op: Callable[[Gateway, Request], Awaitable[Any]], gw: Gateway) -> Handler:
@@ -698,7 +698,7 @@ def _bound(op: Callable[[Gateway, Request], Awaitable[Any]], gw: Gateway) -> Han
 def create_app(settings: Settings, venue: Venue, cipher: SecretCipher) -> FastPath:
     gw = Gateway(settings, venue, cipher)
     routes: list[BaseRoute] = [
-        Route(path, _guarded(gw.rest(name), name, weight, gw.limiter), methods=[method])
+        Route(path, _guarded(gw.rest(name), weight, gw.limiter), methods=[method])
         for path, method, name, weight in ENDPOINTS
     ]
 
@@ -714,8 +714,7 @@ def create_app(settings: Settings, venue: Venue, cipher: SecretCipher) -> FastPa
         await listenkey.stream(gw, websocket, websocket.path_params["listen_key"])
 
     for method, op in (("POST", listenkey.create), ("PUT", listenkey.keep_alive), ("DELETE", listenkey.close)):
-        guarded = _guarded(_bound(op, gw), "user_data_stream", 2, gw.limiter)
-        routes.append(Route("/api/v3/userDataStream", guarded, methods=[method]))
+        routes.append(Route("/api/v3/userDataStream", _guarded(_bound(op, gw), 2, gw.limiter), methods=[method]))
     stream_endpoints = (
         ("/api/v3/userDataStream", "POST", "user_stream_create", 2),
         ("/api/v3/userDataStream", "PUT", "user_stream_keep_alive", 2),

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from gateways.binance.limits import BY_PARAMS
+from gateways.binance.limits import Weight
 from wire.enums import SelfTradeMode
 
 Schema = dict[str, Any]
@@ -134,7 +134,7 @@ ORDER: Schema = {
 
 
 def document(
-    endpoints: tuple[tuple[str, str, str, int], ...], public: frozenset[str], symbols: list[str]
+    endpoints: tuple[tuple[str, str, str, Weight], ...], public: frozenset[str], symbols: list[str]
 ) -> dict[str, Any]:
     """The document; ``symbols`` are the venue's (Binance's own spec cannot list them, Mercury's can, so that
     generated requests reach past the symbol check)."""
@@ -146,7 +146,7 @@ def document(
                   for n, schema, required in PARAMS.get(name, []) + (SIGNED_PARAMS if signed else [])]  # fmt: skip
         operation: dict[str, Any] = {
             "operationId": name,
-            "description": f"Request weight {BY_PARAMS[name].describe() if name in BY_PARAMS else weight}."
+            "description": f"Request weight {weight if isinstance(weight, int) else weight.describe()}."
             + (" Signed (HMAC-SHA256 or Ed25519, docs/api.md)." if signed else ""),
             "responses": {
                 "200": {"description": "done", "content": {"application/json": {"schema": RESULTS.get(name, {})}}},

@@ -27,7 +27,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from gateways.binance import errors
 from gateways.binance.auth import Caller, session_caller
 from gateways.binance.errors import ApiError
-from gateways.binance.limits import weight_of
+from gateways.binance.limits import MY_PREVENTED_MATCHES, MY_TRADES, OPEN_ORDERS, Weight, spent
 from gateways.binance.params import Params, ws_payload
 from gateways.clock import now_ms
 from gateways.http.outbox import QUEUE, Outbox
@@ -57,11 +57,12 @@ TRADING = {
 }
 
 
-WEIGHTS = {"exchangeInfo": 20, "session.logon": 2, "session.status": 2, "session.logout": 2,
-           "userDataStream.subscribe": 2, "userDataStream.subscribe.signature": 2, "order.status": 4,
-           "allOrders": 20, "account.status": 20, "account.commission": 20,
-           "account.rateLimits.orders": 40}  # fmt: skip
-# openOrders.status, myTrades and myPreventedMatches weigh by their parameters (limits.BY_PARAMS)
+WEIGHTS: dict[str, Weight] = {"exchangeInfo": 20, "session.logon": 2, "session.status": 2, "session.logout": 2,
+                              "userDataStream.subscribe": 2, "userDataStream.subscribe.signature": 2,
+                              "order.status": 4, "openOrders.status": OPEN_ORDERS, "allOrders": 20,
+                              "myTrades": MY_TRADES, "myPreventedMatches": MY_PREVENTED_MATCHES,
+                              "account.status": 20, "account.commission": 20,
+                              "account.rateLimits.orders": 40}  # fmt: skip
 
 
 class Connection:
@@ -180,8 +181,7 @@ async def dispatch(conn: Connection, method: str, params: dict[str, Any], counts
     # the same request-weight budget per IP as REST (a 429 error reply past it); new orders count per account in
     # the operations themselves
     ip = conn.ws.client.host if conn.ws.client else ""
-    weight = weight_of(TRADING.get(method, method), WEIGHTS.get(method, 1), params)
-    gateway.limiter.request(ip, weight, now_ms(), counts)
+    gateway.limiter.request(ip, spent(WEIGHTS.get(method, 1), params), now_ms(), counts)
     if method == "ping":
         return {}
     if method == "time":

@@ -415,6 +415,7 @@ def test_some_requests_weigh_by_what_they_ask_for_as_on_binance(exchange: Exchan
         time.sleep(60.1 - time.time() % 60)
     assert weight_spent(exchange, "/api/v3/openOrders", {"symbol": "BTCUSDT"}) == 6
     assert weight_spent(exchange, "/api/v3/openOrders", {}) == 80
+    assert weight_spent(exchange, "/api/v3/openOrders", {"symbol": ""}) == 80  # empty: every symbol's, as answered
     assert weight_spent(exchange, "/api/v3/myTrades", {"symbol": "BTCUSDT"}) == 20
     assert weight_spent(exchange, "/api/v3/myTrades", {"symbol": "BTCUSDT", "orderId": 1}) == 5
     assert weight_spent(exchange, "/api/v3/myPreventedMatches", {"symbol": "BTCUSDT", "preventedMatchId": 1}) == 2
