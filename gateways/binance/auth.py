@@ -51,8 +51,11 @@ class Keys:
         cached = self._cache.get(key_id)
         if cached is not None and cached[0] > now:
             return cached[1]
-        async with self.pool.acquire() as conn:
-            key = await lookup(conn, self.cipher, key_id)
+        try:
+            async with self.pool.acquire() as conn:
+                key = await lookup(conn, self.cipher, key_id)
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:  # PostgreSQL down or restarting
+            raise errors.UNAVAILABLE from exc
         if len(self._cache) > 100_000:  # unknown keys must not grow the cache without bound
             self._cache.clear()
         self._cache[key_id] = (now + KEY_TTL, key)

@@ -85,13 +85,16 @@ UNKNOWN_OUTCOME = ApiError(
     503, -1007, "Timeout waiting for response from backend server. Send status unknown; execution status unknown."
 )
 INTERNAL = ApiError(500, -1000, "An unknown error occurred while processing the request.")
+# a store the gateway needs for the request (Redis for the signature claim, PostgreSQL for the API key) did not
+# answer: nothing was sent on, so the client may simply try again
+UNAVAILABLE = ApiError(503, -1001, "Internal error; unable to process your request. Please try again.", 1)
 
 
 def refused_ack(status: AckStatus, detail: str) -> ApiError:
     if status is AckStatus.BUSY:
         return OVERLOADED
     if status is AckStatus.UNAVAILABLE:
-        return ApiError(503, -1001, "Internal error; unable to process your request. Please try again.", 1)
+        return UNAVAILABLE
     return ApiError(400, -1000, f"The request could not be journaled: {detail}")
 
 

@@ -69,6 +69,10 @@ MAX_BODY = 64 * 1024
 # outcome unknown): the engine may be stopping too, and the server's grace (__main__.GRACE) must not run out first
 STOP_RESULT_WAIT = 0.4
 STOP_STEP = 0.5  # s each step of a stop may wait for Redis or PostgreSQL (four steps: see __main__.GRACE)
+# connections to Redis at most (the event follower and the limits' sync hold one each), and the s a request waits for
+# one before it is answered 503 -1001
+REDIS_CONNECTIONS = 64
+REDIS_WAIT = 2.0
 
 
 def params_of(query: str, body: bytes) -> Params:
@@ -107,7 +111,7 @@ class Gateway:
         runs the same operations inside it)."""
         self._loop = asyncio.get_running_loop()
         self.pool = await self._connect()
-        self.redis = aioredis.Redis.from_url(self.settings.redis_url, socket_connect_timeout=2)
+        self.redis = redis_client(self.settings.redis_url)
         self.sequencer = AsyncSequencerClient(self.settings, name="gw-http")
         tracer = self.sequencer.tracer = Tracer(self.settings, f"gateway-{self.sequencer.src}", "gateway",
                                                 self.venue.shard)  # fmt: skip
@@ -185,7 +189,11 @@ class Gateway:
     async def once(self, key_id: str, signature: str, valid_ms: int) -> bool:
         """Claim a signature for as long as its request could be accepted (shared by every gateway process)."""
         assert self.redis is not None
-        return bool(await self.redis.set(f"mercury:signature:{key_id}:{signature}", b"", nx=True, px=max(1, valid_ms)))
+        try:
+            claimed = await self.redis.set(f"mercury:signature:{key_id}:{signature}", b"", nx=True, px=max(1, valid_ms))
+        except aioredis.RedisError as exc:  # Redis down, or no connection free within REDIS_WAIT: nothing was sent on
+            raise errors.UNAVAILABLE from exc
+        return bool(claimed)
 
     def symbol(self, params: Params) -> SymbolSpec:
         spec = self.specs.get(params.required("symbol"))
@@ -613,6 +621,15 @@ async def answered(attempt: Callable[[], Awaitable[T]], headers: dict[str, str],
     except Exception:
         log.exception("%s failed", what)
         return 500, errors.INTERNAL.body()
+
+
+def redis_client(url: str) -> aioredis.Redis:
+    """The gateway's Redis client. Every mutating request holds a connection for its signature claim, so a burst
+    has as many in flight as requests: redis-py's default pool refuses the 101st connection outright (answered 500
+    under load), where this one makes a request wait up to REDIS_WAIT for a free one."""
+    pool = aioredis.BlockingConnectionPool.from_url(url, max_connections=REDIS_CONNECTIONS, timeout=REDIS_WAIT,
+                                                    socket_connect_timeout=2)  # fmt: skip
+    return aioredis.Redis.from_pool(pool)
 
 
 class FastPath:

@@ -3,6 +3,7 @@ with HMAC and Ed25519, and accounts kept apart."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -19,6 +20,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from gateways.binance import errors
 from gateways.binance.limits import Limits
+from gateways.http.app import REDIS_CONNECTIONS
 from tests.gateways.conftest import Exchange, ed25519_key, new_account_key
 from wire.config import Settings
 
@@ -170,6 +172,36 @@ def test_a_replayed_order_request_is_refused_and_places_nothing(exchange: Exchan
     query += "&signature=" + hmac.new(secret.encode(), query.encode(), hashlib.sha256).hexdigest()
     assert send(exchange, "GET", "/api/v3/account", query=query, key=key)[0] == 200
     assert send(exchange, "GET", "/api/v3/account", query=query, key=key)[0] == 200
+
+
+def test_a_burst_of_more_requests_than_redis_connections_waits_for_one_and_gets_no_500(exchange: Exchange) -> None:
+    """Each request that changes orders claims its signature in Redis. With more in flight at once than the
+    gateway's Redis connections, they wait for a free one: every cancel of an unknown order gets -2011, none a 500
+    (redis-py's default pool refused the 101st connection, and the gateway answered 500 -1000 under load)."""
+    key, secret = exchange.keys[2]
+    n = 3 * REDIS_CONNECTIONS
+    queries = []
+    for i in range(n):
+        query = urlencode({"timestamp": now_ms(), "symbol": "BTCUSDT", "orderId": 10**12 + i, "recvWindow": 30_000})
+        queries.append(query + "&signature=" + hmac.new(secret.encode(), query.encode(), hashlib.sha256).hexdigest())
+    host, port = exchange.url.removeprefix("http://").split(":")
+
+    async def burst() -> list[tuple[int, Any]]:
+        # every connection open first, then every request written before any answer is read: all in flight at once
+        connections = [await asyncio.open_connection(host, int(port)) for _ in queries]
+        for (_, writer), query in zip(connections, queries, strict=True):
+            writer.write(f"DELETE /api/v3/order?{query} HTTP/1.1\r\nHost: {host}\r\nX-MBX-APIKEY: {key}\r\n"
+                         "Connection: close\r\n\r\n".encode())  # fmt: skip
+        answers = []
+        for reader, writer in connections:
+            head, _, body = (await reader.read()).partition(b"\r\n\r\n")
+            answers.append((int(head.split()[1]), json.loads(body)))
+            writer.close()
+        return answers
+
+    assert signed(exchange, "GET", "/api/v3/account", {}, account=2)[0] == 200  # the key in the gateway's cache
+    answers = asyncio.run(burst())
+    assert sorted({(status, body["code"]) for status, body in answers}) == [(400, -2011)]
 
 
 def test_amounts_are_plain_decimal_strings_with_the_assets_places(exchange: Exchange) -> None:
