@@ -64,7 +64,8 @@ async def run(settings: Settings, venue: Venue) -> None:
     app = create_app(market, history, ready, limiter)
     rest = uvicorn.Server(uvicorn.Config(app, host=settings.feed_host,
                                          port=settings.feed_rest_port, http="httptools", log_level="warning",
-                                         access_log=False, server_header=False, date_header=False))  # fmt: skip
+                                         access_log=False, server_header=False, date_header=False,
+                                         forwarded_allow_ips=settings.trusted_proxies))  # fmt: skip
     async with serve(streams.handle, settings.feed_host, settings.feed_ws_port, process_request=streams.process_request,
                      ping_interval=settings.feed_ping_seconds, ping_timeout=settings.feed_ping_seconds,
                      close_timeout=2, max_size=65_536,

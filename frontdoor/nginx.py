@@ -41,11 +41,14 @@ def render(settings: Settings, state: Path) -> str:
     streams = "".join(f"        server {ws_port[f[0]]};\n" for f in feeds)
     gw = "".join(f"        server {g};\n" for g in gateways)
     user = "user root;\n" if os.geteuid() == 0 else ""  # as root nginx would hand its workers to nobody
+    # the client's address for the per-IP limits behind (each process trusts it from MERCURY_TRUSTED_PROXIES); set,
+    # not appended: this door is the edge, and an address a client wrote in itself is never passed on
+    forwarded = "proxy_set_header X-Forwarded-For $remote_addr;"
     upgrade = (
         "proxy_http_version 1.1; proxy_set_header Upgrade $http_upgrade; "
-        "proxy_set_header Connection $connection_upgrade; proxy_read_timeout 1h; proxy_send_timeout 1h;"
+        f"proxy_set_header Connection $connection_upgrade; {forwarded} proxy_read_timeout 1h; proxy_send_timeout 1h;"
     )
-    keepalive = 'proxy_http_version 1.1; proxy_set_header Connection "";'
+    keepalive = f'proxy_http_version 1.1; proxy_set_header Connection ""; {forwarded}'
     # the UI's Ops page and model panel: Prometheus (which serves under /prometheus/ itself) and the inference
     # service (mounted at its root, so the prefix is stripped), both on this machine
     ui_extra = '"prometheus":"http://$http_host/prometheus","research":"http://$http_host/research"'

@@ -31,6 +31,9 @@ class Settings:
     weight_per_minute: int = 6_000  # the HTTP gateway's request-weight limit per IP (Binance's)
     orders_per_10s: int = 100  # ... and its new-order limits per account
     orders_per_day: int = 200_000
+    # peers (addresses or networks, comma separated) whose X-Forwarded-For names the client: the front door. Behind
+    # it every request comes from its address; the per-IP limits count the client it names instead ("": no peer)
+    trusted_proxies: str = "127.0.0.1,::1"
     feed_host: str = "127.0.0.1"  # a market-data feed's address (feeds/)
     feed_rest_port: int = 8090  # ... its REST port (the public market-data endpoints)
     feed_ws_port: int = 8091  # ... and its WebSocket streams' port

@@ -10,6 +10,7 @@ import json
 import shutil
 import socket
 import subprocess
+import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -84,6 +85,25 @@ def test_one_url_routes_trading_to_the_gateway_and_market_data_to_the_feeds(fron
         with urllib.request.urlopen(front.url + "/ui/", timeout=10) as page:
             assert page.status == 200 and b"<html" in page.read().lower()  # the gateway serves it, through the door
     assert signed(front, "DELETE", "/api/v3/order", {"symbol": "BTCUSDT", "orderId": order["orderId"]})[0] == 200
+
+
+def test_the_door_tells_the_gateway_who_the_client_is_and_a_client_cannot_say_it_itself(front: Exchange) -> None:
+    """The gateway counts the request weight of the client the door names in X-Forwarded-For; a client that sends
+    that header itself is not believed (the door sets it to the address it sees: here 127.0.0.1, whose weight the
+    exchangeInfo just spent)."""
+
+    def used(path: str, headers: dict[str, str]) -> int:
+        request = urllib.request.Request(front.url + path, headers=headers)
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            return int(answer.headers["X-MBX-USED-WEIGHT-1M"])
+
+    for _ in range(3):  # both requests in one minute window (the windows are aligned to the clock)
+        minute = time.time() // 60
+        before = used("/api/v3/exchangeInfo", {})  # 20
+        spoofed = used("/api/v3/ping", {"X-Forwarded-For": "198.51.100.9"})
+        if time.time() // 60 == minute:
+            break
+    assert before >= 20 and spoofed > before  # 127.0.0.1's count went on; 198.51.100.9's would have been 1
 
 
 def test_ccxt_and_ccxt_pro_use_the_front_door_as_their_only_url(front: Exchange) -> None:

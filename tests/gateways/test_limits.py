@@ -92,3 +92,25 @@ def test_websocket_api_requests_count_against_the_same_weight(small: Exchange) -
 
     reply = asyncio.run(ask())
     assert (reply["status"], reply["error"]["code"]) == (429, -1003), reply
+
+
+def test_a_client_the_front_door_names_has_its_own_weight(small: Exchange) -> None:
+    """After the tests above 127.0.0.1's weight for the minute is spent. A request from 127.0.0.1 (a trusted proxy,
+    MERCURY_TRUSTED_PROXIES' default: the front door) that names its client in X-Forwarded-For spends that
+    client's weight, over REST and over the WebSocket API alike."""
+    client = "198.51.100.7"
+    request = urllib.request.Request(small.url + "/api/v3/ping", headers={"X-Forwarded-For": client})
+    for spent in (1, 2):
+        with urllib.request.urlopen(request, timeout=5) as answer:
+            assert (answer.status, int(answer.headers["X-MBX-USED-WEIGHT-1M"])) == (200, spent)
+
+    async def ask() -> dict[str, Any]:
+        url = small.url.replace("http://", "ws://") + "/ws-api/v3"
+        async with websockets.connect(url, additional_headers={"X-Forwarded-For": "198.51.100.8"}) as ws:
+            await ws.send(json.dumps({"id": "1", "method": "time", "params": {}}))
+            reply: dict[str, Any] = json.loads(await asyncio.wait_for(ws.recv(), 5))
+            return reply
+
+    reply = asyncio.run(ask())
+    assert reply["status"] == 200, reply
+    assert reply["rateLimits"][0]["count"] == 1
