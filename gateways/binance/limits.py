@@ -3,7 +3,8 @@ across every gateway process (and, for the weight, every feed: feeds/weights.py)
 
 Fixed windows aligned to the clock, as Binance counts them, reported on every response in Binance's headers
 (``X-MBX-USED-WEIGHT-1M``, ``X-MBX-ORDER-COUNT-10S``, ``X-MBX-ORDER-COUNT-1D``). Past a limit the answer is 429 with
-``Retry-After`` (seconds until the window ends) and -1003 (weight) or -1015 (orders).
+``Retry-After`` (seconds until the window ends) and -1003 (weight) or -1015 (orders); an IP that goes on to twice
+its weight limit is banned, 418 (gateways.binance.bans, shared at each sync).
 
 Sharing without a Redis round trip per request: each process counts exactly, in memory, what it admitted and has
 not yet pushed (``pending``), and keeps the last global total Redis gave it per key. A request is judged, and the
@@ -29,6 +30,7 @@ from typing import Protocol
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from gateways.binance.bans import BAN_FACTOR, Bans, ban_key
 from gateways.binance.errors import ApiError
 from wire.config import Settings
 
@@ -156,13 +158,18 @@ class RateLimiter:
         self.weight = _Window("w1m", MINUTE_MS, limits.weight_per_minute)
         self.orders_10s = _Window("o10s", TEN_S_MS, limits.orders_per_10s)
         self.orders_day = _Window("o1d", DAY_MS, limits.orders_per_day)
+        self.bans = Bans()
         self.sync_due = asyncio.Event()
 
     def request(self, ip: str, weight: int, now_ms: int, headers: dict[str, str]) -> None:
+        self.bans.check(ip, now_ms)
         used, due = self.weight.add(ip, weight, now_ms)
         if due:
             self.sync_due.set()
         headers[COUNT_HEADERS[0]] = str(used)
+        if used >= BAN_FACTOR * self.limits.weight_per_minute:  # it did not back off after its 429s
+            self.sync_due.set()
+            raise self.bans.strike(ip, now_ms)
         if used > self.limits.weight_per_minute:
             raise ApiError(
                 429,
@@ -194,6 +201,10 @@ class RateLimiter:
     async def sync(self, redis: aioredis.Redis, now_ms: int) -> None:
         """Push every pending count to Redis and take back the global totals, in one pipelined round trip."""
         sent: list[tuple[_Window, int, str, int]] = []  # window, its start, key, amount
+        try:
+            await self.bans.decide(redis, now_ms)
+        except (RedisError, OSError) as exc:  # the local bans stand; decided at the next sync
+            log.warning("IP ban with Redis failed: %s", exc)
         pipe = redis.pipeline(transaction=False)
         for window in (self.weight, self.orders_10s, self.orders_day):
             window.roll(now_ms)
@@ -207,6 +218,9 @@ class RateLimiter:
                 sent.append((window, window.start, key, amount))
         if not sent:
             return
+        ips = list(self.weight.glob.keys() | self.weight.in_flight.keys())  # the bans other processes decided
+        for ip in ips:
+            pipe.get(ban_key(ip))
         try:
             results = await pipe.execute()
         except (RedisError, OSError) as exc:
@@ -218,6 +232,7 @@ class RateLimiter:
                     window.in_flight[key] -= amount
                     window.pending[key] = window.pending.get(key, 0) + amount
             return
+        self.bans.learn(ips, results[2 * len(sent) :])
         for i, (window, start, key, amount) in enumerate(sent):
             if window.start != start:  # the window ended while the round trip was under way
                 continue

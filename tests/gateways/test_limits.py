@@ -13,10 +13,12 @@ import urllib.request
 from collections.abc import Iterator
 from typing import Any
 
+import ccxt
 import pytest
 import websockets
 
 from tests.gateways.conftest import Exchange, running_exchange
+from tests.gateways.test_ccxt import client as ccxt_client
 from tests.gateways.test_rest import LIMIT, send, signed
 from tests.harness import PostgresServer
 
@@ -114,3 +116,32 @@ def test_a_client_the_front_door_names_has_its_own_weight(small: Exchange) -> No
     reply = asyncio.run(ask())
     assert reply["status"] == 200, reply
     assert reply["rateLimits"][0]["count"] == 1
+
+
+def test_a_client_that_goes_on_after_its_429s_is_banned_418_and_ccxt_raises_ddos_protection(small: Exchange) -> None:
+    """400 weight a minute here: exchangeInfo (20) past 400 gets 429; a client that goes on to 800 is banned, and
+    every request of it gets 418 -1003 with Retry-After, whatever it asks (ccxt: DDoSProtection); another client is
+    not. A client named by the front door's header, so the ban stays with it."""
+    where = {"X-Forwarded-For": "198.51.100.66"}
+
+    def ask(path: str) -> tuple[int, Any, Any]:
+        request = urllib.request.Request(small.url + path, headers=where)
+        try:
+            with urllib.request.urlopen(request, timeout=5) as answer:
+                return answer.status, json.loads(answer.read()), answer.headers
+        except urllib.error.HTTPError as exc:
+            with exc:
+                return exc.code, json.loads(exc.read()), exc.headers
+
+    statuses = [ask("/api/v3/exchangeInfo")[0] for _ in range(41)]
+    if statuses.count(200) < 20:  # a minute window ended in between: its count started again
+        statuses += [ask("/api/v3/exchangeInfo")[0] for _ in range(41)]
+    assert statuses[-1] == 418 and 429 in statuses, statuses
+    status, body, headers = ask("/api/v3/ping")
+    assert (status, body["code"]) == (418, -1003) and "IP banned until" in body["msg"]
+    assert 100 <= int(headers["Retry-After"]) <= 120
+    banned = ccxt_client(small, 1)
+    banned.headers = where
+    with pytest.raises(ccxt.DDoSProtection, match="IP banned until"):
+        banned.fetch_time()
+    assert send(small, "GET", "/api/v3/time")[0] in (200, 429)  # 127.0.0.1 is not banned

@@ -4,6 +4,7 @@ driven sync by sync, and two gateway processes of one exchange."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -68,6 +69,51 @@ def test_without_redis_each_limiter_still_enforces_what_it_saw(tmp_path: Path) -
             limiter.request("10.0.0.1", 6, NOW + 2, headers)
         assert (refused.value.code, headers["X-MBX-USED-WEIGHT-1M"]) == (-1003, "12")
         await gone.aclose()
+
+    asyncio.run(body())
+
+
+def test_an_ip_that_goes_on_after_its_429s_is_banned_418_everywhere_for_longer_each_time(
+    redis_server: RedisServer,
+) -> None:
+    """Weight 10 a minute: past 10 the answer is 429; at 20 (a whole limit more after its first 429) the IP is
+    banned, 418 -1003 until the ban ends, on the process that saw it at once and on the other after its next
+    sync; a ban after the first lasts twice as long; another IP is untouched."""
+
+    async def body() -> None:
+        redis = aioredis.Redis.from_url(redis_server.url)
+        a, b = RateLimiter(Limits(weight_per_minute=10)), RateLimiter(Limits(weight_per_minute=10))
+        statuses = []
+        for i in range(21):
+            try:
+                a.request("10.0.0.9", 1, NOW + i, {})
+                statuses.append(200)
+            except ApiError as exc:
+                statuses.append(exc.status)
+        assert statuses == [200] * 10 + [429] * 9 + [418] * 2  # the 20th request of weight reached the ban
+        with pytest.raises(ApiError) as refused:
+            a.request("10.0.0.9", 1, NOW + 30, {})
+        ban = refused.value
+        assert (ban.status, ban.code, ban.retry_after) == (418, -1003, 120)
+        assert ban.msg == (f"Way too much request weight used; IP banned until {NOW + 19 + 120_000}. Please use"
+                           " WebSocket Streams for live updates to avoid bans.")  # fmt: skip
+        b.request("10.0.0.9", 1, NOW + 40, {})  # b has not synced: it has not heard of the ban
+        await a.sync(redis, NOW + 50)  # the ban decided in Redis
+        await b.sync(redis, NOW + 60)
+        with pytest.raises(ApiError) as refused:
+            b.request("10.0.0.9", 1, NOW + 70, {})
+        assert refused.value.status == 418
+        b.request("10.0.0.8", 1, NOW + 80, {})  # another client
+        # the ban is over: allowed again (a new minute), until it does the same again, banned 4 minutes this time
+        later = NOW + 180_000
+        for i in range(20):
+            with contextlib.suppress(ApiError):
+                a.request("10.0.0.9", 1, later + i, {})
+        await a.sync(redis, later + 50)
+        with pytest.raises(ApiError) as refused:
+            a.request("10.0.0.9", 1, later + 60, {})
+        assert (refused.value.status, refused.value.retry_after) == (418, 240)
+        await redis.aclose()
 
     asyncio.run(body())
 
