@@ -154,8 +154,13 @@ def render(run: LatencyRun, figures: list[str]) -> str:
                 "persisters caught up within 10 s of the step.", ""]  # fmt: skip
     else:
         out += ["**No step was sustained in this run.**", ""]
-    for s in [x for x in (latency, best) if x is not None]:
-        if s.label not in run.hops or (s is best and best is latency):
+    # the latency step, and the highest sustained one when that is another: each once (a latency step that was
+    # also the best was skipped both times, and the report had no hop table)
+    shown = [latency] if latency is not None else []
+    if best is not None and best is not latency:
+        shown.append(best)
+    for s in shown:
+        if s.label not in run.hops:
             continue
         out += [f"## Latency per hop at {s.rate:,.0f} orders/s ({s.label})", ""]
         out += [*hop_table(run.hops[s.label]), ""]
