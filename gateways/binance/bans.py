@@ -19,7 +19,7 @@ from collections.abc import Iterable
 
 import redis.asyncio as aioredis
 
-from gateways.binance.errors import ApiError
+from gateways.binance.errors import ApiError, limited
 
 BAN_FACTOR = 2
 FIRST_BAN_MS = 120_000
@@ -44,13 +44,8 @@ def ban_key(ip: str) -> str:
 
 
 def banned(until_ms: int, now_ms: int) -> ApiError:
-    return ApiError(
-        418,
-        -1003,
-        f"Way too much request weight used; IP banned until {until_ms}. Please use WebSocket Streams for live"
-        " updates to avoid bans.",
-        max(1, -(-(until_ms - now_ms) // 1000)),
-    )
+    return limited(418, -1003, f"Way too much request weight used; IP banned until {until_ms}. Please use WebSocket"
+                   " Streams for live updates to avoid bans.", until_ms, now_ms)  # fmt: skip
 
 
 class Bans:

@@ -16,6 +16,7 @@ class ApiError(Exception):
         super().__init__(msg)
         self.status, self.code, self.msg, self.retry_after = status, code, msg, retry_after
         self.data: dict[str, object] | None = None  # cancel-replace's details of what happened
+        self.retry_at: int | None = None  # a limit's refusal: when the client may try again (ms since the epoch)
 
     def body(self) -> dict[str, object]:
         if self.data is not None:
@@ -25,6 +26,14 @@ class ApiError(Exception):
 
 def bad(code: int, msg: str) -> ApiError:
     return ApiError(400, code, msg)
+
+
+def limited(status: int, code: int, msg: str, retry_at_ms: int, now_ms: int) -> ApiError:
+    """A rate limit's or a ban's refusal (429, 418): Retry-After in whole seconds for REST, and the exact time for
+    the WebSocket API's ``data.retryAfter``."""
+    error = ApiError(status, code, msg, max(1, -(-(retry_at_ms - now_ms) // 1000)))
+    error.retry_at = retry_at_ms
+    return error
 
 
 # --- request shape ----------------------------------------------------------------------------------------------

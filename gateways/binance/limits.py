@@ -31,7 +31,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from gateways.binance.bans import BAN_FACTOR, Bans, ban_key
-from gateways.binance.errors import ApiError
+from gateways.binance.errors import ApiError, limited
 from wire.config import Settings
 
 log = logging.getLogger("mercury.gateway.limits")
@@ -148,8 +148,9 @@ class _Window:
     def redis_key(self, key: str) -> str:
         return f"mercury:rate:{self.name}:{self.start}:{key}"
 
-    def retry_after(self, now_ms: int) -> int:
-        return max(1, -(-(self.start + self.length - now_ms) // 1000))
+    def refused(self, code: int, msg: str, now_ms: int) -> ApiError:
+        """The 429 answer past this window's limit: try again once it ends."""
+        return limited(429, code, msg, self.start + self.length, now_ms)
 
 
 class RateLimiter:
@@ -171,12 +172,11 @@ class RateLimiter:
             self.sync_due.set()
             raise self.bans.strike(ip, now_ms)
         if used > self.limits.weight_per_minute:
-            raise ApiError(
-                429,
+            raise self.weight.refused(
                 -1003,
                 f"Too much request weight used; current limit is {self.limits.weight_per_minute} request weight per"
                 " 1 MINUTE. Please use WebSocket Streams for live updates to avoid polling the API.",
-                self.weight.retry_after(now_ms),
+                now_ms,
             )
 
     def order(self, account: int, now_ms: int, headers: dict[str, str]) -> None:
@@ -187,11 +187,11 @@ class RateLimiter:
         headers[COUNT_HEADERS[1]] = str(in_10s)
         headers[COUNT_HEADERS[2]] = str(in_day)
         if in_10s > self.limits.orders_per_10s:
-            raise ApiError(429, -1015, f"Too many new orders; current limit is {self.limits.orders_per_10s} orders"
-                           " per 10 SECOND.", self.orders_10s.retry_after(now_ms))  # fmt: skip
+            raise self.orders_10s.refused(-1015, f"Too many new orders; current limit is {self.limits.orders_per_10s}"
+                                          " orders per 10 SECOND.", now_ms)  # fmt: skip
         if in_day > self.limits.orders_per_day:
-            raise ApiError(429, -1015, f"Too many new orders; current limit is {self.limits.orders_per_day} orders"
-                           " per DAY.", self.orders_day.retry_after(now_ms))  # fmt: skip
+            raise self.orders_day.refused(-1015, f"Too many new orders; current limit is {self.limits.orders_per_day}"
+                                          " orders per DAY.", now_ms)  # fmt: skip
 
     def order_counts(self, account: int, now_ms: int) -> list[dict[str, object]]:
         """GET /api/v3/rateLimit/order: each new-order limit of ``account`` with its count in the current window."""

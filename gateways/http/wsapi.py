@@ -110,7 +110,10 @@ class Connection:
         if error is None:
             message.update(status=200, result=result)
         else:
-            message.update(status=error.status, error=error.body())
+            body = error.body()
+            if error.retry_at is not None:  # Binance's WebSocket API says when, where REST has Retry-After
+                body["data"] = {"serverTime": now_ms(), "retryAfter": error.retry_at}
+            message.update(status=error.status, error=body)
         if rate_limits:
             message["rateLimits"] = rate_limits
         self._send(message)

@@ -94,6 +94,9 @@ def test_websocket_api_requests_count_against_the_same_weight(small: Exchange) -
 
     reply = asyncio.run(ask())
     assert (reply["status"], reply["error"]["code"]) == (429, -1003), reply
+    # as Binance's WebSocket API says when to try again: the minute window's end, in ms
+    data = reply["error"]["data"]
+    assert data["retryAfter"] % 60_000 == 0 and 0 < data["retryAfter"] - data["serverTime"] <= 60_000
 
 
 def test_a_client_the_front_door_names_has_its_own_weight(small: Exchange) -> None:

@@ -94,7 +94,7 @@ def test_an_ip_that_goes_on_after_its_429s_is_banned_418_everywhere_for_longer_e
         with pytest.raises(ApiError) as refused:
             a.request("10.0.0.9", 1, NOW + 30, {})
         ban = refused.value
-        assert (ban.status, ban.code, ban.retry_after) == (418, -1003, 120)
+        assert (ban.status, ban.code, ban.retry_after, ban.retry_at) == (418, -1003, 120, NOW + 19 + 120_000)
         assert ban.msg == (f"Way too much request weight used; IP banned until {NOW + 19 + 120_000}. Please use"
                            " WebSocket Streams for live updates to avoid bans.")  # fmt: skip
         b.request("10.0.0.9", 1, NOW + 40, {})  # b has not synced: it has not heard of the ban
