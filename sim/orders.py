@@ -3,7 +3,6 @@ an account's order reports said: plain data shared by the bots and the three pro
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -88,10 +87,3 @@ class Report:
     fill_qty: Decimal  # 0 when the report is not a fill
     fill_price: Decimal
     done: bool  # the order is no longer open
-
-
-def window_wait(length_s: int, margin: float = 0.2) -> float:
-    """Seconds until the venue's current fixed rate-limit window of ``length_s`` ends (its windows are aligned to
-    the clock): what to wait after a refusal that gave no Retry-After (the WebSocket API's)."""
-    now = time.time()
-    return length_s - now % length_s + margin

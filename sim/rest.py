@@ -121,15 +121,15 @@ def replace_outcome(code: int | None, body: dict[str, Any], http_status: int = 0
     return Outcome(ok=False, code=new_code or cancel_code or code, msg=msg, http_status=http_status)
 
 
-def backoff(outcome: Outcome, own: Gate, shared: Gate, window: Callable[[int], float] | None = None) -> None:
-    """Hold requests back as the venue asked: -1015 (this account's order count) holds the account, -1003 (the
-    process's request weight) and -1008 (the engine is behind) hold everything. Without a Retry-After (the
-    WebSocket API gives none) the rest of the venue's fixed window is waited out."""
+def backoff(outcome: Outcome, own: Gate, shared: Gate) -> None:
+    """Hold requests back as the venue asked (Retry-After, or the WebSocket API's data.retryAfter): -1015 (this
+    account's order count) holds the account, -1003 (the process's request weight, or its IP's ban) and -1008 (the
+    engine is behind) hold everything."""
     wait = outcome.retry_after
     if outcome.code == -1015:
-        own.block(wait if wait is not None else window(10) if window else 1.0)
+        own.block(wait if wait is not None else 1.0)
     elif outcome.code == -1003:
-        shared.block(wait if wait is not None else window(60) if window else 5.0)
+        shared.block(wait if wait is not None else 5.0)
     elif outcome.code == -1008:
         shared.block(wait if wait is not None else 1.0)
 

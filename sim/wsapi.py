@@ -15,12 +15,25 @@ from typing import Any
 
 import aiohttp
 
-from sim.orders import Action, Cancel, Outcome, Place, Replace, Report, no_answer, window_wait
+from sim.orders import Action, Cancel, Outcome, Place, Replace, Report, no_answer
 from sim.rest import RECV_WINDOW, Gate, Http, backoff, json_object, replace_outcome, report_of
 
 log = logging.getLogger("sim.wsapi")
 
 REPLY_TIMEOUT = 10.0  # s: a reply later than this is counted as no answer
+RETRY_MARGIN = 0.2  # s waited beyond a refusal's retryAfter (the venue's windows end on its own clock)
+
+
+def retry_wait(error: dict[str, Any]) -> float | None:
+    """Seconds to hold back after a WebSocket API refusal of a limit or a ban: until its ``data.retryAfter``,
+    measured from the ``serverTime`` beside it (None when the reply gives none)."""
+    data = error.get("data")
+    if not isinstance(data, dict):
+        return None
+    until, now = data.get("retryAfter"), data.get("serverTime")
+    if not isinstance(until, int) or not isinstance(now, int):
+        return None
+    return max(0.0, (until - now) / 1000) + RETRY_MARGIN
 
 
 class Disconnected(Exception):
@@ -172,8 +185,8 @@ class WsTrader:
         if code == -2011:
             return Outcome(ok=False, gone=True)
         outcome = Outcome(ok=False, code=code if code is not None else f"WS {answer.get('status')}",
-                          msg=str(error.get("msg", "")))  # fmt: skip
-        backoff(outcome, self.gate, self.api.http.shared, window_wait)
+                          msg=str(error.get("msg", "")), retry_after=retry_wait(error))  # fmt: skip
+        backoff(outcome, self.gate, self.api.http.shared)
         return outcome
 
     async def execute(self, action: Action) -> Outcome:
