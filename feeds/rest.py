@@ -321,9 +321,8 @@ def _guarded(handler: Endpoint, weigh: weights.Weigher, ready: Callable[[], bool
                 raise NOT_READY
             response = await handler(request, params)
         except ApiError as exc:
-            if exc.retry_after:
-                headers["Retry-After"] = str(exc.retry_after)
-            return JsonResponse(exc.body(), status_code=exc.status, headers=headers)
+            status, body = exc.answer(headers)
+            return JsonResponse(body, status_code=status, headers=headers)
         response.headers.update(headers)
         return response
 

@@ -23,6 +23,12 @@ class ApiError(Exception):
             return {"code": self.code, "msg": self.msg, "data": self.data}
         return {"code": self.code, "msg": self.msg}
 
+    def answer(self, headers: dict[str, str]) -> tuple[int, dict[str, object]]:
+        """The HTTP answer (status, body) of a gateway or a feed, with Retry-After added to ``headers``."""
+        if self.retry_after:
+            headers["Retry-After"] = str(self.retry_after)
+        return self.status, self.body()
+
 
 def bad(code: int, msg: str) -> ApiError:
     return ApiError(400, code, msg)

@@ -613,9 +613,7 @@ async def answered(attempt: Callable[[], Awaitable[T]], headers: dict[str, str],
     try:
         return await attempt()
     except ApiError as exc:
-        if exc.retry_after:
-            headers["Retry-After"] = str(exc.retry_after)
-        return exc.status, exc.body()
+        return exc.answer(headers)
     except HistoryError as exc:
         return 400, {"code": -1100, "msg": str(exc)}
     except Exception:

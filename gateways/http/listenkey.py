@@ -20,7 +20,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from gateways.binance import errors
 from gateways.binance.auth import api_key_of
 from gateways.clock import now_ms
-from gateways.http.outbox import QUEUE, Outbox
+from gateways.http.outbox import TOO_SLOW, Outbox, terminated
 
 if TYPE_CHECKING:
     from gateways.http.app import Gateway
@@ -110,9 +110,8 @@ async def stream(gateway: Gateway, ws: WebSocket, listen_key: str) -> None:
             if text == CLOSED:  # the client closed, or this gateway is stopping
                 return
             if text is None:
-                await ws.send_text(json.dumps({"e": "eventStreamTerminated", "E": now_ms(),
-                                               "reason": f"more than {QUEUE} events unread"}))  # fmt: skip
-                await ws.close(code=1008, reason=f"too slow: more than {QUEUE} events unread")
+                await ws.send_text(json.dumps(terminated()))
+                await ws.close(code=1008, reason=f"too slow: {TOO_SLOW}")
                 return
             await ws.send_text(text)
     except (WebSocketDisconnect, RuntimeError):

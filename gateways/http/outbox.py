@@ -10,7 +10,15 @@ from __future__ import annotations
 
 import asyncio
 
+from gateways.clock import now_ms
+
 QUEUE = 10_000  # texts a client may have waiting before it is dropped
+TOO_SLOW = f"more than {QUEUE} events unread"  # why: in the stream's end event and the close frame (code 1008)
+
+
+def terminated() -> dict[str, object]:
+    """Binance's end of a user data stream, ``eventStreamTerminated`` (Mercury adds the reason)."""
+    return {"e": "eventStreamTerminated", "E": now_ms(), "reason": TOO_SLOW}
 
 
 class Outbox:

@@ -30,7 +30,7 @@ from gateways.binance.errors import ApiError
 from gateways.binance.limits import MY_PREVENTED_MATCHES, MY_TRADES, OPEN_ORDERS, Weight, spent
 from gateways.binance.params import Params, ws_payload
 from gateways.clock import now_ms
-from gateways.http.outbox import QUEUE, Outbox
+from gateways.http.outbox import TOO_SLOW, Outbox, terminated
 
 if TYPE_CHECKING:
     from gateways.http.app import Gateway
@@ -96,11 +96,10 @@ class Connection:
         while True:
             text = await self.outbox.get()
             if text is None:
-                # Binance's end of a subscription, on each of them (Mercury adds the reason)
-                ended = {"e": "eventStreamTerminated", "E": now_ms(), "reason": f"more than {QUEUE} events unread"}
+                ended = terminated()  # on each subscription
                 for subscription in self.subscriptions:
                     await self.ws.send_text(json.dumps({"subscriptionId": subscription, "event": ended}))
-                await self.ws.close(code=1008, reason=f"too slow: more than {QUEUE} events unread")
+                await self.ws.close(code=1008, reason=f"too slow: {TOO_SLOW}")
                 return
             await self.ws.send_text(text)
 
