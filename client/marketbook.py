@@ -21,7 +21,7 @@ import asyncio
 import json
 import urllib.request
 import zlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from decimal import Decimal
 from typing import Any
 
@@ -98,7 +98,7 @@ def fetch_snapshot(rest_url: str, symbol: str, limit: int = 5000) -> dict[str, A
 
 
 async def follow_book(ws_url: str, rest_url: str, symbol: str, stream: str = "depth@100ms",
-                      max_restarts: int = 3) -> AsyncIterator[LocalBook]:  # fmt: skip
+                      max_restarts: int = 3) -> AsyncGenerator[LocalBook, None]:  # fmt: skip
     """Yield the local book after every applied diff, for ever; rebuild it on a gap (at most ``max_restarts``
     times in a row before giving up with BookOutOfSync)."""
     restarts = 0

@@ -5,6 +5,7 @@ a feed restart."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 import time
 from decimal import Decimal
@@ -61,17 +62,22 @@ async def until_reached(follower: asyncio.Task[None], seen: list[Any], done: thr
                     raise AssertionError(f"the follower stopped at {seen[-1][0] if seen else None} of {target}")
                 await asyncio.sleep(0.02)
     finally:
+        # awaited, not only cancelled: its WebSocket must be closed before this loop ends (left to the loop's
+        # shutdown, a socket was once collected unclosed during the next test: a ResourceWarning, an error here)
         follower.cancel()
+        await asyncio.wait([follower])  # until it has ended (its outcome, if any, was read above)
 
 
 async def follow_until(feed: Feed, stream: str, done: threading.Thread, flow: Flow) -> list[tuple[int, LocalBook]]:
     seen: list[tuple[int, LocalBook]] = []
 
     async def follow() -> None:
-        async for book in follow_book(feed.ws, feed.rest, "BTCUSDT", stream, max_restarts=0):
-            copy = LocalBook("BTCUSDT")
-            copy.bids, copy.asks, copy.update_id = dict(book.bids), dict(book.asks), book.update_id
-            seen.append((book.update_id, copy))
+        # aclosing: a cancel closes the generator (and its WebSocket) here, not whenever it is collected
+        async with contextlib.aclosing(follow_book(feed.ws, feed.rest, "BTCUSDT", stream, max_restarts=0)) as books:
+            async for book in books:
+                copy = LocalBook("BTCUSDT")
+                copy.bids, copy.asks, copy.update_id = dict(book.bids), dict(book.asks), book.update_id
+                seen.append((book.update_id, copy))
 
     await until_reached(asyncio.create_task(follow()), seen, done, feed, flow)
     return seen
